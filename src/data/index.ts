@@ -1,0 +1,18 @@
+import { UserError } from '../errors.js';
+import type { Dataset } from './dataset.js';
+import { loadMnist } from './mnist.js';
+
+export const DATASETS = ['mnist'] as const;
+export type DatasetName = (typeof DATASETS)[number];
+
+/** Loads a data set by name from `dataDir` (or its built-in location). */
+export function loadDataset(name: string, dataDir?: string): { train: Dataset; test: Dataset } {
+  switch (name) {
+    case 'mnist':
+      return loadMnist(dataDir);
+    default:
+      throw new UserError(`unknown dataset '${name}' (known: ${DATASETS.join(', ')})`);
+  }
+}
+
+export { holdOutValidation, headDataset, type Dataset, type Splits } from './dataset.js';

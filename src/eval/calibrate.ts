@@ -1,0 +1,108 @@
+import { rowEntropy } from '../runtime/entropy.js';
+
+/** The reference code's threshold grid (LeNet and ResNet), used for every non-final exit. */
+export const REFERENCE_GRID = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2, 3, 5, 10];
+
+export interface OperatingPoint {
+  thresholds: number[];
+  accuracy: number;
+  exitFractions: number[];
+  /** Expected multiply-accumulates per sample (segments and heads run up to the answering exit). */
+  macs: number;
+}
+
+export interface Calibration {
+  split: 'validation';
+  samples: number;
+  baselineAccuracy: number;
+  maxDrop: number;
+  grid: number[];
+  /** The chosen point: the cheapest frontier point with accuracy >= baselineAccuracy - maxDrop. */
+  chosen: OperatingPoint;
+  /** False when no point met the target and the most accurate one was chosen instead. */
+  metTarget: boolean;
+  /** The monotone accuracy-versus-cost frontier, cheapest first. */
+  frontier: OperatingPoint[];
+}
+
+/** MACs per sample of answering at each exit: every segment and head up to and including it. */
+export function cumulativeExitMacs(macs: { segments: number[]; heads: number[] }): number[] {
+  let total = 0;
+  return macs.segments.map((s, k) => (total += s + macs.heads[k]));
+}
+
+function* cartesian(lists: number[][]): Generator<number[]> {
+  if (lists.length === 0) {
+    yield [];
+    return;
+  }
+  const [first, ...rest] = lists;
+  for (const v of first) for (const tail of cartesian(rest)) yield [v, ...tail];
+}
+
+/** Keeps the points that are more accurate than every cheaper point, cheapest first. */
+export function paretoFrontier(points: OperatingPoint[]): OperatingPoint[] {
+  const sorted = [...points].sort((a, b) => a.macs - b.macs || b.accuracy - a.accuracy);
+  const frontier: OperatingPoint[] = [];
+  for (const p of sorted) {
+    if (frontier.length === 0 || p.accuracy > frontier[frontier.length - 1].accuracy) frontier.push(p);
+  }
+  return frontier;
+}
+
+/**
+ * Sweeps the Cartesian product of `grid` over the non-final exits on held-out data, keeps the
+ * monotone accuracy-versus-MACs frontier and picks the cheapest setting whose accuracy is at
+ * least `baselineAccuracy - maxDrop`.
+ */
+export function calibrate(args: {
+  exitLogits: ArrayLike<number>[];
+  labels: Uint8Array;
+  classes: number;
+  exitMacs: number[];
+  baselineAccuracy: number;
+  maxDrop?: number;
+  grid?: number[];
+}): Calibration {
+  const { exitLogits, labels, classes, exitMacs } = args;
+  const maxDrop = args.maxDrop ?? 0;
+  const grid = args.grid ?? REFERENCE_GRID;
+  const exits = exitLogits.length;
+  const n = labels.length;
+  if (n === 0) throw new RangeError('calibrate: no samples');
+  const entropy = exitLogits.map(() => new Float64Array(n));
+  const correct = exitLogits.map(() => new Uint8Array(n));
+  for (let k = 0; k < exits; k++) {
+    for (let i = 0; i < n; i++) {
+      const r = rowEntropy(exitLogits[k], i, classes);
+      entropy[k][i] = r.entropy;
+      correct[k][i] = r.argmax === labels[i] ? 1 : 0;
+    }
+  }
+  const points: OperatingPoint[] = [];
+  for (const thresholds of cartesian(new Array(exits - 1).fill(grid))) {
+    const counts = new Array(exits).fill(0);
+    let right = 0;
+    for (let i = 0; i < n; i++) {
+      let k = 0;
+      while (k < exits - 1 && !(entropy[k][i] < thresholds[k])) k++;
+      counts[k]++;
+      right += correct[k][i];
+    }
+    const exitFractions = counts.map((c) => c / n);
+    points.push({ thresholds, accuracy: right / n, exitFractions, macs: exitFractions.reduce((s, f, k) => s + f * exitMacs[k], 0) });
+  }
+  const frontier = paretoFrontier(points);
+  const target = args.baselineAccuracy - maxDrop;
+  const meeting = frontier.find((p) => p.accuracy >= target - 1e-12);
+  return {
+    split: 'validation',
+    samples: n,
+    baselineAccuracy: args.baselineAccuracy,
+    maxDrop,
+    grid,
+    chosen: meeting ?? frontier[frontier.length - 1],
+    metTarget: meeting !== undefined,
+    frontier,
+  };
+}

@@ -1,0 +1,121 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../errors.js';
+import type { PackEntry } from '../io/tensor_pack.js';
+import { packArrays, unpackArrays, writeFileAtomic } from '../io/tensor_pack.js';
+import { analyseSpec, BranchyNet } from './network.js';
+import type { BranchyNetSpec } from './spec.js';
+import { baselineOf } from './spec.js';
+import { assignWeights, readWeights } from './weights.js';
+
+export const MODEL_FORMAT = 'branchynet-model';
+export const MODEL_VERSION = 1;
+
+/** What a saved model directory's model.json holds besides the weights. */
+export interface ModelMeta {
+  /** Entropy threshold of each non-final exit; null until calibrated. */
+  thresholds: number[] | null;
+  calibration?: unknown;
+  training?: unknown;
+  dataset?: string;
+}
+
+interface ModelJson extends ModelMeta {
+  format: typeof MODEL_FORMAT;
+  version: number;
+  spec: BranchyNetSpec;
+  macs: { segments: number[]; heads: number[]; baseline: number };
+  weights: { file: string; manifest: PackEntry[] };
+  baseline: { spec: BranchyNetSpec; weights: { file: string; manifest: PackEntry[] } } | null;
+}
+
+export interface LoadedModel extends ModelMeta {
+  dir: string;
+  spec: BranchyNetSpec;
+  net: BranchyNet;
+  /** The separately trained trunk-alone network, when the directory has one. */
+  baseline: BranchyNet | null;
+}
+
+/** Saves a model directory: model.json, weights.bin and (optionally) baseline.bin. */
+export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | null, meta: ModelMeta): void {
+  mkdirSync(dir, { recursive: true });
+  const weights = packArrays(readWeights(net));
+  writeFileAtomic(join(dir, 'weights.bin'), [weights.bytes]);
+  let baselineEntry: ModelJson['baseline'] = null;
+  if (baseline) {
+    const packed = packArrays(readWeights(baseline));
+    writeFileAtomic(join(dir, 'baseline.bin'), [packed.bytes]);
+    baselineEntry = { spec: baseline.spec, weights: { file: 'baseline.bin', manifest: packed.manifest } };
+  }
+  const macs = net.macs();
+  const json: ModelJson = {
+    format: MODEL_FORMAT,
+    version: MODEL_VERSION,
+    spec: net.spec,
+    ...meta,
+    macs: { ...macs, baseline: baseline ? baseline.macs().segments[0] : macs.segments.reduce((a, b) => a + b, 0) },
+    weights: { file: 'weights.bin', manifest: weights.manifest },
+    baseline: baselineEntry,
+  };
+  writeFileAtomic(join(dir, 'model.json'), [new TextEncoder().encode(JSON.stringify(json, null, 1) + '\n')]);
+}
+
+function readJson(path: string): ModelJson {
+  if (!existsSync(path)) throw new UserError(`${path}: no such file; --model must name a directory written by 'branchynet train'`);
+  let json: ModelJson;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (json.format !== MODEL_FORMAT) throw new UserError(`${path}: not a branchynet model (format '${json.format}')`);
+  if (json.version !== MODEL_VERSION) throw new UserError(`${path}: model format version ${json.version} is not supported (this is ${MODEL_VERSION})`);
+  return json;
+}
+
+function loadNet(dir: string, spec: BranchyNetSpec, weights: ModelJson['weights']): BranchyNet {
+  const path = join(dir, weights.file);
+  try {
+    analyseSpec(spec);
+  } catch (e) {
+    throw new UserError(`${join(dir, 'model.json')}: invalid model spec: ${(e as Error).message}`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  const net = new BranchyNet(spec);
+  try {
+    assignWeights(net, unpackArrays(weights.manifest, bytes, path), path);
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  return net;
+}
+
+export function loadModel(dir: string): LoadedModel {
+  const json = readJson(join(dir, 'model.json'));
+  const net = loadNet(dir, json.spec, json.weights);
+  const baseline = json.baseline ? loadNet(dir, json.baseline.spec, json.baseline.weights) : null;
+  return {
+    dir,
+    spec: json.spec,
+    net,
+    baseline,
+    thresholds: json.thresholds,
+    calibration: json.calibration,
+    training: json.training,
+    dataset: json.dataset,
+  };
+}
+
+/** The trunk-alone network of `net` carrying its trunk weights (when no separate baseline was trained). */
+export function trunkOf(net: BranchyNet): BranchyNet {
+  const trunk = new BranchyNet(baselineOf(net.spec));
+  trunk.copyParamsFrom(net);
+  return trunk;
+}

@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { MaxPoolSpec, Shape } from '../spec.js';
+import type { LayerImpl } from './types.js';
+
+function outSize(n: number, size: number, stride: number, pad: number, roundUp: boolean): number {
+  const span = n + 2 * pad - size;
+  return (roundUp ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1;
+}
+
+function geometry(spec: MaxPoolSpec, input: Shape) {
+  if (input.length !== 3) throw new Error(`maxPool: expects an [h, w, c] input, got [${input.join(', ')}]`);
+  const stride = spec.stride ?? spec.size;
+  const pad = spec.pad ?? 0;
+  const roundUp = spec.roundUp ?? true;
+  if (!Number.isInteger(spec.size) || spec.size < 1) throw new Error(`maxPool: size must be an integer >= 1, got ${spec.size}`);
+  if (!Number.isInteger(stride) || stride < 1) throw new Error(`maxPool: stride must be an integer >= 1, got ${stride}`);
+  const [h, w, c] = input;
+  if (h + 2 * pad < spec.size || w + 2 * pad < spec.size) {
+    throw new Error(`maxPool: window ${spec.size} is larger than the padded input ${h + 2 * pad}x${w + 2 * pad}`);
+  }
+  const oh = outSize(h, spec.size, stride, pad, roundUp);
+  const ow = outSize(w, spec.size, stride, pad, roundUp);
+  // Rounding up adds a partial last window: pad the bottom/right edge so it exists. Max pooling
+  // ignores padded cells on both backends, as Chainer's cover_all does.
+  const extraH = (oh - 1) * stride + spec.size - h - 2 * pad;
+  const extraW = (ow - 1) * stride + spec.size - w - 2 * pad;
+  return { oh, ow, c, stride, padding: [[0, 0], [pad, pad + extraH], [pad, pad + extraW], [0, 0]] as tf.backend_util.ExplicitPadding };
+}
+
+export const maxPool: LayerImpl<MaxPoolSpec> = {
+  kind: 'maxPool',
+  outputShape(spec, input) {
+    const { oh, ow, c } = geometry(spec, input);
+    return [oh, ow, c];
+  },
+  params: () => [],
+  macs: () => 0,
+  forward(spec, x) {
+    const { stride, padding } = geometry(spec, x.shape.slice(1));
+    const allZero = padding.every(([a, b]) => a === 0 && b === 0);
+    return tf.maxPool(x as tf.Tensor4D, spec.size, stride, allZero ? 'valid' : padding);
+  },
+};

@@ -1,0 +1,32 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { LayerSpec, Shape } from '../spec.js';
+
+export interface ParamDecl {
+  /** Short name within the layer, e.g. 'w' or 'b'. */
+  name: string;
+  shape: number[];
+  init: 'lecunNormal' | 'zeros' | 'ones';
+  /** Inputs feeding one output unit, for the initialiser's scale. */
+  fanIn: number;
+}
+
+export type Params = Record<string, tf.Tensor>;
+
+export interface ForwardOptions {
+  training: boolean;
+}
+
+export type Activation = 'relu';
+
+/** One layer kind: its shapes, parameters, cost and computation, side by side. */
+export interface LayerImpl<S extends LayerSpec = LayerSpec> {
+  kind: S['kind'];
+  /** Checks the attributes and the input shape; returns the output shape. */
+  outputShape(spec: S, input: Shape): Shape;
+  params(spec: S, input: Shape): ParamDecl[];
+  /** Multiply-accumulates for one sample. */
+  macs(spec: S, input: Shape): number;
+  forward(spec: S, x: tf.Tensor, params: Params, options: ForwardOptions): tf.Tensor;
+  /** Forward with a following activation fused into the same kernel (inference only). */
+  fusedForward?(spec: S, x: tf.Tensor, params: Params, activation: Activation): tf.Tensor;
+}

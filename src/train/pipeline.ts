@@ -1,0 +1,179 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Dataset } from '../data/dataset.js';
+import { UserError } from '../errors.js';
+import type { NamedArray } from '../io/tensor_pack.js';
+import { readPackFile, writePackFile } from '../io/tensor_pack.js';
+import { BranchyNet } from '../model/network.js';
+import type { BranchyNetSpec } from '../model/spec.js';
+import { baselineOf } from '../model/spec.js';
+import { assignWeights, readWeights } from '../model/weights.js';
+import type { EpochRecord, PhaseConfig, PhaseState } from './trainer.js';
+import { createOptimizer, restoreOptimizer, saveOptimizer, trainPhase } from './trainer.js';
+
+export interface TrainOptions {
+  /** Epochs of the baseline (trunk alone); 0 skips it and the branchy net starts from scratch. */
+  baselineEpochs: number;
+  /** Epochs of joint training of all exits. */
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  seed: number;
+  /** Weight of each exit's loss; default 1.0 each (the reference code). */
+  lossWeights?: number[];
+}
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  baselineEpochs: 50,
+  epochs: 100,
+  batchSize: 512,
+  learningRate: 0.001,
+  beta1: 0.9,
+  beta2: 0.999,
+  epsilon: 1e-8,
+  seed: 1,
+};
+
+export interface TrainHistory {
+  baseline: EpochRecord[];
+  joint: EpochRecord[];
+}
+
+interface CheckpointHeader {
+  kind: 'branchynet-checkpoint';
+  spec: BranchyNetSpec;
+  options: TrainOptions;
+  dataset: { train: number; validation: number };
+  phase: 'baseline' | 'joint';
+  epochsDone: number;
+  history: TrainHistory;
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.bin';
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Trains the baseline (the trunk alone), then the branchy network warm-started from it, all exits
+ * jointly. Checkpoints `outDir/checkpoint.bin` atomically after every epoch; with `resume` it
+ * continues from there, losing at most the epoch in progress.
+ */
+export async function trainBranchyNet(args: {
+  spec: BranchyNetSpec;
+  train: Dataset;
+  validation: Dataset;
+  outDir: string;
+  options: TrainOptions;
+  resume: boolean;
+  log: (line: string) => void;
+  progress?: (line: string) => void;
+}): Promise<{ net: BranchyNet; baseline: BranchyNet | null; history: TrainHistory; seconds: number }> {
+  const { spec, train, validation, outDir, options, log } = args;
+  const started = performance.now();
+  const exits = spec.segments.length;
+  const lossWeights = options.lossWeights ?? spec.lossWeights ?? new Array(exits).fill(1);
+  if (lossWeights.length !== exits) throw new UserError(`--loss-weights: ${spec.name} has ${exits} exits, got ${lossWeights.length} weights`);
+  const resolved: TrainOptions = { ...options, lossWeights };
+  mkdirSync(outDir, { recursive: true });
+  const checkpointPath = join(outDir, CHECKPOINT_FILE);
+  const datasetSizes = { train: train.count, validation: validation.count };
+
+  let header: CheckpointHeader = {
+    kind: 'branchynet-checkpoint',
+    spec,
+    options: resolved,
+    dataset: datasetSizes,
+    phase: options.baselineEpochs > 0 ? 'baseline' : 'joint',
+    epochsDone: 0,
+    history: { baseline: [], joint: [] },
+  };
+  let saved: NamedArray[] = [];
+  if (existsSync(checkpointPath)) {
+    if (!args.resume) {
+      throw new UserError(`${checkpointPath} exists: pass --resume to continue that run, or choose another --out`);
+    }
+    const ckpt = readPackFile<CheckpointHeader>(checkpointPath);
+    if (ckpt.header.kind !== 'branchynet-checkpoint') throw new UserError(`${checkpointPath}: not a training checkpoint`);
+    const { epochs: _e, baselineEpochs: _b, ...fixedNow } = resolved;
+    const { epochs: _e2, baselineEpochs: _b2, ...fixedThen } = ckpt.header.options;
+    if (!sameJson(ckpt.header.spec, spec) || !sameJson(fixedThen, fixedNow) || !sameJson(ckpt.header.dataset, datasetSizes)) {
+      throw new UserError(
+        `${checkpointPath} was written with another model, data split or settings (${JSON.stringify(ckpt.header.options)}); ` +
+          'resume with the same ones, or choose another --out',
+      );
+    }
+    if (ckpt.header.phase === 'joint' && resolved.baselineEpochs !== ckpt.header.options.baselineEpochs) {
+      throw new UserError(`${checkpointPath}: the baseline already finished after ${ckpt.header.options.baselineEpochs} epochs; resume with --baseline-epochs ${ckpt.header.options.baselineEpochs}`);
+    }
+    header = { ...ckpt.header, options: resolved };
+    saved = ckpt.arrays;
+    log(`resuming ${checkpointPath}: ${header.phase} phase, ${header.epochsDone} epochs done`);
+  } else if (args.resume) {
+    log(`no checkpoint at ${checkpointPath}: starting a new run`);
+  }
+
+  const phaseConfig = (epochs: number, seed: number): PhaseConfig => ({ ...resolved, epochs, seed, lossWeights: [] });
+  const optimizerArrays = (prefix: string) =>
+    saved.filter((a) => a.name.startsWith(prefix)).map((a) => ({ ...a, name: a.name.slice(prefix.length) }));
+  const checkpoint = async (phase: 'baseline' | 'joint', epochsDone: number, state: PhaseState | null, nets: { prefix: string; net: BranchyNet }[]) => {
+    header = { ...header, phase, epochsDone };
+    const arrays = nets.flatMap(({ prefix, net }) => readWeights(net, prefix));
+    if (state) arrays.push(...(await saveOptimizer(state.optimizer, 'optimizer/')));
+    writePackFile(checkpointPath, header, arrays);
+  };
+
+  // Phase 1: the baseline, the trunk alone.
+  let baseline: BranchyNet | null = null;
+  if (resolved.baselineEpochs > 0) {
+    baseline = new BranchyNet(baselineOf(spec), resolved.seed);
+    if (saved.length > 0) assignWeights(baseline, saved, checkpointPath, 'baseline/');
+    if (header.phase === 'baseline') {
+      const state: PhaseState = { epochsDone: header.epochsDone, history: header.history.baseline, optimizer: createOptimizer(resolved) };
+      await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'));
+      const base = baseline;
+      await trainPhase({
+        phase: 'baseline',
+        net: base,
+        train,
+        validation,
+        config: { ...phaseConfig(resolved.baselineEpochs, resolved.seed), lossWeights: [1] },
+        state,
+        log,
+        progress: args.progress,
+        onEpoch: (s) => checkpoint('baseline', s.epochsDone, s, [{ prefix: 'baseline/', net: base }]),
+      });
+      state.optimizer.dispose();
+      await checkpoint('joint', 0, null, [{ prefix: 'baseline/', net: base }]);
+    }
+  }
+
+  // Phase 2: the branchy network, warm-started from the baseline, all exits jointly.
+  const net = new BranchyNet(spec, resolved.seed);
+  const state: PhaseState = { epochsDone: header.epochsDone, history: header.history.joint, optimizer: createOptimizer(resolved) };
+  if (header.epochsDone > 0) {
+    assignWeights(net, saved, checkpointPath, 'branchy/');
+    await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'));
+  } else if (baseline) {
+    const copied = net.copyParamsFrom(baseline);
+    log(`joint training warm-started from the baseline (${copied.length} trunk parameters copied)`);
+  }
+  const nets = (n: BranchyNet) => [...(baseline ? [{ prefix: 'baseline/', net: baseline }] : []), { prefix: 'branchy/', net: n }];
+  await trainPhase({
+    phase: 'joint',
+    net,
+    train,
+    validation,
+    config: { ...phaseConfig(resolved.epochs, resolved.seed), lossWeights },
+    state,
+    log,
+    progress: args.progress,
+    onEpoch: (s) => checkpoint('joint', s.epochsDone, s, nets(net)),
+  });
+  state.optimizer.dispose();
+  return { net, baseline, history: header.history, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,155 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Dataset } from '../data/dataset.js';
+import { imageSize } from '../data/dataset.js';
+import type { NamedArray } from '../io/tensor_pack.js';
+import type { BranchyNet } from '../model/network.js';
+import { deriveSeed, Rng } from '../rng.js';
+import { accuracyOf, allExitLogits } from '../runtime/full_forward.js';
+import { jointLoss } from './loss.js';
+
+export interface OptimizerConfig {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+}
+
+export interface PhaseConfig extends OptimizerConfig {
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  /** Weight of each exit's loss (length = exits). */
+  lossWeights: number[];
+}
+
+export interface EpochRecord {
+  epoch: number;
+  /** Mean training loss of each exit over the epoch. */
+  loss: number[];
+  /** Validation accuracy of each exit after the epoch. */
+  validationAccuracy: number[];
+  imagesPerSecond: number;
+  seconds: number;
+}
+
+export interface PhaseState {
+  epochsDone: number;
+  history: EpochRecord[];
+  optimizer: tf.AdamOptimizer;
+}
+
+export function createOptimizer(config: OptimizerConfig): tf.AdamOptimizer {
+  return tf.train.adam(config.learningRate, config.beta1, config.beta2, config.epsilon);
+}
+
+/** The optimiser's state as plain arrays (its step count first), for checkpoints. */
+export async function saveOptimizer(optimizer: tf.Optimizer, prefix: string): Promise<NamedArray[]> {
+  const weights = await optimizer.getWeights();
+  return weights.map((w) => ({ name: prefix + w.name, shape: w.tensor.shape.slice(), data: Float32Array.from(w.tensor.dataSync()) }));
+}
+
+export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArray[]): Promise<void> {
+  if (arrays.length === 0) return;
+  const [iter, ...rest] = arrays;
+  await optimizer.setWeights([
+    { name: 'iter', tensor: tf.scalar(Math.round(iter.data[0]), 'int32') },
+    ...rest.map((a) => ({ name: a.name, tensor: tf.tensor(a.data, a.shape) })),
+  ]);
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+function fillBatch(data: Dataset, order: Int32Array, start: number, n: number, images: Float32Array, labels: Int32Array): void {
+  const size = imageSize(data);
+  for (let i = 0; i < n; i++) {
+    const j = order[start + i];
+    images.set(data.images.subarray(j * size, (j + 1) * size), i * size);
+    labels[i] = data.labels[j];
+  }
+}
+
+/**
+ * Trains all exits of `net` jointly for the epochs still to do, calling `onEpoch` after each
+ * (the place to checkpoint). Each epoch's shuffle comes from (seed, phase, epoch), so a resumed
+ * run sees the same batches as an uninterrupted one.
+ */
+export async function trainPhase(options: {
+  phase: string;
+  net: BranchyNet;
+  train: Dataset;
+  validation: Dataset;
+  config: PhaseConfig;
+  state: PhaseState;
+  onEpoch: (state: PhaseState) => Promise<void> | void;
+  log: (line: string) => void;
+  progress?: (line: string) => void;
+}): Promise<void> {
+  const { phase, net, train, validation, config, state, log } = options;
+  const exits = net.exits;
+  if (config.lossWeights.length !== exits) throw new Error(`trainPhase: ${exits} exits need ${exits} loss weights`);
+  const size = imageSize(train);
+  const batchImages = new Float32Array(config.batchSize * size);
+  const batchLabels = new Int32Array(config.batchSize);
+  const variables = net.variables;
+  const batches = Math.ceil(train.count / config.batchSize);
+  const classes = net.spec.classes;
+  let recentSecondsPerEpoch = NaN;
+
+  for (let epoch = state.epochsDone + 1; epoch <= config.epochs; epoch++) {
+    const started = performance.now();
+    const order = new Rng(deriveSeed(config.seed, phase, epoch)).permutation(train.count);
+    const lossSums = new Float64Array(exits);
+    for (let b = 0; b < batches; b++) {
+      const start = b * config.batchSize;
+      const n = Math.min(config.batchSize, train.count - start);
+      fillBatch(train, order, start, n, batchImages, batchLabels);
+      const perExit = tf.tidy(() => {
+        const x = tf.tensor4d(batchImages.subarray(0, n * size), [n, ...train.shape]);
+        const oneHot = tf.oneHot(tf.tensor1d(batchLabels.subarray(0, n), 'int32'), classes);
+        let losses: tf.Tensor | undefined;
+        const { grads } = tf.variableGrads(() => {
+          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true }), oneHot, config.lossWeights);
+          losses = tf.keep(tf.stack(perExit));
+          return total;
+        }, variables);
+        // applyGradients is typed for variables but takes gradient tensors (as tfjs's own minimize does).
+        state.optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer["applyGradients"]>[0]);
+        return losses!;
+      });
+      const values = perExit.dataSync();
+      perExit.dispose();
+      for (let k = 0; k < exits; k++) lossSums[k] += values[k] * n;
+      if (options.progress && (b % 10 === 9 || b === batches - 1)) {
+        options.progress(`[${phase}] epoch ${epoch}/${config.epochs} batch ${b + 1}/${batches}`);
+      }
+    }
+    const trainSeconds = (performance.now() - started) / 1000;
+    const logits = allExitLogits(net, validation);
+    const validationAccuracy = logits.map((l) => accuracyOf(l, validation.labels, classes));
+    const seconds = (performance.now() - started) / 1000;
+    recentSecondsPerEpoch = Number.isNaN(recentSecondsPerEpoch) ? seconds : 0.7 * recentSecondsPerEpoch + 0.3 * seconds;
+    const record: EpochRecord = {
+      epoch,
+      loss: Array.from(lossSums, (s) => s / train.count),
+      validationAccuracy,
+      imagesPerSecond: train.count / trainSeconds,
+      seconds,
+    };
+    state.history.push(record);
+    state.epochsDone = epoch;
+    const perExit = (values: number[], f: (v: number) => string) => values.map((v, k) => `e${k + 1} ${f(v)}`).join(' ');
+    log(
+      `[${phase}] epoch ${epoch}/${config.epochs}  loss ${perExit(record.loss, (v) => v.toFixed(4))}` +
+        `  val acc ${perExit(validationAccuracy, (v) => (100 * v).toFixed(2) + '%')}` +
+        `  ${Math.round(record.imagesPerSecond)} img/s  ${seconds.toFixed(1)} s` +
+        `  ETA ${formatDuration((config.epochs - epoch) * recentSecondsPerEpoch)}`,
+    );
+    await options.onEpoch(state);
+  }
+}

@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Dataset } from './data/dataset.js';
+import type { Calibration } from './eval/calibrate.js';
+import { calibrate, cumulativeExitMacs, REFERENCE_GRID } from './eval/calibrate.js';
+import type { EvalReport } from './eval/report.js';
+import { evaluate } from './eval/report.js';
+import type { LoadedModel } from './model/io.js';
+import { saveModel, trunkOf } from './model/io.js';
+import type { BranchyNet } from './model/network.js';
+import type { BranchyNetSpec } from './model/spec.js';
+import { accuracyOf, allExitLogits } from './runtime/full_forward.js';
+import { TfjsRunner } from './runtime/tfjs_runner.js';
+import type { TrainOptions } from './train/pipeline.js';
+import { trainBranchyNet } from './train/pipeline.js';
+
+export type Log = (line: string) => void;
+
+/** Calibrates thresholds on held-out data against the baseline's accuracy there. */
+export function calibrateModel(net: BranchyNet, baseline: BranchyNet, validation: Dataset, maxDrop: number, grid = REFERENCE_GRID): Calibration {
+  const classes = net.spec.classes;
+  const baselineAccuracy = accuracyOf(allExitLogits(baseline, validation)[0], validation.labels, classes);
+  return calibrate({
+    exitLogits: allExitLogits(net, validation),
+    labels: validation.labels,
+    classes,
+    exitMacs: cumulativeExitMacs(net.macs()),
+    baselineAccuracy,
+    maxDrop,
+    grid,
+  });
+}
+
+export function describeCalibration(c: Calibration): string {
+  const p = c.chosen;
+  return (
+    `calibrated on ${c.samples} validation samples: thresholds [${p.thresholds.join(', ')}], ` +
+    `accuracy ${(100 * p.accuracy).toFixed(2)}% (baseline ${(100 * c.baselineAccuracy).toFixed(2)}%, max drop ${(100 * c.maxDrop).toFixed(2)} points), ` +
+    `exits ${p.exitFractions.map((f) => (100 * f).toFixed(1) + '%').join(' / ')}` +
+    (c.metTarget ? '' : ' -- no setting met the target; the most accurate one was chosen')
+  );
+}
+
+/** Trains (or resumes), calibrates and saves a model directory. */
+export async function trainAndSave(args: {
+  spec: BranchyNetSpec;
+  datasetName: string;
+  train: Dataset;
+  validation: Dataset;
+  outDir: string;
+  options: TrainOptions;
+  resume: boolean;
+  maxDrop: number;
+  log: Log;
+  progress?: Log;
+}): Promise<{ net: BranchyNet; baseline: BranchyNet; calibration: Calibration }> {
+  const { net, baseline, history, seconds } = await trainBranchyNet({ ...args });
+  const reference = baseline ?? trunkOf(net);
+  const calibration = calibrateModel(net, reference, args.validation, args.maxDrop);
+  args.log(describeCalibration(calibration));
+  saveModel(args.outDir, net, baseline, {
+    thresholds: calibration.chosen.thresholds,
+    calibration,
+    dataset: args.datasetName,
+    training: { options: { ...args.options, lossWeights: args.options.lossWeights ?? args.spec.lossWeights }, validationSize: args.validation.count, history, seconds },
+  });
+  args.log(`saved ${join(args.outDir, 'model.json')}`);
+  return { net, baseline: reference, calibration };
+}
+
+export function evaluateModel(model: LoadedModel, test: Dataset, options: { thresholds?: number[]; timingSamples?: number; batchSize?: number; log?: Log }): EvalReport {
+  const thresholds = options.thresholds ?? model.thresholds;
+  if (!thresholds) throw new Error(`${model.dir}: the model has no calibrated thresholds; run 'branchynet calibrate' or pass --thresholds`);
+  const baselineNet = model.baseline ?? trunkOf(model.net);
+  return evaluate({
+    name: model.spec.name,
+    dataset: model.dataset ?? 'unknown',
+    runtime: 'tfjs',
+    net: model.net,
+    baselineNet,
+    early: new TfjsRunner(model.net),
+    base: new TfjsRunner(baselineNet),
+    test,
+    thresholds,
+    timingSamples: options.timingSamples,
+    batchSize: options.batchSize,
+    log: options.log,
+  });
+}
+
+export function hasModel(dir: string): boolean {
+  return existsSync(join(dir, 'model.json'));
+}
