@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Rng } from '../rng.js';
+import { calibrate, cumulativeExitMacs, paretoFrontier } from './calibrate.js';
+import type { OperatingPoint } from './calibrate.js';
+
+test('cumulativeExitMacs adds every segment and head up to each exit', () => {
+  assert.deepEqual(cumulativeExitMacs({ segments: [10, 100, 50], heads: [5, 7, 0] }), [15, 122, 172]);
+});
+
+test('paretoFrontier keeps only points more accurate than every cheaper one', () => {
+  const p = (macs: number, accuracy: number): OperatingPoint => ({ thresholds: [macs], accuracy, exitFractions: [], macs });
+  const frontier = paretoFrontier([p(5, 0.9), p(1, 0.8), p(3, 0.7), p(4, 0.9), p(2, 0.85), p(6, 0.95)]);
+  assert.deepEqual(frontier.map((x) => x.macs), [1, 2, 4, 6]);
+});
+
+test('calibrate sweeps the grid, and picks the cheapest setting within the tolerance', () => {
+  const rng = new Rng(3);
+  const n = 400;
+  const classes = 3;
+  const labels = Uint8Array.from({ length: n }, () => rng.int(classes));
+  // Exit 1 is confident and right on even samples, unsure and wrong on odd ones; exit 2 is always right.
+  const exit1 = new Float32Array(n * classes);
+  const exit2 = new Float32Array(n * classes);
+  for (let i = 0; i < n; i++) {
+    const confident = i % 2 === 0;
+    for (let c = 0; c < classes; c++) exit1[i * classes + c] = confident ? (c === labels[i] ? 8 : 0) : c === (labels[i] + 1) % classes ? 0.3 : 0;
+    exit2[i * classes + labels[i]] = 5;
+  }
+  const c = calibrate({ exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineAccuracy: 1, grid: [0.001, 0.01, 0.1, 1, 2] });
+  // 0.01 lets exactly the confident half leave (their entropy is about 0.0013 < 0.01), keeping 100 %.
+  assert.deepEqual(c.chosen.thresholds, [0.01]);
+  assert.equal(c.chosen.accuracy, 1);
+  assert.deepEqual(c.chosen.exitFractions, [0.5, 0.5]);
+  assert.equal(c.chosen.macs, 55);
+  assert.ok(c.metTarget);
+  // Allowing a 50-point drop picks the cheapest point: everything at exit 1.
+  const loose = calibrate({ exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineAccuracy: 1, maxDrop: 0.5, grid: [0.001, 0.01, 0.1, 1, 2] });
+  assert.deepEqual(loose.chosen.exitFractions, [1, 0]);
+  assert.equal(loose.chosen.accuracy, 0.5);
+  // An unreachable target falls back to the most accurate point and says so.
+  const strict = calibrate({ exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineAccuracy: 1.01, grid: [0.01, 2] });
+  assert.equal(strict.metTarget, false);
+  assert.equal(strict.chosen.accuracy, 1);
+});
