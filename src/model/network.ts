@@ -124,8 +124,9 @@ export class BranchyNet {
       this.params.set(name, tf.variable(init, true));
       init.dispose();
     }
-    this.inferenceSegments = this.segments.map((b) => this.inferencePlan(b));
-    this.inferenceHeads = this.heads.map((b) => this.inferencePlan(b));
+    const plan = hoistSharedPrefixes(this.segments, this.heads);
+    this.inferenceSegments = plan.segments.map((layers) => this.inferencePlan(layers));
+    this.inferenceHeads = plan.heads.map((layers) => this.inferencePlan(layers));
   }
 
   get exits(): number {
@@ -177,9 +178,8 @@ export class BranchyNet {
    * The inference plan of a block: a conv or dense layer absorbs a following relu, and also a
    * relu that follows it after a max pool (max pooling commutes with the monotone relu).
    */
-  private inferencePlan(block: Block): Step[] {
+  private inferencePlan(layers: CompiledLayer[]): Step[] {
     const steps: Step[] = [];
-    const layers = block.layers;
     for (let i = 0; i < layers.length; i++) {
       const layer = layers[i];
       const impl = layerImpl(layer.spec);
@@ -231,6 +231,30 @@ export class BranchyNet {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
   }
+}
+
+/**
+ * Where an exit's head and the next trunk segment begin with the same parameter-free layers (in
+ * B-LeNet both start with max pool and relu), those layers are computed once, at the end of the
+ * segment, and their output is what the exit and the trunk continue from. Same arithmetic, fewer ops.
+ */
+function hoistSharedPrefixes(segments: Block[], heads: Block[]): { segments: CompiledLayer[][]; heads: CompiledLayer[][] } {
+  const segs = segments.map((b) => b.layers.slice());
+  const hds = heads.map((b) => b.layers.slice());
+  for (let k = 0; k + 1 < segs.length; k++) {
+    let shared = 0;
+    while (
+      shared < hds[k].length - 1 &&
+      shared < segs[k + 1].length - 1 &&
+      Object.keys(hds[k][shared].paramNames).length === 0 &&
+      JSON.stringify(hds[k][shared].spec) === JSON.stringify(segs[k + 1][shared].spec)
+    ) {
+      shared++;
+    }
+    segs[k].push(...segs[k + 1].splice(0, shared));
+    hds[k].splice(0, shared);
+  }
+  return { segments: segs, heads: hds };
 }
 
 function runSteps(steps: Step[], x: tf.Tensor): tf.Tensor {
