@@ -4,7 +4,7 @@ import { layerImpl } from './layers/index.js';
 import type { ForwardOptions, ParamDecl } from './layers/index.js';
 import type { BranchyNetSpec, LayerSpec, Shape } from './spec.js';
 
-interface CompiledLayer {
+export interface CompiledLayer {
   spec: LayerSpec;
   inputShape: Shape;
   outputShape: Shape;
@@ -111,6 +111,11 @@ export class BranchyNet {
   /** Parameters in a fixed order (the order of saving and of the optimiser's state). */
   readonly paramList: NamedParam[];
   readonly params = new Map<string, tf.Variable>();
+  /**
+   * The layers each inference stage runs: segment k (plus the parameter-free layers its exit head
+   * shares with the next segment) and head k. Runtimes and exporters follow this plan.
+   */
+  readonly stages: { segments: CompiledLayer[][]; heads: CompiledLayer[][] };
   private readonly inferenceSegments: Step[][];
   private readonly inferenceHeads: Step[][];
 
@@ -124,9 +129,9 @@ export class BranchyNet {
       this.params.set(name, tf.variable(init, true));
       init.dispose();
     }
-    const plan = hoistSharedPrefixes(this.segments, this.heads);
-    this.inferenceSegments = plan.segments.map((layers) => this.inferencePlan(layers));
-    this.inferenceHeads = plan.heads.map((layers) => this.inferencePlan(layers));
+    this.stages = hoistSharedPrefixes(this.segments, this.heads);
+    this.inferenceSegments = this.stages.segments.map((layers) => this.inferencePlan(layers));
+    this.inferenceHeads = this.stages.heads.map((layers) => this.inferencePlan(layers));
   }
 
   get exits(): number {
