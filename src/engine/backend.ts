@@ -1,13 +1,105 @@
+/**
+ * Backend selection: tfjs wasm (XNNPACK, SIMD) with our kernels, or the pure-JS
+ * cpu backend as a fallback.
+ */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
+import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
+import { registerKernels, unregisterKernels } from './register_kernels.js';
+import { createNodeThreadedWasmBackend, MAX_WASM_THREADS } from './wasm_threads.js';
 
 export type BackendName = 'wasm' | 'cpu';
 
-/** Selects and initialises a tfjs backend. Placeholder: the engine module extends this. */
-export async function initBackend(name: BackendName = 'wasm'): Promise<BackendName> {
-  const ok = await tf.setBackend(name);
+export interface InitBackendOptions {
+  /**
+   * wasm only: size of XNNPACK's thread pool. Default 1: tfjs's standard
+   * single-threaded SIMD build (the safe choice). 2..8 opt into the threaded
+   * SIMD build (Node: see wasm_threads.ts; browsers: tfjs's own threaded
+   * build, only when the page is cross-origin isolated). Changing it after
+   * the wasm backend was initialised re-creates that backend: tensors living
+   * on the old one become unusable.
+   */
+  threads?: number;
+  /** wasm only: register our kernels (default true); false restores the stock tfjs-backend-wasm ones. */
+  customKernels?: boolean;
+}
+
+const WASM = 'wasm';
+/** tfjs-backend-wasm registers itself with this priority. */
+const WASM_PRIORITY = 2;
+const stockWasmFactory = tf.findBackendFactory(WASM);
+/** Threads of the factory currently registered as 'wasm' (undefined: stock factory, tfjs's default threading). */
+let wasmFactoryThreads: number | undefined;
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+}
+
+/** Registers the 'wasm' factory that yields `threads` threads, re-creating the backend if needed. */
+function useWasmFactory(threads: number | undefined): void {
+  if (threads === wasmFactoryThreads || (threads === 1 && wasmFactoryThreads === undefined && isNode())) return;
+  if (stockWasmFactory == null) throw new Error('branchynet: @tensorflow/tfjs-backend-wasm is not registered');
+  const engine = tf.engine();
+  const existing = engine.registry[WASM];
+  if (existing !== undefined && existing.numDataIds() > 0) {
+    console.warn(`branchynet: re-creating the wasm backend for threads=${threads}; ` +
+      `${existing.numDataIds()} tensors on the previous instance become unusable`);
+  }
+  let factory = stockWasmFactory;
+  if (threads !== undefined && threads > 1 && isNode()) {
+    factory = () => createNodeThreadedWasmBackend(threads);
+  } else if (!isNode()) {
+    tfwasm.setThreadsCount(threads ?? -1);
+  }
+  if (tf.findBackendFactory(WASM) != null) tf.removeBackend(WASM);
+  tf.registerBackend(WASM, factory, WASM_PRIORITY);
+  wasmFactoryThreads = threads;
+}
+
+/**
+ * tfjs-backend-cpu prints a "install tfjs-node" banner on its first tensor
+ * under Node. Clear its one-shot `firstUse` flag (touches nothing else; other
+ * warnings stay on). Instantiating the cpu backend for that is cheap.
+ */
+function silenceCpuNodeBanner(): void {
+  if (tf.findBackendFactory('cpu') == null) return;
+  const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (cpu != null && cpu.firstUse === true) cpu.firstUse = false;
+}
+
+/**
+ * Selects and initialises a tfjs backend and returns its name.
+ *
+ * 'wasm': XNNPACK/SIMD backend with our kernels registered (Conv2DBackpropFilter,
+ * which the stock backend lacks, plus faster Conv2DBackpropInput, transposed
+ * BatchMatMul and _FusedMatMul). 'cpu': pure-JS fallback (`threads` ignored).
+ * A failing multi-threaded wasm init falls back to single-threaded, with a
+ * warning; backendThreads() tells which one runs.
+ */
+export async function initBackend(name: BackendName = 'wasm', options: InitBackendOptions = {}): Promise<BackendName> {
+  const { threads, customKernels = true } = options;
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS)) {
+    throw new Error(`initBackend: threads must be an integer in [1, ${MAX_WASM_THREADS}], got ${threads}`);
+  }
+  silenceCpuNodeBanner();
+  // Kernel registration does not depend on the backend instance (nor on which
+  // backend is selected); doing it first lets setBackend run the setupFuncs.
+  if (customKernels) registerKernels();
+  else unregisterKernels();
+  if (name === WASM) useWasmFactory(threads ?? (isNode() ? 1 : undefined));
+  let ok = await tf.setBackend(name);
+  if (!ok && name === WASM && isNode() && wasmFactoryThreads !== undefined && wasmFactoryThreads > 1) {
+    console.warn(`initBackend: the ${wasmFactoryThreads}-thread wasm backend failed to initialise; ` +
+      'falling back to the single-threaded one');
+    useWasmFactory(1);
+    ok = await tf.setBackend(name);
+  }
   if (!ok) throw new Error(`initBackend: backend '${name}' failed to initialise`);
   await tf.ready();
   return name;
+}
+
+/** Size of XNNPACK's thread pool of the active wasm backend; 1 for the cpu backend. */
+export function backendThreads(): number {
+  return tf.getBackend() === WASM ? tfwasm.getThreadsCount() : 1;
 }

@@ -72,6 +72,16 @@ test('the fused inference plan computes the same logits as the layer-by-layer fo
     const data = randomDataset(5, spec.input, spec.classes, 3);
     const x: tf.Tensor = tf.tensor4d(data.images, [5, ...spec.input]);
     const reference = tf.tidy(() => net.forwardAll(x, { training: false }));
+    // The spec's own blocks, composed literally, agree with the stage plan forwardAll follows.
+    const literal = tf.tidy(() => {
+      let a = x;
+      return net.segments.map((_, k) => net.head(k, (a = net.segment(k, a, { training: false })), { training: false }));
+    });
+    literal.forEach((l, k) => {
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(l, reference[k]))).dataSync()[0]);
+      assert.ok(diff < 1e-5, `${spec.name} exit ${k + 1} literal vs stage plan: max diff ${diff}`);
+    });
+    tf.dispose(literal);
     let a = x;
     for (let k = 0; k < net.exits; k++) {
       const next = net.inferSegment(k, a);

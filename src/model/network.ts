@@ -153,28 +153,32 @@ export class BranchyNet {
     return out;
   }
 
-  private runBlock(block: Block, x: tf.Tensor, options: ForwardOptions): tf.Tensor {
+  private runLayers(layers: CompiledLayer[], x: tf.Tensor, options: ForwardOptions): tf.Tensor {
     let y = x;
-    for (const layer of block.layers) y = layerImpl(layer.spec).forward(layer.spec, y, this.layerParams(layer), options);
+    for (const layer of layers) y = layerImpl(layer.spec).forward(layer.spec, y, this.layerParams(layer), options);
     return y;
   }
 
-  /** Training-style forward through segment k (no fusion; call inside tf.tidy). */
+  /** Segment k exactly as the spec declares it, layer by layer (call inside tf.tidy). */
   segment(k: number, x: tf.Tensor, options: ForwardOptions): tf.Tensor {
-    return this.runBlock(this.segments[k], x, options);
+    return this.runLayers(this.segments[k].layers, x, options);
   }
 
+  /** Head k exactly as the spec declares it, on the output of `segment(k)`. */
   head(k: number, activation: tf.Tensor, options: ForwardOptions): tf.Tensor {
-    return this.runBlock(this.heads[k], activation, options);
+    return this.runLayers(this.heads[k].layers, activation, options);
   }
 
-  /** Logits of every exit for a batch (the full forward pass). Call inside tf.tidy. */
+  /**
+   * Logits of every exit for a batch: the full forward pass used in training and calibration,
+   * layer by layer along the stage plan (shared layers computed once). Call inside tf.tidy.
+   */
   forwardAll(x: tf.Tensor, options: ForwardOptions): tf.Tensor[] {
     const logits: tf.Tensor[] = [];
     let a = x;
     for (let k = 0; k < this.exits; k++) {
-      a = this.segment(k, a, options);
-      logits.push(this.head(k, a, options));
+      a = this.runLayers(this.stages.segments[k], a, options);
+      logits.push(this.runLayers(this.stages.heads[k], a, options));
     }
     return logits;
   }

@@ -30,26 +30,36 @@ test('gradients of the weighted joint loss of a 3-exit net match central finite 
   const { grads } = tf.variableGrads(loss, net.variables);
   const names = net.paramList.map((p) => p.name);
   let checked = 0;
+  let kinks = 0;
   for (const [i, v] of net.variables.entries()) {
     const g = grads[v.name].dataSync();
     const values = v.dataSync().slice();
-    // A few coordinates per parameter, in float32: step 1e-2, tolerance scaled to the gradient.
+    // A few coordinates per parameter, in float32 with step 1e-3. Where a relu or max pool
+    // switches inside the step, the one-sided slopes disagree: such a kink is no test of the
+    // gradient and is skipped (and counted, so that skipping cannot hide everything).
     for (const j of [0, Math.floor(values.length / 2), values.length - 1]) {
-      const eps = 1e-2;
+      const eps = 1e-3;
       const at = (delta: number) => {
         const copy = values.slice();
         copy[j] += delta;
         v.assign(tf.tensor(copy, v.shape));
         return tf.tidy(() => loss().dataSync()[0]);
       };
-      const numeric = (at(eps) - at(-eps)) / (2 * eps);
+      const [minus, zero, plus] = [at(-eps), at(0), at(eps)];
       v.assign(tf.tensor(values, v.shape));
-      const tol = 2e-3 + 2e-2 * Math.abs(numeric);
+      const left = (zero - minus) / eps;
+      const right = (plus - zero) / eps;
+      const tol = 2e-3 + 2e-2 * Math.abs(g[j]);
+      if (Math.abs(left - right) > tol) {
+        kinks++;
+        continue;
+      }
+      const numeric = (plus - minus) / (2 * eps);
       assert.ok(Math.abs(g[j] - numeric) < tol, `${names[i]}[${j}]: analytic ${g[j]}, numeric ${numeric}`);
       checked++;
     }
   }
-  assert.ok(checked >= 3 * names.length);
+  assert.ok(checked >= 0.8 * 3 * names.length, `only ${checked} coordinates checked, ${kinks} at kinks`);
   tf.dispose([x, oneHot, ...Object.values(grads)]);
   net.dispose();
 });
