@@ -13,6 +13,11 @@ import { analyseSpec } from './model/network.js';
 import { calibrateModel, describeCalibration, evaluateModel, trainAndSave } from './workflow.js';
 import { trunkOf } from './model/io.js';
 import { saveModel } from './model/io.js';
+import { join } from 'node:path';
+import { exportModel } from './onnx/export.js';
+import { downloadDataset } from './data/download.js';
+import { CIFAR_AUGMENTATION } from './data/transform.js';
+import type { RuntimeName } from './runtime/onnx_runner.js';
 
 const USAGE = `branchynet: early-exit neural networks (BranchyNet) on TensorFlow.js
 
@@ -24,6 +29,8 @@ commands
   calibrate   re-calibrate a saved model's thresholds on its validation split
   eval        evaluate a saved model on the test set: accuracy, exit rates, measured speed-ups
   info        layer shapes and multiply-accumulates per segment and head of a model
+  download    download a data set into --data-dir, verified by its published checksums (cifar10)
+  export      write a saved model as ONNX: one model per stage, the baseline, a manifest (docs/onnx.md)
 
 common options
   --backend wasm|cpu     tfjs backend (default wasm: SIMD WebAssembly with XNNPACK)
@@ -41,8 +48,13 @@ train / run
   --lr X                 Adam step size (default 0.001)
   --loss-weights a,b,..  weight of each exit's loss (default 1 each)
   --max-drop X           calibration: accuracy the early-exit net may lose against the baseline, in points (default 0)
+  --augment              random crops (4-pixel padding) and horizontal flips of training images
   --resume               continue the run checkpointed in --out
   --train-limit N        use only the first N training images (quick experiments)
+
+eval / run
+  --runtime onnx|tfjs    inference engine timed (default onnx where onnxruntime-node loads, else tfjs)
+  --threads N            ONNX Runtime intra-op threads (default 1)
 
 eval
   --model DIR            saved model directory
@@ -55,6 +67,10 @@ eval
 calibrate
   --model DIR            saved model directory (rewritten with the new thresholds)
   --max-drop X           as above
+
+export
+  --model DIR            saved model directory
+  --out DIR              directory to write manifest.json, stage-<k>.onnx and baseline.onnx into
 `;
 
 const OPTIONS = {
@@ -72,11 +88,14 @@ const OPTIONS = {
   'loss-weights': { type: 'string' },
   'max-drop': { type: 'string' },
   resume: { type: 'boolean' },
+  augment: { type: 'boolean' },
   'train-limit': { type: 'string' },
   json: { type: 'boolean' },
   thresholds: { type: 'string' },
   'timing-samples': { type: 'string' },
   limit: { type: 'string' },
+  runtime: { type: 'string' },
+  threads: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -131,6 +150,7 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     learningRate: num(values, 'lr', DEFAULT_TRAIN_OPTIONS.learningRate),
     seed: int(values, 'seed', DEFAULT_TRAIN_OPTIONS.seed),
     lossWeights: list(values, 'loss-weights'),
+    ...(values.augment ? { augment: CIFAR_AUGMENTATION } : {}),
   };
   log(`training ${spec.name} on ${data.dataset}: ${data.train.count} training, ${data.validation.count} validation images; ` +
     `baseline ${options.baselineEpochs} + joint ${options.epochs} epochs, batch ${options.batchSize}, Adam lr ${options.learningRate}, seed ${options.seed} -> ${outDir}`);
@@ -147,6 +167,12 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     progress,
   });
   return { ...result, data };
+}
+
+function runtimeOptions(values: Values): { runtime?: RuntimeName; threads?: number } {
+  const runtime = values.runtime;
+  if (runtime !== undefined && runtime !== 'onnx' && runtime !== 'tfjs') throw new UserError(`--runtime: expected onnx or tfjs, got '${runtime}'`);
+  return { runtime, threads: values.threads === undefined ? undefined : int(values, 'threads', 1, 1) };
 }
 
 function requireModelDir(values: Values): string {
@@ -167,18 +193,20 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  if (positionals.length > 1) throw new UserError(`unexpected argument '${positionals[1]}' (see branchynet --help)`);
+  const allowed = command === 'download' ? 2 : 1;
+  if (positionals.length > allowed) throw new UserError(`unexpected argument '${positionals[allowed]}' (see branchynet --help)`);
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (backend !== 'wasm' && backend !== 'cpu') throw new UserError(`--backend: expected wasm or cpu, got '${values.backend}'`);
 
   switch (command) {
     case 'run': {
+      const runtime = runtimeOptions(values);
       await initBackend(backend);
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
       const outDir = values.out ?? `runs/main-${stamp}`;
       const { data } = await train(values, { baselineEpochs: 2, epochs: 4 }, outDir);
       const model = loadModel(outDir);
-      const report = evaluateModel(model, data.test, { timingSamples: int(values, 'timing-samples', 2000, 1), log });
+      const report = await evaluateModel(model, data.test, { timingSamples: int(values, 'timing-samples', 2000, 1), log, ...runtime });
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
       return;
     }
@@ -204,13 +232,31 @@ async function main(argv: string[]): Promise<void> {
       const model = loadModel(dir);
       const { test } = loadDataset(values.dataset ?? model.dataset ?? 'mnist', values['data-dir']);
       const limit = values.limit === undefined ? undefined : int(values, 'limit', 0, 1);
-      const report = evaluateModel(model, headDataset(test, limit), {
+      const report = await evaluateModel(model, headDataset(test, limit), {
+        ...runtimeOptions(values),
         thresholds: list(values, 'thresholds'),
         timingSamples: values['timing-samples'] === undefined ? undefined : int(values, 'timing-samples', 0, 1),
         batchSize: int(values, 'batch-size', 256, 1),
         log,
       });
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
+      return;
+    }
+    case 'download': {
+      const name = positionals[1];
+      if (!name) throw new UserError('usage: branchynet download <dataset> --data-dir DIR');
+      if (!values['data-dir']) throw new UserError('--data-dir DIR is required: where to put the files');
+      await downloadDataset(name, values['data-dir'], log);
+      return;
+    }
+    case 'export': {
+      const dir = requireModelDir(values);
+      if (!values.out) throw new UserError('--out DIR is required: the directory to write the ONNX models into');
+      await initBackend(backend);
+      const { bundle, files } = exportModel(loadModel(dir), values.out);
+      const m = bundle.manifest;
+      log(`exported ${m.model}: ${m.stages.length} stages + baseline, opset ${m.opset}, thresholds ${m.thresholds ? `[${m.thresholds.join(', ')}]` : 'none (uncalibrated)'}`);
+      for (const f of files) process.stdout.write(join(values.out, f) + '\n');
       return;
     }
     case 'info': {

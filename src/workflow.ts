@@ -10,6 +10,8 @@ import { saveModel, trunkOf } from './model/io.js';
 import type { BranchyNet } from './model/network.js';
 import type { BranchyNetSpec } from './model/spec.js';
 import { accuracyOf, allExitLogits } from './runtime/full_forward.js';
+import type { RuntimeName } from './runtime/onnx_runner.js';
+import { chooseRuntime, OnnxRunner } from './runtime/onnx_runner.js';
 import { TfjsRunner } from './runtime/tfjs_runner.js';
 import type { TrainOptions } from './train/pipeline.js';
 import { trainBranchyNet } from './train/pipeline.js';
@@ -68,24 +70,46 @@ export async function trainAndSave(args: {
   return { net, baseline: reference, calibration };
 }
 
-export function evaluateModel(model: LoadedModel, test: Dataset, options: { thresholds?: number[]; timingSamples?: number; batchSize?: number; log?: Log }): EvalReport {
+export interface EvaluateOptions {
+  thresholds?: number[];
+  timingSamples?: number;
+  batchSize?: number;
+  log?: Log;
+  /** 'onnx' (ONNX Runtime) or 'tfjs'; default ONNX Runtime where onnxruntime-node loads and the network exports, else tfjs (with a notice). */
+  runtime?: RuntimeName;
+  /** ONNX Runtime intra-op threads (default 1). */
+  threads?: number;
+}
+
+export async function evaluateModel(model: LoadedModel, test: Dataset, options: EvaluateOptions = {}): Promise<EvalReport> {
   const thresholds = options.thresholds ?? model.thresholds;
   if (!thresholds) throw new Error(`${model.dir}: the model has no calibrated thresholds; run 'branchynet calibrate' or pass --thresholds`);
+  const runtime = await chooseRuntime(options.runtime, options.log, model.spec);
   const baselineNet = model.baseline ?? trunkOf(model.net);
-  return evaluate({
+  const args = {
     name: model.spec.name,
     dataset: model.dataset ?? 'unknown',
-    runtime: 'tfjs',
+    runtime,
     net: model.net,
     baselineNet,
-    early: new TfjsRunner(model.net),
-    base: new TfjsRunner(baselineNet),
     test,
     thresholds,
     timingSamples: options.timingSamples,
     batchSize: options.batchSize,
     log: options.log,
+  };
+  if (runtime === 'tfjs') return evaluate({ ...args, early: new TfjsRunner(model.net), base: new TfjsRunner(baselineNet) });
+  const onnxOptions = { intraOpNumThreads: options.threads };
+  const early = await OnnxRunner.fromNet(model.net, onnxOptions);
+  const base = await OnnxRunner.fromNet(baselineNet, onnxOptions).catch(async (e: unknown) => {
+    await early.release();
+    throw e;
   });
+  try {
+    return await evaluate({ ...args, early, base });
+  } finally {
+    await Promise.all([early.release(), base.release()]);
+  }
 }
 
 export function hasModel(dir: string): boolean {

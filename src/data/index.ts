@@ -1,8 +1,9 @@
 import { UserError } from '../errors.js';
+import { loadCifar10 } from './cifar10.js';
 import type { Dataset } from './dataset.js';
 import { loadMnist } from './mnist.js';
 
-export const DATASETS = ['mnist'] as const;
+export const DATASETS = ['mnist', 'cifar10'] as const;
 export type DatasetName = (typeof DATASETS)[number];
 
 /** Loads a data set by name from `dataDir` (or its built-in location). */
@@ -10,6 +11,8 @@ export function loadDataset(name: string, dataDir?: string): { train: Dataset; t
   switch (name) {
     case 'mnist':
       return loadMnist(dataDir);
+    case 'cifar10':
+      return loadCifar10(dataDir);
     default:
       throw new UserError(`unknown dataset '${name}' (known: ${DATASETS.join(', ')})`);
   }

@@ -1,14 +1,17 @@
 /**
- * Backend selection: tfjs wasm (XNNPACK, SIMD) with our kernels, or the pure-JS
- * cpu backend as a fallback.
+ * Backend selection: the native oneDNN backend (onednn/, when its addon is
+ * built), tfjs wasm (XNNPACK, SIMD) with our kernels, or the pure-JS cpu
+ * backend as a fallback.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { registerKernels, unregisterKernels } from './register_kernels.js';
 import { createNodeThreadedWasmBackend, MAX_WASM_THREADS } from './wasm_threads.js';
+import { loadOneDnnAddon } from './onednn/addon.js';
+import { ONEDNN, registerOneDnnBackend } from './onednn/backend.js';
 
-export type BackendName = 'wasm' | 'cpu';
+export type BackendName = 'onednn' | 'wasm' | 'cpu';
 
 export interface InitBackendOptions {
   /**
@@ -20,6 +23,12 @@ export interface InitBackendOptions {
    * on the old one become unusable.
    */
   threads?: number;
+  /**
+   * onednn only: what to do when the addon is unavailable (not built, or
+   * libdnnl missing): true (default) prints one notice and initialises wasm
+   * instead (initBackend then returns 'wasm'); false throws.
+   */
+  fallback?: boolean;
   /** wasm only: register our kernels (default true); false restores the stock tfjs-backend-wasm ones. */
   customKernels?: boolean;
 }
@@ -77,9 +86,22 @@ function silenceCpuNodeBanner(): void {
  * warning; backendThreads() tells which one runs.
  */
 export async function initBackend(name: BackendName = 'wasm', options: InitBackendOptions = {}): Promise<BackendName> {
-  const { threads, customKernels = true } = options;
+  const { threads, customKernels = true, fallback = true } = options;
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS)) {
     throw new Error(`initBackend: threads must be an integer in [1, ${MAX_WASM_THREADS}], got ${threads}`);
+  }
+  if (name === ONEDNN) {
+    const missing = registerOneDnnBackend();
+    if (missing === null) {
+      // OpenMP threads of oneDNN (Debian's libdnnl uses OpenMP): default all cores.
+      loadOneDnnAddon().addon!.setThreads(threads ?? defaultOneDnnThreads());
+      if (!(await tf.setBackend(ONEDNN))) throw new Error("initBackend: backend 'onednn' failed to initialise");
+      await tf.ready();
+      return ONEDNN;
+    }
+    if (!fallback) throw new Error(`initBackend: the onednn backend is unavailable: ${missing}. ${ONEDNN_HOWTO}`);
+    oneDnnNotice(missing);
+    return initBackend(WASM, { ...options, threads: undefined });
   }
   silenceCpuNodeBanner();
   // Kernel registration does not depend on the backend instance (nor on which
@@ -99,7 +121,35 @@ export async function initBackend(name: BackendName = 'wasm', options: InitBacke
   return name;
 }
 
-/** Size of XNNPACK's thread pool of the active wasm backend; 1 for the cpu backend. */
+/** Threads of the active backend: XNNPACK's pool (wasm), oneDNN's OpenMP threads (onednn), 1 (cpu). */
 export function backendThreads(): number {
-  return tf.getBackend() === WASM ? tfwasm.getThreadsCount() : 1;
+  const active = tf.getBackend();
+  if (active === WASM) return tfwasm.getThreadsCount();
+  if (active === ONEDNN) return loadOneDnnAddon().addon!.getThreads();
+  return 1;
+}
+
+const ONEDNN_HOWTO = 'To enable it: apt-get install libdnnl-dev && npm rebuild branchynet (see docs/onednn.md).';
+let noticePrinted = false;
+
+function oneDnnNotice(reason: string): void {
+  if (noticePrinted) return;
+  noticePrinted = true;
+  console.warn(`branchynet: native oneDNN backend unavailable (${reason}); using wasm. ${ONEDNN_HOWTO}`);
+}
+
+function defaultOneDnnThreads(): number {
+  return Math.min(MAX_WASM_THREADS, loadOneDnnAddon().defaultThreads);
+}
+
+/**
+ * The fastest backend that loads here: 'onednn' when its addon is built and
+ * loads, else 'wasm' (printing one notice line saying why and how to get the
+ * native one). Cheap; initialises nothing. Pass the result to initBackend.
+ */
+export function bestBackend(): BackendName {
+  const { addon, reason } = loadOneDnnAddon();
+  if (addon !== null) return ONEDNN;
+  oneDnnNotice(reason);
+  return WASM;
 }

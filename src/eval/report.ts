@@ -2,7 +2,7 @@ import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
 import type { BranchyNet } from '../model/network.js';
 import type { ExitResults } from '../runtime/early_exit.js';
-import { earlyExit } from '../runtime/early_exit.js';
+import { earlyExitAsync } from '../runtime/early_exit.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { cumulativeExitMacs } from './calibrate.js';
 
@@ -32,9 +32,10 @@ interface Timed {
   seconds: number;
 }
 
-function timeRun<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: number[], batchSize: number): ExitResults & Timed {
+async function timeRun<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: number[], batchSize: number): Promise<ExitResults & Timed> {
   const start = performance.now();
-  const r = earlyExit(runner, images, count, thresholds, batchSize);
+  // Awaits only the stages of asynchronous runners: a synchronous (tfjs) runner runs as with earlyExit.
+  const r = await earlyExitAsync(runner, images, count, thresholds, batchSize);
   return { ...r, seconds: (performance.now() - start) / 1000 };
 }
 
@@ -42,7 +43,7 @@ function timeRun<A>(runner: StageRunner<A>, images: Float32Array, count: number,
  * Times baseline and early exit side by side: the samples are cut into chunks and the two
  * alternate chunk by chunk (ABBA order), so drift in machine load hits both alike.
  */
-function interleaved<A, B>(
+async function interleaved<A, B>(
   early: StageRunner<A>,
   base: StageRunner<B>,
   data: Dataset,
@@ -50,7 +51,7 @@ function interleaved<A, B>(
   thresholds: number[],
   batchSize: number,
   chunk: number,
-): { earlySeconds: number; baseSeconds: number; rounds: number; earlyResults: ExitResults; baseResults: ExitResults } {
+): Promise<{ earlySeconds: number; baseSeconds: number; rounds: number; earlyResults: ExitResults; baseResults: ExitResults }> {
   const size = imageSize(data);
   const results = (): ExitResults => ({ predictions: new Int32Array(count), exits: new Uint8Array(count), entropies: new Float32Array(count) });
   const earlyResults = results();
@@ -66,29 +67,29 @@ function interleaved<A, B>(
   for (let first = 0; first < count; first += chunk) {
     const n = Math.min(chunk, count - first);
     const images = data.images.subarray(first * size, (first + n) * size);
-    const runEarly = () => {
-      const r = timeRun(early, images, n, thresholds, batchSize);
+    const runEarly = async () => {
+      const r = await timeRun(early, images, n, thresholds, batchSize);
       earlySeconds += r.seconds;
       keep(earlyResults, r, first);
     };
-    const runBase = () => {
-      const r = timeRun(base, images, n, [], batchSize);
+    const runBase = async () => {
+      const r = await timeRun(base, images, n, [], batchSize);
       baseSeconds += r.seconds;
       keep(baseResults, r, first);
     };
     if (rounds % 2 === 0) {
-      runBase();
-      runEarly();
+      await runBase();
+      await runEarly();
     } else {
-      runEarly();
-      runBase();
+      await runEarly();
+      await runBase();
     }
     rounds++;
   }
   return { earlySeconds, baseSeconds, rounds, earlyResults, baseResults };
 }
 
-export function evaluate<A, B>(args: {
+export async function evaluate<A, B>(args: {
   name: string;
   dataset: string;
   runtime: string;
@@ -102,7 +103,7 @@ export function evaluate<A, B>(args: {
   timingSamples?: number;
   batchSize?: number;
   log?: (line: string) => void;
-}): EvalReport {
+}): Promise<EvalReport> {
   const { net, test, thresholds, early, base } = args;
   const batchSize = args.batchSize ?? 256;
   const log = args.log ?? (() => {});
@@ -110,20 +111,20 @@ export function evaluate<A, B>(args: {
 
   // Warm up both paths (first calls compile kernels and grow the heap).
   const warm = Math.min(64, test.count);
-  earlyExit(early, test.images.subarray(0, warm * size), warm, thresholds, 1);
-  earlyExit(base, test.images.subarray(0, warm * size), warm, [], 1);
-  earlyExit(early, test.images.subarray(0, warm * size), warm, thresholds, batchSize);
-  earlyExit(base, test.images.subarray(0, warm * size), warm, [], batchSize);
+  await earlyExitAsync(early, test.images.subarray(0, warm * size), warm, thresholds, 1);
+  await earlyExitAsync(base, test.images.subarray(0, warm * size), warm, [], 1);
+  await earlyExitAsync(early, test.images.subarray(0, warm * size), warm, thresholds, batchSize);
+  await earlyExitAsync(base, test.images.subarray(0, warm * size), warm, [], batchSize);
 
   log(`accuracy and batched throughput at batch ${batchSize} on ${test.count} samples...`);
   const batchedChunk = batchSize * 8;
-  const batched = interleaved(early, base, test, test.count, thresholds, batchSize, batchedChunk);
+  const batched = await interleaved(early, base, test, test.count, thresholds, batchSize, batchedChunk);
   const earlyAll = batched.earlyResults;
   const baseAll = batched.baseResults;
 
   const timingSamples = Math.min(args.timingSamples ?? test.count, test.count);
   log(`batch-1 latency on ${timingSamples} samples, interleaved with the baseline...`);
-  const single = interleaved(early, base, test, timingSamples, thresholds, 1, 250);
+  const single = await interleaved(early, base, test, timingSamples, thresholds, 1, 250);
   for (let i = 0; i < timingSamples; i++) {
     if (single.earlyResults.predictions[i] !== earlyAll.predictions[i] || single.earlyResults.exits[i] !== earlyAll.exits[i]) {
       throw new Error(`evaluate: batch-1 and batched early exit disagree on sample ${i}`);

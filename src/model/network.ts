@@ -126,7 +126,7 @@ export class BranchyNet {
     this.paramList = analysed.params;
     for (const { name, decl } of this.paramList) {
       const init = initialValue(name, decl, seed);
-      this.params.set(name, tf.variable(init, true));
+      this.params.set(name, tf.variable(init, decl.trainable !== false));
       init.dispose();
     }
     this.stages = hoistSharedPrefixes(this.segments, this.heads);
@@ -138,8 +138,9 @@ export class BranchyNet {
     return this.segments.length;
   }
 
+  /** The trainable parameters, for the optimiser (layer state such as running statistics is left out). */
   get variables(): tf.Variable[] {
-    return this.paramList.map((p) => this.params.get(p.name)!);
+    return this.paramList.filter((p) => p.decl.trainable !== false).map((p) => this.params.get(p.name)!);
   }
 
   /** MACs per sample of each segment and head. */
@@ -205,7 +206,8 @@ export class BranchyNet {
         steps.push((x) => poolImpl.forward(pool.spec, x, {}, { training: false }));
         i += 2;
       } else {
-        steps.push((x) => impl.forward(layer.spec, x, params, { training: false }));
+        // tidy: multi-op layers (batch norm, residual blocks) make intermediates.
+        steps.push((x) => tf.tidy(() => impl.forward(layer.spec, x, params, { training: false })));
       }
     }
     return steps;
@@ -270,7 +272,8 @@ function runSteps(steps: Step[], x: tf.Tensor): tf.Tensor {
   let y = x;
   for (const step of steps) {
     const next = step(y);
-    if (y !== x) y.dispose();
+    // A step may hand back its input (dropout at inference is the identity).
+    if (y !== x && next !== y) y.dispose();
     y = next;
   }
   // An empty block (the last exit's head) returns its input itself: no copy on the hot path.

@@ -5,10 +5,10 @@ import { initBackend } from '../engine/backend.js';
 import { BranchyNet } from '../model/network.js';
 import { bLeNet } from '../model/zoo.js';
 import { randomDataset, tinySpec } from '../testing/fixtures.js';
-import { applyExitRule, earlyExit } from './early_exit.js';
+import { applyExitRule, earlyExit, earlyExitAsync } from './early_exit.js';
 import { rowEntropy } from './entropy.js';
 import { allExitLogits } from './full_forward.js';
-import type { StageRunner } from './runner.js';
+import type { StageOutput, StageRunner } from './runner.js';
 import { TfjsRunner } from './tfjs_runner.js';
 
 before(async () => {
@@ -39,6 +39,25 @@ class CountingRunner<A> implements StageRunner<A> {
   runStage(k: number, a: A) {
     this.rowsPerStage[k] += this.rowsOf(a);
     return this.inner.runStage(k, a);
+  }
+  selectRows(a: A, rows: Int32Array) { return this.inner.selectRows(a, rows); }
+  dispose(a: A) { this.inner.dispose(a); }
+}
+
+/**
+ * Wraps a synchronous runner as an asynchronous one (each stage's result comes back a tick later,
+ * as ONNX Runtime's do) that also hands back the entropies, as an engine computing them in its graph.
+ */
+class AsyncRunner<A> implements StageRunner<A> {
+  constructor(private readonly inner: StageRunner<A>) {}
+  get exits() { return this.inner.exits; }
+  get classes() { return this.inner.classes; }
+  input(images: Float32Array, count: number) { return this.inner.input(images, count); }
+  async runStage(k: number, a: A): Promise<StageOutput<A>> {
+    const out = (await new Promise<StageOutput<A>>((resolve) => setImmediate(() => resolve(this.inner.runStage(k, a) as StageOutput<A>))));
+    const rows = out.logits.length / this.classes;
+    const entropies = Float64Array.from({ length: rows }, (_, i) => rowEntropy(out.logits, i, this.classes).entropy);
+    return { ...out, entropies };
   }
   selectRows(a: A, rows: Int32Array) { return this.inner.selectRows(a, rows); }
   dispose(a: A) { this.inner.dispose(a); }
@@ -81,7 +100,44 @@ for (const [name, makeSpec] of [['tiny (3 exits)', tinySpec], ['B-LeNet', bLeNet
     assert.equal(tf.memory().numTensors, before, 'early exit leaks no tensors');
     net.dispose();
   });
+
+  test(`${name}: earlyExitAsync gives the same answers over a synchronous and an asynchronous runner`, async () => {
+    const spec = makeSpec();
+    const net = new BranchyNet(spec, 12);
+    const count = 37;
+    const data = randomDataset(count, spec.input, spec.classes, 22);
+    const logits = allExitLogits(net, data, 17);
+    const thresholds = quantileThresholds(logits, spec.classes, count, 0.5);
+    const reference = applyExitRule(logits, count, spec.classes, thresholds);
+    const before = tf.memory().numTensors;
+    for (const batchSize of [1, 5, 64]) {
+      const sync = await earlyExitAsync(new TfjsRunner(net), data.images, count, thresholds, batchSize);
+      const inner = new CountingRunner(new TfjsRunner(net), (a: tf.Tensor) => a.shape[0]);
+      const async = await earlyExitAsync(new AsyncRunner(inner), data.images, count, thresholds, batchSize);
+      for (const r of [sync, async]) {
+        assert.deepEqual(r.predictions, reference.predictions, `predictions at batch ${batchSize}`);
+        assert.deepEqual(r.exits, reference.exits, `exits at batch ${batchSize}`);
+        for (let i = 0; i < count; i++) assert.ok(Math.abs(r.entropies[i] - reference.entropies[i]) < 1e-4);
+      }
+      assert.equal(inner.rowsPerStage[0], count);
+    }
+    assert.equal(tf.memory().numTensors, before, 'early exit leaks no tensors');
+    net.dispose();
+  });
 }
+
+test('the synchronous earlyExit refuses an asynchronous runner with a clear error and leaks nothing', async () => {
+  const spec = tinySpec();
+  const net = new BranchyNet(spec, 2);
+  const data = randomDataset(4, spec.input, spec.classes, 1);
+  const before = tf.memory().numTensors;
+  assert.throws(() => earlyExit(new AsyncRunner(new TfjsRunner(net)), data.images, 4, [0.1, 0.1], 2), /asynchronous .* use earlyExitAsync/);
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(tf.memory().numTensors, before);
+  await assert.rejects(() => earlyExitAsync(new TfjsRunner(net), data.images, 4, [0.1], 2), /needs 2 thresholds, got 1/);
+  net.dispose();
+});
 
 test('thresholds of zero send everything to the last exit; infinite ones answer everything at the first', () => {
   const spec = tinySpec();

@@ -8,6 +8,7 @@ import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { baselineOf } from '../model/spec.js';
 import { assignWeights, readWeights } from '../model/weights.js';
+import type { AugmentOptions } from '../data/transform.js';
 import type { EpochRecord, PhaseConfig, PhaseState } from './trainer.js';
 import { createOptimizer, restoreOptimizer, saveOptimizer, trainPhase } from './trainer.js';
 
@@ -24,6 +25,8 @@ export interface TrainOptions {
   seed: number;
   /** Weight of each exit's loss; default 1.0 each (the reference code). */
   lossWeights?: number[];
+  /** Training-batch augmentation (random crop with padding, horizontal flip); off by default, as in the paper. */
+  augment?: AugmentOptions;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {

@@ -3,6 +3,8 @@ import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
 import type { NamedArray } from '../io/tensor_pack.js';
 import type { BranchyNet } from '../model/network.js';
+import type { AugmentOptions } from '../data/transform.js';
+import { makeAugmentation } from '../data/transform.js';
 import { deriveSeed, Rng } from '../rng.js';
 import { accuracyOf, allExitLogits } from '../runtime/full_forward.js';
 import { jointLoss } from './loss.js';
@@ -20,6 +22,8 @@ export interface PhaseConfig extends OptimizerConfig {
   seed: number;
   /** Weight of each exit's loss (length = exits). */
   lossWeights: number[];
+  /** Training-batch augmentation (random crop, flip); none by default. */
+  augment?: AugmentOptions;
 }
 
 export interface EpochRecord {
@@ -99,6 +103,7 @@ export async function trainPhase(options: {
   const variables = net.variables;
   const batches = Math.ceil(train.count / config.batchSize);
   const classes = net.spec.classes;
+  const augment = makeAugmentation(train.shape, config.augment);
   let recentSecondsPerEpoch = NaN;
 
   for (let epoch = state.epochsDone + 1; epoch <= config.epochs; epoch++) {
@@ -109,12 +114,15 @@ export async function trainPhase(options: {
       const start = b * config.batchSize;
       const n = Math.min(config.batchSize, train.count - start);
       fillBatch(train, order, start, n, batchImages, batchLabels);
+      // Augmentation and dropout draw from streams seeded per batch: a resumed run repeats them.
+      augment?.(batchImages, n, new Rng(deriveSeed(config.seed, phase, epoch, 'augment', b)));
+      const rng = new Rng(deriveSeed(config.seed, phase, epoch, 'dropout', b));
       const perExit = tf.tidy(() => {
         const x = tf.tensor4d(batchImages.subarray(0, n * size), [n, ...train.shape]);
         const oneHot = tf.oneHot(tf.tensor1d(batchLabels.subarray(0, n), 'int32'), classes);
         let losses: tf.Tensor | undefined;
         const { grads } = tf.variableGrads(() => {
-          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true }), oneHot, config.lossWeights);
+          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true, rng }), oneHot, config.lossWeights);
           losses = tf.keep(tf.stack(perExit));
           return total;
         }, variables);

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { Rng } from '../../rng.js';
 import type { LayerSpec, Shape } from '../spec.js';
 
 export interface ParamDecl {
@@ -8,12 +9,19 @@ export interface ParamDecl {
   init: 'lecunNormal' | 'zeros' | 'ones';
   /** Inputs feeding one output unit, for the initialiser's scale. */
   fanIn: number;
+  /**
+   * false: layer state (batch norm's running statistics), not a parameter: updated by the layer's
+   * own training forward, never by the optimiser, but saved and loaded with the weights. Default true.
+   */
+  trainable?: boolean;
 }
 
 export type Params = Record<string, tf.Tensor>;
 
 export interface ForwardOptions {
   training: boolean;
+  /** Random source of training-time noise (dropout masks); required by such layers when training. */
+  rng?: Rng;
 }
 
 export type Activation = 'relu';

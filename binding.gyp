@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "branchynet_onednn",
+      "sources": ["native/onednn.cc"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp"],
+      "ldflags": ["-fopenmp"],
+      "libraries": ["-ldnnl"]
+    }
+  ]
+}

@@ -1,0 +1,658 @@
+// branchynet's oneDNN addon: the compute behind the 'onednn' tfjs backend
+// (src/engine/onednn/). Every function works in place on Float32Arrays owned
+// by JS (the tfjs cpu backend's storage): inputs are read and the output
+// array, allocated by the caller, is written; nothing is copied in or out
+// except filters, which are reordered into oneDNN's blocked layout when the
+// chosen implementation wants one. Tensors are NHWC, filters HWIO, as in tfjs.
+// All calls are synchronous, on the JS thread; oneDNN parallelises inside
+// each call with OpenMP (Debian's libdnnl is built with DNNL_CPU_RUNTIME=OMP).
+#include <node_api.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+struct JsError {
+  std::string message;
+};
+
+engine& eng() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+stream& strm() {
+  static stream s(eng());
+  return s;
+}
+
+// ---------------------------------------------------------------- N-API helpers
+napi_value* args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < want) {
+    throw JsError{"wrong number of arguments: expected " + std::to_string(want)};
+  }
+  return argv;
+}
+
+float* f32(napi_env env, napi_value v, size_t expect, const char* what) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_float32_array) {
+    throw JsError{std::string(what) + ": expected a Float32Array"};
+  }
+  if (length != expect) {
+    throw JsError{std::string(what) + ": expected " + std::to_string(expect) + " elements, got " +
+                  std::to_string(length)};
+  }
+  return static_cast<float*>(data);
+}
+
+bool isNullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_null || t == napi_undefined;
+}
+
+std::vector<int64_t> ints(napi_env env, napi_value v, size_t expect, const char* what) {
+  uint32_t n = 0;
+  bool isArray = false;
+  napi_is_array(env, v, &isArray);
+  if (!isArray || napi_get_array_length(env, v, &n) != napi_ok || n != expect) {
+    throw JsError{std::string(what) + ": expected an array of " + std::to_string(expect) + " integers"};
+  }
+  std::vector<int64_t> out(n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    napi_get_element(env, v, i, &e);
+    int64_t x = 0;
+    if (napi_get_value_int64(env, e, &x) != napi_ok) throw JsError{std::string(what) + ": not an integer"};
+    out[i] = x;
+  }
+  return out;
+}
+
+bool boolean(napi_env env, napi_value v) {
+  bool b = false;
+  napi_get_value_bool(env, v, &b);
+  return b;
+}
+
+napi_value undefinedValue(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+template <typename F>
+napi_value guarded(napi_env env, F&& body) {
+  try {
+    return body();
+  } catch (const JsError& e) {
+    napi_throw_error(env, nullptr, ("onednn addon: " + e.message).c_str());
+  } catch (const dnnl::error& e) {
+    napi_throw_error(env, nullptr, (std::string("onednn addon: oneDNN error: ") + e.what()).c_str());
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, (std::string("onednn addon: ") + e.what()).c_str());
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- convolution
+// Geometry: [N, H, W, Ci, Co, Fh, Fw, Ho, Wo, sh, sw, dh, dw, pt, pl, pb, pr] (dilations 1-based).
+struct ConvGeom {
+  int64_t n, h, w, ci, co, fh, fw, ho, wo, sh, sw, dh, dw, pt, pl, pb, pr;
+  static ConvGeom from(const std::vector<int64_t>& g) {
+    return {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15], g[16]};
+  }
+  std::string key() const {
+    std::string k;
+    for (int64_t v : {n, h, w, ci, co, fh, fw, ho, wo, sh, sw, dh, dw, pt, pl, pb, pr}) k += std::to_string(v) + ',';
+    return k;
+  }
+  memory::desc src() const { return {{n, ci, h, w}, dt::f32, tag::nhwc}; }
+  memory::desc dst() const { return {{n, co, ho, wo}, dt::f32, tag::nhwc}; }
+  memory::desc userWeights() const { return {{co, ci, fh, fw}, dt::f32, tag::hwio}; }
+  memory::desc anyWeights() const { return {{co, ci, fh, fw}, dt::f32, tag::any}; }
+  memory::dims strides() const { return {sh, sw}; }
+  memory::dims dilates() const { return {dh - 1, dw - 1}; }
+  memory::dims padL() const { return {pt, pl}; }
+  memory::dims padR() const { return {pb, pr}; }
+  convolution_forward::primitive_desc forward(bool bias, bool relu) const {
+    memory::desc biasMd = bias ? memory::desc({co}, dt::f32, tag::x) : memory::desc();
+    convolution_forward::desc d(prop_kind::forward_training, algorithm::convolution_direct, src(), anyWeights(),
+                                biasMd, dst(), strides(), dilates(), padL(), padR());
+    primitive_attr attr;
+    if (relu) {
+      post_ops po;
+      po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    return convolution_forward::primitive_desc(d, attr, eng());
+  }
+};
+
+// A filter in the user's HWIO layout, and (when the primitive wants another one) its
+// reordered copy; `toPrimitive` true: user -> primitive before the call, false: after.
+struct Filter {
+  memory user;
+  memory prim;
+  reorder move;
+  bool needsReorder = false;
+  Filter() = default;
+  Filter(const memory::desc& userMd, const memory::desc& primMd, bool toPrimitive) {
+    user = memory(userMd, eng(), DNNL_MEMORY_NONE);
+    if (primMd != userMd) {
+      needsReorder = true;
+      prim = memory(primMd, eng());
+      move = toPrimitive ? reorder(user, prim) : reorder(prim, user);
+    } else {
+      prim = user;
+    }
+  }
+  void set(float* p) { user.set_data_handle(p); }
+};
+
+struct ConvFwd {
+  convolution_forward prim;
+  memory src, dst, bias;
+  Filter filter;
+};
+struct ConvBwdData {
+  convolution_backward_data prim;
+  memory diffDst, diffSrc;
+  Filter filter;
+};
+struct ConvBwdWeights {
+  convolution_backward_weights prim;
+  memory src, diffDst;
+  Filter filter;
+};
+
+std::unordered_map<std::string, std::unique_ptr<ConvFwd>> convFwdCache;
+std::unordered_map<std::string, std::unique_ptr<ConvBwdData>> convBwdDataCache;
+std::unordered_map<std::string, std::unique_ptr<ConvBwdWeights>> convBwdWeightsCache;
+
+void reorderInto(Filter& f, bool toPrimitive) {
+  if (!f.needsReorder) return;
+  if (toPrimitive) f.move.execute(strm(), f.user, f.prim);
+  else f.move.execute(strm(), f.prim, f.user);
+}
+
+ConvFwd& convFwd(const ConvGeom& g, bool bias, bool relu) {
+  std::string key = g.key() + (bias ? "b" : "") + (relu ? "r" : "");
+  auto it = convFwdCache.find(key);
+  if (it != convFwdCache.end()) return *it->second;
+  auto pd = g.forward(bias, relu);
+  auto c = std::make_unique<ConvFwd>();
+  c->prim = convolution_forward(pd);
+  c->src = memory(g.src(), eng(), DNNL_MEMORY_NONE);
+  c->dst = memory(g.dst(), eng(), DNNL_MEMORY_NONE);
+  if (bias) c->bias = memory({{g.co}, dt::f32, tag::x}, eng(), DNNL_MEMORY_NONE);
+  c->filter = Filter(g.userWeights(), pd.weights_desc(), true);
+  return *convFwdCache.emplace(key, std::move(c)).first->second;
+}
+
+ConvBwdData& convBwdData(const ConvGeom& g) {
+  std::string key = g.key();
+  auto it = convBwdDataCache.find(key);
+  if (it != convBwdDataCache.end()) return *it->second;
+  auto hint = g.forward(false, false);
+  convolution_backward_data::desc d(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(), g.strides(),
+                                    g.dilates(), g.padL(), g.padR());
+  convolution_backward_data::primitive_desc pd(d, eng(), hint);
+  auto c = std::make_unique<ConvBwdData>();
+  c->prim = convolution_backward_data(pd);
+  c->diffSrc = memory(g.src(), eng(), DNNL_MEMORY_NONE);
+  c->diffDst = memory(g.dst(), eng(), DNNL_MEMORY_NONE);
+  c->filter = Filter(g.userWeights(), pd.weights_desc(), true);
+  return *convBwdDataCache.emplace(key, std::move(c)).first->second;
+}
+
+ConvBwdWeights& convBwdWeights(const ConvGeom& g) {
+  std::string key = g.key();
+  auto it = convBwdWeightsCache.find(key);
+  if (it != convBwdWeightsCache.end()) return *it->second;
+  auto hint = g.forward(false, false);
+  convolution_backward_weights::desc d(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(),
+                                       g.strides(), g.dilates(), g.padL(), g.padR());
+  convolution_backward_weights::primitive_desc pd(d, eng(), hint);
+  auto c = std::make_unique<ConvBwdWeights>();
+  c->prim = convolution_backward_weights(pd);
+  c->src = memory(g.src(), eng(), DNNL_MEMORY_NONE);
+  c->diffDst = memory(g.dst(), eng(), DNNL_MEMORY_NONE);
+  c->filter = Filter(g.userWeights(), pd.diff_weights_desc(), false);
+  return *convBwdWeightsCache.emplace(key, std::move(c)).first->second;
+}
+
+size_t sz(std::initializer_list<int64_t> dims) {
+  size_t s = 1;
+  for (int64_t d : dims) s *= static_cast<size_t>(d);
+  return s;
+}
+
+// conv2d(x, filter, bias | null, y, geom, relu)
+napi_value Conv2d(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[6];
+    args(env, info, 6, argv);
+    ConvGeom g = ConvGeom::from(ints(env, argv[4], 17, "conv2d geometry"));
+    float* x = f32(env, argv[0], sz({g.n, g.h, g.w, g.ci}), "conv2d x");
+    float* w = f32(env, argv[1], sz({g.fh, g.fw, g.ci, g.co}), "conv2d filter");
+    bool hasBias = !isNullish(env, argv[2]);
+    float* b = hasBias ? f32(env, argv[2], g.co, "conv2d bias") : nullptr;
+    float* y = f32(env, argv[3], sz({g.n, g.ho, g.wo, g.co}), "conv2d y");
+    ConvFwd& c = convFwd(g, hasBias, boolean(env, argv[5]));
+    c.src.set_data_handle(x);
+    c.dst.set_data_handle(y);
+    c.filter.set(w);
+    reorderInto(c.filter, true);
+    std::unordered_map<int, memory> a{{DNNL_ARG_SRC, c.src}, {DNNL_ARG_WEIGHTS, c.filter.prim}, {DNNL_ARG_DST, c.dst}};
+    if (hasBias) {
+      c.bias.set_data_handle(b);
+      a[DNNL_ARG_BIAS] = c.bias;
+    }
+    c.prim.execute(strm(), a);
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// conv2dBackpropInput(dy, filter, dx, geom)
+napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[4];
+    args(env, info, 4, argv);
+    ConvGeom g = ConvGeom::from(ints(env, argv[3], 17, "conv2dBackpropInput geometry"));
+    float* dy = f32(env, argv[0], sz({g.n, g.ho, g.wo, g.co}), "conv2dBackpropInput dy");
+    float* w = f32(env, argv[1], sz({g.fh, g.fw, g.ci, g.co}), "conv2dBackpropInput filter");
+    float* dx = f32(env, argv[2], sz({g.n, g.h, g.w, g.ci}), "conv2dBackpropInput dx");
+    ConvBwdData& c = convBwdData(g);
+    c.diffDst.set_data_handle(dy);
+    c.diffSrc.set_data_handle(dx);
+    c.filter.set(w);
+    reorderInto(c.filter, true);
+    c.prim.execute(strm(), {{DNNL_ARG_DIFF_DST, c.diffDst}, {DNNL_ARG_WEIGHTS, c.filter.prim}, {DNNL_ARG_DIFF_SRC, c.diffSrc}});
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// conv2dBackpropFilter(x, dy, dw, geom)
+napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[4];
+    args(env, info, 4, argv);
+    ConvGeom g = ConvGeom::from(ints(env, argv[3], 17, "conv2dBackpropFilter geometry"));
+    float* x = f32(env, argv[0], sz({g.n, g.h, g.w, g.ci}), "conv2dBackpropFilter x");
+    float* dy = f32(env, argv[1], sz({g.n, g.ho, g.wo, g.co}), "conv2dBackpropFilter dy");
+    float* dw = f32(env, argv[2], sz({g.fh, g.fw, g.ci, g.co}), "conv2dBackpropFilter dw");
+    ConvBwdWeights& c = convBwdWeights(g);
+    c.src.set_data_handle(x);
+    c.diffDst.set_data_handle(dy);
+    c.filter.set(dw);
+    c.prim.execute(strm(), {{DNNL_ARG_SRC, c.src}, {DNNL_ARG_DIFF_DST, c.diffDst}, {DNNL_ARG_DIFF_WEIGHTS, c.filter.prim}});
+    reorderInto(c.filter, false);
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// ---------------------------------------------------------------- matmul
+// matMul(a, b, c, [batch, m, n, k, aBatched, bBatched], transA, transB, bias | null, relu)
+// c[p] = act(op(a[p]) op(b[p]) + bias): row-major, a/b shared across the batch when not batched.
+napi_value MatMul(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[8];
+    args(env, info, 8, argv);
+    auto d = ints(env, argv[3], 6, "matMul geometry");
+    int64_t batch = d[0], m = d[1], n = d[2], k = d[3];
+    bool aBatched = d[4] != 0, bBatched = d[5] != 0;
+    bool ta = boolean(env, argv[4]), tb = boolean(env, argv[5]);
+    float* a = f32(env, argv[0], sz({aBatched ? batch : 1, m, k}), "matMul a");
+    float* b = f32(env, argv[1], sz({bBatched ? batch : 1, k, n}), "matMul b");
+    float* c = f32(env, argv[2], sz({batch, m, n}), "matMul c");
+    bool hasBias = !isNullish(env, argv[6]);
+    float* bias = hasBias ? f32(env, argv[6], n, "matMul bias") : nullptr;
+    bool relu = boolean(env, argv[7]);
+    int64_t lda = ta ? m : k, ldb = tb ? k : n;
+    for (int64_t p = 0; p < batch; p++) {
+      float* cp = c + p * m * n;
+      if (hasBias) {
+        for (int64_t i = 0; i < m; i++) std::memcpy(cp + i * n, bias, n * sizeof(float));
+      }
+      status s = sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.f, a + (aBatched ? p * m * k : 0), lda,
+                       b + (bBatched ? p * k * n : 0), ldb, hasBias ? 1.f : 0.f, cp, n);
+      if (s != status::success) throw JsError{"sgemm failed with status " + std::to_string(int(s))};
+      if (relu) {
+        for (int64_t i = 0; i < m * n; i++) cp[i] = cp[i] > 0.f ? cp[i] : 0.f;
+      }
+    }
+    return undefinedValue(env);
+  });
+}
+
+// ---------------------------------------------------------------- max pooling
+// Geometry: [N, H, W, C, Ho, Wo, fh, fw, sh, sw, pt, pl]. Padded cells never win; ties go to
+// the first cell in row-major window order, as in tfjs-backend-cpu.
+struct PoolGeom {
+  int64_t n, h, w, c, ho, wo, fh, fw, sh, sw, pt, pl;
+  static PoolGeom from(const std::vector<int64_t>& g) {
+    return {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]};
+  }
+};
+
+// maxPool(x, y, geom)
+napi_value MaxPool(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[3];
+    args(env, info, 3, argv);
+    PoolGeom g = PoolGeom::from(ints(env, argv[2], 12, "maxPool geometry"));
+    const float* x = f32(env, argv[0], sz({g.n, g.h, g.w, g.c}), "maxPool x");
+    float* y = f32(env, argv[1], sz({g.n, g.ho, g.wo, g.c}), "maxPool y");
+    const float ninf = -std::numeric_limits<float>::infinity();
+#pragma omp parallel for collapse(2)
+    for (int64_t b = 0; b < g.n; b++) {
+      for (int64_t i = 0; i < g.ho; i++) {
+        for (int64_t j = 0; j < g.wo; j++) {
+          float* out = y + ((b * g.ho + i) * g.wo + j) * g.c;
+          for (int64_t ch = 0; ch < g.c; ch++) out[ch] = ninf;
+          for (int64_t a = 0; a < g.fh; a++) {
+            int64_t r = i * g.sh + a - g.pt;
+            if (r < 0 || r >= g.h) continue;
+            for (int64_t e = 0; e < g.fw; e++) {
+              int64_t col = j * g.sw + e - g.pl;
+              if (col < 0 || col >= g.w) continue;
+              const float* in = x + ((b * g.h + r) * g.w + col) * g.c;
+              for (int64_t ch = 0; ch < g.c; ch++) out[ch] = in[ch] > out[ch] ? in[ch] : out[ch];
+            }
+          }
+        }
+      }
+    }
+    return undefinedValue(env);
+  });
+}
+
+// maxPoolGrad(dy, x, dx, geom): dx[argmax of each window] += dy.
+napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[4];
+    args(env, info, 4, argv);
+    PoolGeom g = PoolGeom::from(ints(env, argv[3], 12, "maxPoolGrad geometry"));
+    const float* dy = f32(env, argv[0], sz({g.n, g.ho, g.wo, g.c}), "maxPoolGrad dy");
+    const float* x = f32(env, argv[1], sz({g.n, g.h, g.w, g.c}), "maxPoolGrad x");
+    float* dx = f32(env, argv[2], sz({g.n, g.h, g.w, g.c}), "maxPoolGrad dx");
+    std::memset(dx, 0, sz({g.n, g.h, g.w, g.c}) * sizeof(float));
+    // One image per thread: windows of an image may overlap, images never do.
+#pragma omp parallel
+    {
+      std::vector<float> best(g.c);
+      std::vector<int64_t> where(g.c);
+#pragma omp for
+      for (int64_t b = 0; b < g.n; b++) {
+        for (int64_t i = 0; i < g.ho; i++) {
+          for (int64_t j = 0; j < g.wo; j++) {
+            std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
+            std::fill(where.begin(), where.end(), -1);
+            for (int64_t a = 0; a < g.fh; a++) {
+              int64_t r = i * g.sh + a - g.pt;
+              if (r < 0 || r >= g.h) continue;
+              for (int64_t e = 0; e < g.fw; e++) {
+                int64_t col = j * g.sw + e - g.pl;
+                if (col < 0 || col >= g.w) continue;
+                int64_t base = ((b * g.h + r) * g.w + col) * g.c;
+                for (int64_t ch = 0; ch < g.c; ch++) {
+                  if (x[base + ch] > best[ch] || where[ch] < 0) {
+                    best[ch] = x[base + ch];
+                    where[ch] = base + ch;
+                  }
+                }
+              }
+            }
+            const float* g1 = dy + ((b * g.ho + i) * g.wo + j) * g.c;
+            for (int64_t ch = 0; ch < g.c; ch++) {
+              if (where[ch] >= 0) dx[where[ch]] += g1[ch];
+            }
+          }
+        }
+      }
+    }
+    return undefinedValue(env);
+  });
+}
+
+// ---------------------------------------------------------------- elementwise and reductions
+// The pieces of a training step that are memory bound (Adam's updates, bias gradients, relu):
+// the cpu backend's JS loops index every element through its broadcast shape.
+enum BinaryOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
+
+template <typename F>
+void binaryLoop(const float* a, const float* b, float* out, int64_t n, int64_t am, int64_t bm, F f) {
+  if (am == n && bm == n) {
+#pragma omp parallel for if (n > (1 << 16))
+    for (int64_t i = 0; i < n; i++) out[i] = f(a[i], b[i]);
+  } else if (am == n && bm == 1) {
+    const float bv = b[0];
+#pragma omp parallel for if (n > (1 << 16))
+    for (int64_t i = 0; i < n; i++) out[i] = f(a[i], bv);
+  } else if (am == 1 && bm == n) {
+    const float av = a[0];
+#pragma omp parallel for if (n > (1 << 16))
+    for (int64_t i = 0; i < n; i++) out[i] = f(av, b[i]);
+  } else {
+    // One operand repeats every `m` elements (a trailing-dimension broadcast, e.g. a bias).
+    const int64_t m = am == n ? bm : am;
+    const int64_t blocks = n / m;
+#pragma omp parallel for if (n > (1 << 16))
+    for (int64_t o = 0; o < blocks; o++) {
+      const float* ap = am == n ? a + o * m : a;
+      const float* bp = bm == n ? b + o * m : b;
+      float* op = out + o * m;
+      for (int64_t j = 0; j < m; j++) op[j] = f(ap[j], bp[j]);
+    }
+  }
+}
+
+// binary(op, a, b, out, [n, aPeriod, bPeriod]): out[i] = a[i % aPeriod] op b[i % bPeriod], where each
+// period is n, 1, or (for one of them) a divisor of n.
+napi_value Binary(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[5];
+    args(env, info, 5, argv);
+    int32_t op = 0;
+    napi_get_value_int32(env, argv[0], &op);
+    auto g = ints(env, argv[4], 3, "binary geometry");
+    int64_t n = g[0], am = g[1], bm = g[2];
+    if (am < 1 || bm < 1 || n % am != 0 || n % bm != 0 || (am != n && am != 1 && bm != n) ||
+        (bm != n && bm != 1 && am != n)) {
+      throw JsError{"binary: unsupported broadcast"};
+    }
+    const float* a = f32(env, argv[1], am, "binary a");
+    const float* b = f32(env, argv[2], bm, "binary b");
+    float* out = f32(env, argv[3], n, "binary out");
+    switch (op) {
+      case kAdd: binaryLoop(a, b, out, n, am, bm, [](float x, float y) { return x + y; }); break;
+      case kSub: binaryLoop(a, b, out, n, am, bm, [](float x, float y) { return x - y; }); break;
+      case kMul: binaryLoop(a, b, out, n, am, bm, [](float x, float y) { return x * y; }); break;
+      case kDiv: binaryLoop(a, b, out, n, am, bm, [](float x, float y) { return x / y; }); break;
+      default: throw JsError{"binary: unknown op " + std::to_string(op)};
+    }
+    return undefinedValue(env);
+  });
+}
+
+enum UnaryOp { kRelu = 0, kSqrt = 1, kSquare = 2, kStep = 3, kNeg = 4 };
+
+template <typename F>
+void unaryLoop(const float* x, float* out, int64_t n, F f) {
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; i++) out[i] = f(x[i]);
+}
+
+// unary(op, x, out, alpha): alpha is Step's value for x <= 0 (NaN stays NaN, as in tfjs).
+napi_value Unary(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[4];
+    args(env, info, 4, argv);
+    int32_t op = 0;
+    napi_get_value_int32(env, argv[0], &op);
+    napi_typedarray_type type;
+    size_t n = 0;
+    void* data = nullptr;
+    napi_get_typedarray_info(env, argv[1], &type, &n, &data, nullptr, nullptr);
+    const float* x = f32(env, argv[1], n, "unary x");
+    float* out = f32(env, argv[2], n, "unary out");
+    double alphaD = 0;
+    napi_get_value_double(env, argv[3], &alphaD);
+    const float alpha = static_cast<float>(alphaD);
+    const int64_t len = static_cast<int64_t>(n);
+    switch (op) {
+      case kRelu: unaryLoop(x, out, len, [](float v) { return v < 0.f ? 0.f : v; }); break;
+      case kSqrt: unaryLoop(x, out, len, [](float v) { return std::sqrt(v); }); break;
+      case kSquare: unaryLoop(x, out, len, [](float v) { return v * v; }); break;
+      case kStep: unaryLoop(x, out, len, [alpha](float v) { return std::isnan(v) ? v : (v > 0.f ? 1.f : alpha); }); break;
+      case kNeg: unaryLoop(x, out, len, [](float v) { return -v; }); break;
+      default: throw JsError{"unary: unknown op " + std::to_string(op)};
+    }
+    return undefinedValue(env);
+  });
+}
+
+// sum(x, out, [outer, reduce, inner]): out[o, i] = sum_r x[o, r, i], accumulated in double
+// (the cpu backend sums in JS numbers).
+napi_value Sum(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[3];
+    args(env, info, 3, argv);
+    auto g = ints(env, argv[2], 3, "sum geometry");
+    int64_t outer = g[0], reduce = g[1], inner = g[2];
+    const float* x = f32(env, argv[0], sz({outer, reduce, inner}), "sum x");
+    float* out = f32(env, argv[1], sz({outer, inner}), "sum out");
+    if (inner == 1) {
+#pragma omp parallel for if (outer * reduce > (1 << 16))
+      for (int64_t o = 0; o < outer; o++) {
+        double acc = 0;
+        const float* p = x + o * reduce;
+        for (int64_t r = 0; r < reduce; r++) acc += p[r];
+        out[o] = static_cast<float>(acc);
+      }
+    } else {
+      for (int64_t o = 0; o < outer; o++) {
+        // Split the reduced rows among threads, each with its own partial sums.
+        int nt = (reduce * inner > (1 << 16)) ? omp_get_max_threads() : 1;
+        std::vector<double> partial(static_cast<size_t>(nt) * inner, 0.0);
+#pragma omp parallel num_threads(nt)
+        {
+          double* acc = partial.data() + static_cast<size_t>(omp_get_thread_num()) * inner;
+#pragma omp for
+          for (int64_t r = 0; r < reduce; r++) {
+            const float* p = x + (o * reduce + r) * inner;
+            for (int64_t i = 0; i < inner; i++) acc[i] += p[i];
+          }
+        }
+        for (int64_t i = 0; i < inner; i++) {
+          double s = 0;
+          for (int t = 0; t < nt; t++) s += partial[static_cast<size_t>(t) * inner + i];
+          out[o * inner + i] = static_cast<float>(s);
+        }
+      }
+    }
+    return undefinedValue(env);
+  });
+}
+
+// ---------------------------------------------------------------- misc
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[1];
+    args(env, info, 1, argv);
+    int32_t n = 0;
+    napi_get_value_int32(env, argv[0], &n);
+    if (n < 1) throw JsError{"setThreads: expected an integer >= 1"};
+    omp_set_num_threads(n);
+    return undefinedValue(env);
+  });
+}
+
+napi_value GetThreads(napi_env env, napi_callback_info) {
+  napi_value v;
+  napi_create_int32(env, omp_get_max_threads(), &v);
+  return v;
+}
+
+napi_value Version(napi_env env, napi_callback_info) {
+  const dnnl_version_t* v = dnnl_version();
+  std::string s = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  napi_value out;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &out);
+  return out;
+}
+
+// Names of the implementations oneDNN picked for a convolution geometry (diagnostics).
+napi_value ConvImpl(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[1];
+    args(env, info, 1, argv);
+    ConvGeom g = ConvGeom::from(ints(env, argv[0], 17, "convImpl geometry"));
+    auto fwd = g.forward(false, false);
+    convolution_backward_data::desc dd(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(), g.strides(),
+                                       g.dilates(), g.padL(), g.padR());
+    convolution_backward_weights::desc wd(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(),
+                                          g.strides(), g.dilates(), g.padL(), g.padR());
+    std::string s = std::string("fwd ") + fwd.impl_info_str() +
+                    "; bwd_d " + convolution_backward_data::primitive_desc(dd, eng(), fwd).impl_info_str() +
+                    "; bwd_w " + convolution_backward_weights::primitive_desc(wd, eng(), fwd).impl_info_str();
+    napi_value out;
+    napi_create_string_utf8(env, s.c_str(), s.size(), &out);
+    return out;
+  });
+}
+
+napi_value ClearCache(napi_env env, napi_callback_info) {
+  convFwdCache.clear();
+  convBwdDataCache.clear();
+  convBwdWeightsCache.clear();
+  return undefinedValue(env);
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropInput", nullptr, Conv2dBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropFilter", nullptr, Conv2dBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"getThreads", nullptr, GetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convImpl", nullptr, ConvImpl, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"clearCache", nullptr, ClearCache, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

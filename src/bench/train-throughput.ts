@@ -1,0 +1,96 @@
+/**
+ * Training throughput (images/s; batch 64, Adam, joint loss, synthetic data) of B-LeNet, a 20/50
+ * LeNet (and B-AlexNet / B-ResNet-20 when the model zoo has them) on each tfjs backend, next to
+ * PyTorch's figure for the same nets from bench/pytorch_reference.py, measured in the same run.
+ * Usage: node dist/bench/train-throughput.js [--batch 64] [--seconds 3] [--threads 2]
+ *          [--backends onednn,wasm] [--models b-lenet,lenet-20-50] [--no-torch]
+ * The pure-JS cpu backend (~2 img/s) is only measured when listed in --backends.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { backendThreads, initBackend, type BackendName } from '../engine/backend.js';
+import { loadOneDnnAddon } from '../engine/onednn/addon.js';
+import type { BranchyNetSpec } from '../model/spec.js';
+import { MODEL_ZOO } from '../model/zoo.js';
+import { createTrainer, lenet2050, syntheticBatches } from './train_step.js';
+
+const { values } = parseArgs({
+  options: {
+    batch: { type: 'string' }, seconds: { type: 'string' }, threads: { type: 'string' },
+    backends: { type: 'string' }, models: { type: 'string' }, 'no-torch': { type: 'boolean' },
+  },
+});
+const batch = Number(values.batch ?? 64);
+const seconds = Number(values.seconds ?? 3);
+const threads = Number(values.threads ?? Math.min(2, os.availableParallelism()));
+
+const specs: Record<string, () => BranchyNetSpec> = { 'b-lenet': MODEL_ZOO['b-lenet']!, 'lenet-20-50': lenet2050 };
+for (const name of ['b-alexnet', 'b-resnet-20']) if (MODEL_ZOO[name]) specs[name] = MODEL_ZOO[name]!;
+const models = values.models?.split(',') ?? Object.keys(specs);
+const backends = (values.backends?.split(',') ?? ['onednn', 'wasm']) as BackendName[];
+
+/** Images/s of training steps on the current backend: 2 warm-up steps, then at least `seconds` and 3 steps. */
+function measure(spec: BranchyNetSpec): number {
+  const trainer = createTrainer(spec);
+  const data = syntheticBatches(spec, batch, 4);
+  for (let i = 0; i < 2; i++) trainer.step(data[i % 4]!.images, data[i % 4]!.labels);
+  let steps = 0;
+  const start = performance.now();
+  while (steps < 3 || performance.now() - start < seconds * 1000) {
+    const { images, labels } = data[steps % 4]!;
+    trainer.step(images, labels);
+    steps++;
+  }
+  const ips = (steps * batch) / ((performance.now() - start) / 1000);
+  trainer.dispose();
+  return ips;
+}
+
+/** PyTorch's images/s per model, or why there are none. */
+function torchFigures(): { figures: Record<string, number>; note: string } {
+  if (values['no-torch']) return { figures: {}, note: 'skipped (--no-torch)' };
+  const script = fileURLToPath(new URL('../../bench/pytorch_reference.py', import.meta.url));
+  // Debian's python3-torch lives in the system interpreter, which a pyenv shim on PATH may hide.
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const run = spawnSync(python, [script, '--batch', String(batch), '--seconds', String(seconds),
+    '--threads', String(threads), ...models], { encoding: 'utf8' });
+  const line = run.stdout?.trim().split('\n').pop() ?? '';
+  if (run.status !== 0 || !line.startsWith('{')) {
+    return { figures: {}, note: `not measured (${(run.stderr || String(run.error)).trim().split('\n').pop()}; apt-get install python3-torch libopenblas0-pthread)` };
+  }
+  const parsed = JSON.parse(line) as { torch: string; threads: number; results: Record<string, number> };
+  return { figures: parsed.results, note: `PyTorch ${parsed.torch}, ${parsed.threads} threads` };
+}
+
+const rows: { model: string; backend: string; ips: number }[] = [];
+for (const backend of backends) {
+  if (backend === 'onednn' && loadOneDnnAddon().addon === null) {
+    console.log(`onednn: skipped (${loadOneDnnAddon().reason})`);
+    continue;
+  }
+  await initBackend(backend, { threads: backend === 'cpu' ? undefined : threads, fallback: false });
+  const label = `${backend} (${backendThreads()} thr)`;
+  for (const model of models) {
+    const make = specs[model];
+    if (make === undefined) throw new Error(`train-throughput: unknown model '${model}' (known: ${Object.keys(specs).join(', ')})`);
+    const ips = measure(make());
+    rows.push({ model, backend: label, ips });
+    console.log(`${model.padEnd(12)} ${label.padEnd(16)} ${ips.toFixed(0).padStart(7)} img/s`);
+  }
+  tf.disposeVariables();
+}
+const { figures, note } = torchFigures();
+console.log(`\nbatch ${batch}, Adam; ${note}`);
+console.log('| model | backend | train img/s | vs PyTorch |');
+console.log('|---|---|---|---|');
+for (const model of models) {
+  for (const r of rows.filter((x) => x.model === model)) {
+    const ref = figures[model];
+    console.log(`| ${model} | ${r.backend} | ${r.ips.toFixed(0)} | ${ref ? `${(r.ips / ref).toFixed(2)}x` : '–'} |`);
+  }
+  if (figures[model]) console.log(`| ${model} | PyTorch | ${figures[model]!.toFixed(0)} | 1.00x |`);
+}

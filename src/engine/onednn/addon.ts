@@ -1,0 +1,77 @@
+/**
+ * Loads the oneDNN addon (native/onednn.cc, built into build/Release by the
+ * package's install step when libdnnl-dev is present). Never throws: a missing
+ * build or library yields `null` and a one-line reason (docs/onednn.md).
+ */
+
+// node: modules are imported dynamically so that browser bundles of the engine still build.
+const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+const node = isNode
+  ? { module: await import('node:module'), fs: await import('node:fs'), url: await import('node:url') }
+  : null;
+
+/** Geometry of a 2-D convolution: [N, H, W, Ci, Co, Fh, Fw, Ho, Wo, sh, sw, dh, dw, pt, pl, pb, pr]. */
+export type ConvGeometry = readonly number[];
+/** Geometry of a 2-D max pooling: [N, H, W, C, Ho, Wo, fh, fw, sh, sw, pt, pl]. */
+export type PoolGeometry = readonly number[];
+
+/** The addon's functions. Arrays are read / written in place; outputs are allocated by the caller. */
+export interface OneDnnAddon {
+  conv2d(x: Float32Array, filter: Float32Array, bias: Float32Array | null, y: Float32Array, geom: ConvGeometry, relu: boolean): void;
+  conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geom: ConvGeometry): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geom: ConvGeometry): void;
+  /** c[p] = act(op(a[p]) op(b[p]) + bias), geom = [batch, m, n, k, aBatched, bBatched] (0/1 flags). */
+  matMul(a: Float32Array, b: Float32Array, c: Float32Array, geom: readonly number[],
+    transposeA: boolean, transposeB: boolean, bias: Float32Array | null, relu: boolean): void;
+  maxPool(x: Float32Array, y: Float32Array, geom: PoolGeometry): void;
+  maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geom: PoolGeometry): void;
+  /** out[i] = a[i % aPeriod] op b[i % bPeriod]; op 0 add, 1 sub, 2 mul, 3 div; geom = [n, aPeriod, bPeriod]. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geom: readonly number[]): void;
+  /** op 0 relu, 1 sqrt, 2 square, 3 step (alpha for x <= 0), 4 neg. */
+  unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  /** out[o, i] = sum_r x[o, r, i], geom = [outer, reduce, inner]. */
+  sum(x: Float32Array, out: Float32Array, geom: readonly number[]): void;
+  setThreads(n: number): void;
+  getThreads(): number;
+  /** oneDNN's version, e.g. '2.6.3'. */
+  version(): string;
+  /** The implementations oneDNN picks for a convolution (forward, backward data, backward weights). */
+  convImpl(geom: ConvGeometry): string;
+  clearCache(): void;
+}
+
+/** Where the install step puts the addon (relative to this file in dist/engine/onednn/). */
+export const ADDON_PATH = node === null ? ''
+  : node.url.fileURLToPath(new URL('../../../build/Release/branchynet_onednn.node', import.meta.url));
+
+let loaded: { addon: OneDnnAddon | null; reason: string; defaultThreads: number } | undefined;
+
+/**
+ * The addon, or null with the reason it is unavailable. Setting the environment
+ * variable BRANCHYNET_ONEDNN=0 disables it (as if it were not built).
+ */
+export function loadOneDnnAddon(): { addon: OneDnnAddon | null; reason: string; defaultThreads: number } {
+  if (loaded !== undefined) return loaded;
+  if (node === null) {
+    loaded = { addon: null, reason: 'not running under Node', defaultThreads: 1 };
+  } else if (process.env['BRANCHYNET_ONEDNN'] === '0') {
+    loaded = { addon: null, reason: 'disabled by BRANCHYNET_ONEDNN=0', defaultThreads: 1 };
+  } else if (!node.fs.existsSync(ADDON_PATH)) {
+    loaded = { addon: null, reason: `addon not built: no ${ADDON_PATH}`, defaultThreads: 1 };
+  } else {
+    try {
+      // libgomp reads this when the addon loads it. Spinning OpenMP workers (the default) make a
+      // step ~10x slower whenever another process competes for the cores; sleeping costs little.
+      if (process.env['OMP_WAIT_POLICY'] === undefined && process.env['GOMP_SPINCOUNT'] === undefined) {
+        process.env['OMP_WAIT_POLICY'] = 'passive';
+      }
+      const addon = node.module.createRequire(import.meta.url)(ADDON_PATH) as OneDnnAddon;
+      // OpenMP's default: one thread per core (or OMP_NUM_THREADS).
+      loaded = { addon, reason: `oneDNN ${addon.version()}`, defaultThreads: addon.getThreads() };
+    } catch (e) {
+      const first = String((e as Error).message ?? e).split('\n')[0];
+      loaded = { addon: null, reason: `addon failed to load: ${first}`, defaultThreads: 1 };
+    }
+  }
+  return loaded;
+}

@@ -1,0 +1,73 @@
+/**
+ * The 'onednn' tfjs backend: tfjs-backend-cpu's backend and kernels (tensors in
+ * JS-owned typed arrays), with the heavy kernels replaced by oneDNN ones that
+ * work on those arrays in place (kernels/). Needs the addon (addon.ts).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig } from '@tensorflow/tfjs-core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { loadOneDnnAddon, type OneDnnAddon } from './addon.js';
+import { conv2DConfig, fusedConv2DConfig } from './kernels/Conv2D.js';
+import { conv2DBackpropInputConfig } from './kernels/Conv2DBackpropInput.js';
+import { conv2DBackpropFilterConfig } from './kernels/Conv2DBackpropFilter.js';
+import { batchMatMulConfig, fusedMatMulConfig } from './kernels/BatchMatMul.js';
+import { maxPoolConfig, maxPoolGradConfig } from './kernels/MaxPool.js';
+import { addConfig, multiplyConfig, negConfig, realDivConfig, reluConfig, sqrtConfig, squareConfig, stepConfig,
+  subConfig } from './kernels/Elementwise.js';
+import { sumConfig } from './kernels/Sum.js';
+import { ONEDNN } from './kernels/util.js';
+
+export { ONEDNN };
+
+/** The kernels that run on oneDNN; every other kernel is the cpu backend's. */
+export const ONEDNN_KERNEL_CONFIGS: readonly KernelConfig[] = [
+  conv2DConfig,
+  fusedConv2DConfig,
+  conv2DBackpropInputConfig,
+  conv2DBackpropFilterConfig,
+  batchMatMulConfig,
+  fusedMatMulConfig,
+  maxPoolConfig,
+  maxPoolGradConfig,
+  sumConfig,
+  addConfig,
+  subConfig,
+  multiplyConfig,
+  realDivConfig,
+  reluConfig,
+  stepConfig,
+  sqrtConfig,
+  squareConfig,
+  negConfig,
+];
+
+/** Below tfjs's cpu (1) and wasm (2): never chosen unless asked for. */
+const ONEDNN_PRIORITY = 0;
+
+export class OneDnnBackend extends MathBackendCPU {
+  constructor(readonly addon: OneDnnAddon) {
+    super();
+    // MathBackendCPU prints an "install tfjs-node" banner on first use in Node: not our advice.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+}
+
+/**
+ * Registers the 'onednn' backend factory and its kernels (the cpu backend's
+ * configs under the name 'onednn', then ours over them). Idempotent. Returns
+ * null on success, else why the backend is unavailable.
+ */
+export function registerOneDnnBackend(): string | null {
+  const { addon, reason } = loadOneDnnAddon();
+  if (addon === null) return reason;
+  if (tf.findBackendFactory(ONEDNN) != null) return null;
+  for (const config of tf.getKernelsForBackend('cpu')) {
+    if (tf.getKernel(config.kernelName, ONEDNN) === undefined) tf.registerKernel({ ...config, backendName: ONEDNN });
+  }
+  for (const config of ONEDNN_KERNEL_CONFIGS) {
+    if (tf.getKernel(config.kernelName, ONEDNN) !== undefined) tf.unregisterKernel(config.kernelName, ONEDNN);
+    tf.registerKernel(config);
+  }
+  tf.registerBackend(ONEDNN, () => new OneDnnBackend(addon), ONEDNN_PRIORITY);
+  return null;
+}

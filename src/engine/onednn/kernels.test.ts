@@ -1,0 +1,244 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's Node build registers no gradients; the union package's does.
+import '@tensorflow/tfjs';
+import { initBackend } from '../backend.js';
+import { loadOneDnnAddon } from './addon.js';
+import { ONEDNN_KERNEL_CONFIGS } from './backend.js';
+
+const { addon, reason } = loadOneDnnAddon();
+/** Skip message when the addon is not built (docs/onednn.md). */
+const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+
+type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
+type Shape4 = [number, number, number, number];
+
+/** mulberry32: small seeded PRNG, uniform in [-1, 1). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+function randomValues(shape: readonly number[], rand: () => number): Float32Array {
+  const v = new Float32Array(sizeOf(shape));
+  for (let i = 0; i < v.length; i++) v[i] = rand();
+  return v;
+}
+
+interface Result { shape: number[]; values: Float32Array }
+
+/** Runs `fn` on `backend` and reads back its outputs. */
+async function on(backend: 'onednn' | 'cpu', fn: () => tf.Tensor[]): Promise<Result[]> {
+  await initBackend(backend, { fallback: false });
+  const outs = tf.tidy(fn);
+  const results = outs.map((o) => ({ shape: o.shape.slice(), values: o.dataSync() as Float32Array }));
+  tf.dispose(outs);
+  return results;
+}
+
+/** Asserts max |a-b| <= tol * max(1, max |ref|) for every output. */
+function assertClose(actual: Result[], expected: Result[], what: string, tol = 1e-4): void {
+  assert.equal(actual.length, expected.length, `${what}: number of outputs`);
+  expected.forEach((e, k) => {
+    const a = actual[k]!;
+    assert.deepEqual(a.shape, e.shape, `${what} #${k}: shape`);
+    let maxErr = 0;
+    let maxRef = 0;
+    for (let i = 0; i < e.values.length; i++) {
+      maxErr = Math.max(maxErr, Math.abs(a.values[i]! - e.values[i]!));
+      maxRef = Math.max(maxRef, Math.abs(e.values[i]!));
+    }
+    assert.ok(Number.isFinite(maxErr) && maxErr <= tol * Math.max(1, maxRef),
+      `${what} #${k}: max abs error ${maxErr.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`);
+  });
+}
+
+async function compare(what: string, fn: () => tf.Tensor[], tol?: number): Promise<void> {
+  assertClose(await on('onednn', fn), await on('cpu', fn), what, tol);
+}
+
+/** Whether a kernel ran natively (not through the cpu fallback) in `fn` on onednn. */
+function nativeKernelCalls(fn: () => void): Map<string, number> {
+  const calls = new Map<string, number>();
+  const saved = ONEDNN_KERNEL_CONFIGS.map((c) => ({ c, f: c.kernelFunc }));
+  for (const { c, f } of saved) {
+    (c as { kernelFunc: tf.KernelFunc }).kernelFunc = (args) => {
+      calls.set(c.kernelName, (calls.get(c.kernelName) ?? 0) + 1);
+      return f(args);
+    };
+  }
+  try {
+    tf.tidy(fn);
+  } finally {
+    for (const { c, f } of saved) (c as { kernelFunc: tf.KernelFunc }).kernelFunc = f;
+  }
+  return calls;
+}
+
+interface ConvCase { x: Shape4; f: Shape4; strides: [number, number]; pad: Pad; dilations?: [number, number] }
+
+function convCases(): ConvCase[] {
+  const rand = rng(7);
+  const int = (lo: number, hi: number): number => lo + Math.floor(((rand() + 1) / 2) * (hi - lo + 1));
+  const cases: ConvCase[] = [];
+  const pads: Pad[] = ['valid', 'same', 1, 3, [[0, 0], [1, 2], [0, 3], [0, 0]]];
+  for (const s of [1, 2]) {
+    for (const pad of pads) {
+      for (const k of [5, 3]) {
+        const ci = int(1, 7);
+        const co = int(1, 9);
+        cases.push({ x: [int(1, 3), 17, 13, ci], f: [k, k, ci, co], strides: [s, s], pad });
+      }
+    }
+  }
+  cases.push({ x: [2, 17, 13, 3], f: [3, 5, 3, 4], strides: [2, 1], pad: 'same' });
+  cases.push({ x: [2, 17, 13, 3], f: [1, 1, 3, 4], strides: [2, 2], pad: 'valid' });
+  cases.push({ x: [1, 16, 16, 2], f: [4, 4, 2, 3], strides: [2, 2], pad: 'same' });
+  cases.push({ x: [3, 12, 12, 4], f: [3, 3, 4, 6], strides: [3, 3], pad: 'valid' });
+  cases.push({ x: [4, 28, 28, 1], f: [5, 5, 1, 20], strides: [1, 1], pad: 3 });            // LeNet-like
+  cases.push({ x: [2, 8, 8, 16], f: [3, 3, 16, 32], strides: [2, 2], pad: [[0, 0], [0, 1], [0, 1], [0, 0]] });
+  return cases;
+}
+
+const caseName = (c: ConvCase): string =>
+  `x[${c.x}] f[${c.f}] s[${c.strides}] pad ${JSON.stringify(c.pad)}${c.dilations ? ` d[${c.dilations}]` : ''}`;
+
+test('onednn backend: kernels registered, cpu kernels shared, native kernels used', { skip }, async () => {
+  assert.equal(await initBackend('onednn', { fallback: false }), 'onednn');
+  assert.equal(tf.getBackend(), 'onednn');
+  for (const c of ONEDNN_KERNEL_CONFIGS) assert.equal(tf.getKernel(c.kernelName, 'onednn'), c);
+  assert.ok(tf.getKernel(tf.Relu, 'onednn') !== undefined);
+  const calls = nativeKernelCalls(() => {
+    const x = tf.ones([2, 9, 9, 3]) as tf.Tensor4D;
+    const f = tf.ones([3, 3, 3, 4]) as tf.Tensor4D;
+    tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.maxPool(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), 2, 2, 'valid').sum())([x, f]);
+  });
+  for (const k of [tf.Conv2D, tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter, tf.MaxPool, tf.MaxPoolGrad]) {
+    assert.ok((calls.get(k) ?? 0) > 0, `${k} was not called`);
+  }
+});
+
+test('onednn Conv2D, FusedConv2D (bias, relu) and their gradients match the cpu backend', { skip }, async () => {
+  const rand = rng(42);
+  for (const c of convCases()) {
+    const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.strides, 1, c.pad);
+    const xv = randomValues(c.x, rand);
+    const fv = randomValues(c.f, rand);
+    const bv = randomValues([c.f[3]], rand);
+    const dyv = randomValues(info.outShape, rand);
+    const conv = (x: tf.Tensor, f: tf.Tensor): tf.Tensor => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad as 'same');
+    const fused = (x: tf.Tensor, f: tf.Tensor, b: tf.Tensor): tf.Tensor => tf.fused.conv2d({
+      x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: c.strides, pad: c.pad as 'same', bias: b, activation: 'relu' });
+    await compare(`conv2d + grads ${caseName(c)}`, () => {
+      const x = tf.tensor4d(xv, c.x);
+      const f = tf.tensor4d(fv, c.f);
+      const dy = tf.tensor4d(dyv, info.outShape);
+      const y = conv(x, f);
+      return [y, ...tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b))([x, f], dy)];
+    });
+    await compare(`fused conv2d (bias, relu) + grads ${caseName(c)}`, () => {
+      const x = tf.tensor4d(xv, c.x);
+      const f = tf.tensor4d(fv, c.f);
+      const b = tf.tensor1d(bv);
+      const dy = tf.tensor4d(dyv, info.outShape);
+      return [fused(x, f, b), ...tf.grads((a: tf.Tensor, w: tf.Tensor, bb: tf.Tensor) => fused(a, w, bb))([x, f, b], dy)];
+    });
+  }
+});
+
+test('onednn Conv2D with dilations, Conv2DBackpropInput via conv2dTranspose, match the cpu backend', { skip }, async () => {
+  const rand = rng(5);
+  for (const [d, pad] of [[[2, 2], 'valid'], [[2, 3], 'same'], [[3, 1], 2]] as const) {
+    const xv = randomValues([2, 15, 14, 3], rand);
+    const fv = randomValues([3, 3, 3, 5], rand);
+    await compare(`conv2d x[2,15,14,3] f[3,3,3,5] d[${d}] pad ${pad}`, () =>
+      [tf.conv2d(tf.tensor4d(xv, [2, 15, 14, 3]), tf.tensor4d(fv, [3, 3, 3, 5]), 1, pad as 'same', 'NHWC', d as [number, number])]);
+  }
+  const yv = randomValues([2, 6, 6, 4], rand);
+  const fv = randomValues([3, 3, 5, 4], rand);
+  await compare('conv2dTranspose y[2,6,6,4] f[3,3,5,4] -> [2,12,12,5] s2 same', () =>
+    [tf.conv2dTranspose(tf.tensor4d(yv, [2, 6, 6, 4]), tf.tensor4d(fv, [3, 3, 5, 4]), [2, 12, 12, 5], 2, 'same')]);
+});
+
+test('onednn BatchMatMul / _FusedMatMul (transposes, batches, bias, relu) and gradients match the cpu backend', { skip }, async () => {
+  const rand = rng(11);
+  const cases: { a: number[]; b: number[]; ta: boolean; tb: boolean }[] = [
+    { a: [64, 720], b: [720, 84], ta: false, tb: false },
+    { a: [7, 13], b: [5, 13], ta: false, tb: true },
+    { a: [13, 7], b: [13, 5], ta: true, tb: false },
+    { a: [13, 7], b: [5, 13], ta: true, tb: true },
+    { a: [3, 4, 6], b: [3, 6, 5], ta: false, tb: false },
+    { a: [3, 4, 6], b: [6, 5], ta: false, tb: false },          // b shared across the batch
+    { a: [1, 6, 4], b: [2, 3, 6, 5], ta: true, tb: false },     // a shared, 2-D batch
+    { a: [1, 1], b: [1, 9], ta: false, tb: false },
+  ];
+  for (const c of cases) {
+    const av = randomValues(c.a, rand);
+    const bv = randomValues(c.b, rand);
+    const n = c.tb ? c.b[c.b.length - 2]! : c.b[c.b.length - 1]!;
+    const biasV = randomValues([n], rand);
+    const name = `a[${c.a}]${c.ta ? 'T' : ''} b[${c.b}]${c.tb ? 'T' : ''}`;
+    await compare(`matMul + grads ${name}`, () => {
+      const a = tf.tensor(av, c.a);
+      const b = tf.tensor(bv, c.b);
+      const f = (x: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.matMul(x, y, c.ta, c.tb);
+      // tfjs's BatchMatMul gradient does not reduce broadcast batch dimensions: forward only there.
+      const sameBatch = c.a.length === c.b.length && c.a.slice(0, -2).every((d, i) => d === c.b[i]);
+      return [f(a, b), ...(sameBatch ? tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sin(f(x, y)))([a, b]) : [])];
+    });
+    if (c.a.length === 2 && c.b.length === 2) {
+      await compare(`fused matMul (bias, relu) + grads ${name}`, () => {
+        const a = tf.tensor(av, c.a);
+        const b = tf.tensor(bv, c.b);
+        const bias = tf.tensor1d(biasV);
+        const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor): tf.Tensor => tf.fused.matMul({
+          a: x, b: y, transposeA: c.ta, transposeB: c.tb, bias: z, activation: 'relu' });
+        return [f(a, b, bias), ...tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => tf.sin(f(x, y, z)))([a, b, bias])];
+      });
+    }
+  }
+});
+
+test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties) match the cpu backend', { skip }, async () => {
+  const rand = rng(13);
+  type PoolCase = { x: Shape4; size: [number, number]; s: [number, number]; pad: Pad };
+  const cases: PoolCase[] = [
+    { x: [2, 30, 30, 5], size: [2, 2], s: [2, 2], pad: 'valid' },
+    { x: [2, 17, 17, 10], size: [2, 2], s: [2, 2], pad: [[0, 0], [0, 1], [0, 1], [0, 0]] },   // B-LeNet's round-up
+    { x: [3, 11, 9, 4], size: [3, 3], s: [2, 2], pad: [[0, 0], [1, 2], [1, 1], [0, 0]] },
+    { x: [1, 12, 13, 3], size: [3, 2], s: [1, 2], pad: 'same' },
+    { x: [2, 7, 7, 1], size: [3, 3], s: [3, 3], pad: 'valid' },
+  ];
+  for (const c of cases) {
+    const info = tf.backend_util.computePool2DInfo(c.x, c.size, c.s, 1, c.pad as 'same');
+    for (const ties of [false, true]) {
+      // Rounding to a coarse grid creates ties inside windows.
+      const xv = randomValues(c.x, rand).map((v) => (ties ? Math.round(v * 2) / 2 : v));
+      const dyv = randomValues(info.outShape, rand);
+      await compare(`maxPool + grad x[${c.x}] size[${c.size}] s[${c.s}] pad ${JSON.stringify(c.pad)}${ties ? ' ties' : ''}`, () => {
+        const x = tf.tensor4d(xv, c.x);
+        const f = (t: tf.Tensor): tf.Tensor => tf.maxPool(t as tf.Tensor4D, c.size, c.s, c.pad as 'same');
+        return [f(x), tf.grad(f)(x, tf.tensor4d(dyv, info.outShape))];
+      });
+    }
+  }
+});
+
+test('onednn falls back to the cpu kernels for what it does not cover (NCHW-free prelu, int32)', { skip }, async () => {
+  const rand = rng(17);
+  const xv = randomValues([2, 7, 7, 3], rand);
+  const fv = randomValues([3, 3, 3, 4], rand);
+  await compare('fused conv2d with elu activation', () => [tf.fused.conv2d({
+    x: tf.tensor4d(xv, [2, 7, 7, 3]), filter: tf.tensor4d(fv, [3, 3, 3, 4]), strides: 1, pad: 'same', activation: 'elu' })]);
+  await compare('int32 matMul', () => [tf.cast(tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')), 'float32')]);
+  await compare('conv2d ceil rounding', () => [tf.conv2d(tf.tensor4d(xv, [2, 7, 7, 3]), tf.tensor4d(fv, [3, 3, 3, 4]), 2, 0, 'NHWC', 1, 'ceil')]);
+});

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import type { InferenceSession } from 'onnxruntime-node';
+import { initBackend } from '../engine/backend.js';
+import { trunkOf } from '../model/io.js';
+import { BranchyNet } from '../model/network.js';
+import type { BranchyNetSpec } from '../model/spec.js';
+import { bLeNet } from '../model/zoo.js';
+import { rowEntropy } from '../runtime/entropy.js';
+import { loadOnnxRuntime } from '../runtime/onnx_runner.js';
+import { randomDataset, tinySpec } from '../testing/fixtures.js';
+import type { GraphOptions, OnnxExport, StageManifest } from './export.js';
+import { exportNetwork, toNetworkOrder } from './export.js';
+import { decodeModel, IR_VERSION, OPSET } from './graph.js';
+
+type Ort = typeof import('onnxruntime-node');
+let ort: Ort | null = null;
+let skipReason = '';
+
+before(async () => {
+  await initBackend('wasm');
+  const loaded = await loadOnnxRuntime();
+  if ('ort' in loaded) ort = loaded.ort;
+  else skipReason = `onnxruntime-node did not load: ${loaded.error}`;
+});
+
+/** Flatten straight after a 3-channel conv on a non-square (7x5) map, the flat vector handed between stages, relu between flatten and dense. */
+function flattenOrderSpec(): BranchyNetSpec {
+  return {
+    name: 'flatten-order',
+    input: [7, 5, 2],
+    classes: 4,
+    segments: [
+      [{ kind: 'conv2d', filters: 3, kernel: 3, pad: 1 }, { kind: 'relu' }, { kind: 'flatten' }],
+      [{ kind: 'relu' }, { kind: 'dense', units: 6 }, { kind: 'relu' }, { kind: 'dense', units: 4 }],
+    ],
+    heads: [[{ kind: 'dense', units: 4 }], []],
+  };
+}
+
+/** A dense layer right after a multi-channel, non-square conv output, inside one stage and in an exit head. */
+function flattenInStageSpec(): BranchyNetSpec {
+  return {
+    name: 'flatten-in-stage',
+    input: [6, 4, 3],
+    classes: 5,
+    segments: [
+      [{ kind: 'conv2d', filters: 4, kernel: 3, stride: 1, pad: 1 }],
+      [{ kind: 'maxPool', size: 2, stride: 2 }, { kind: 'relu' }, { kind: 'flatten' }, { kind: 'dense', units: 5 }],
+    ],
+    heads: [[{ kind: 'relu' }, { kind: 'conv2d', filters: 3, kernel: 2, stride: 2 }, { kind: 'flatten' }, { kind: 'dense', units: 5 }], []],
+  };
+}
+
+/** The space-to-depth rewrite with an even kernel (odd padded size: an extra pad row and column) and 2 channels. */
+function spaceToDepthSpec(): BranchyNetSpec {
+  return {
+    name: 's2d-even-kernel',
+    input: [9, 7, 2],
+    classes: 3,
+    segments: [
+      [{ kind: 'conv2d', filters: 3, kernel: 4, pad: 2 }, { kind: 'relu' }, { kind: 'maxPool', size: 2, stride: 2 }],
+      [{ kind: 'flatten' }, { kind: 'dense', units: 3 }],
+    ],
+    heads: [[{ kind: 'conv2d', filters: 2, kernel: 3, pad: 1 }, { kind: 'flatten' }, { kind: 'dense', units: 3 }], []],
+  };
+}
+
+const SPECS: [string, () => BranchyNetSpec, GraphOptions][] = [
+  ['B-LeNet', bLeNet, {}],
+  ['B-LeNet without the space-to-depth rewrite', bLeNet, { spaceToDepth: false }],
+  ['tiny (3 exits)', tinySpec, {}],
+  ['flatten order (flat activation handed on)', flattenOrderSpec, {}],
+  ['flatten order (inside a stage)', flattenInStageSpec, {}],
+  ['space-to-depth (even kernel, 2 channels)', spaceToDepthSpec, {}],
+];
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, 'lengths differ');
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+async function sessions(bundle: OnnxExport, stages: StageManifest[]): Promise<InferenceSession[]> {
+  return Promise.all(stages.map((s) => ort!.InferenceSession.create(bundle.files.get(s.file)!, { intraOpNumThreads: 1 })));
+}
+
+test('the export is a valid ONNX model per stage: opset, dynamic batch, the manifest names and shapes', () => {
+  const net = new BranchyNet(bLeNet(), 1);
+  const base = trunkOf(net);
+  const bundle = exportNetwork(net, base, { thresholds: [0.05] });
+  const m = bundle.manifest;
+  assert.equal(m.stages.length, 2);
+  assert.deepEqual(m.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+  assert.deepEqual(m.thresholds, [0.05]);
+  assert.deepEqual(m.input, { name: 'image', shape: ['N', 28, 28, 1], layout: 'NHWC' });
+  assert.deepEqual(m.stages[0].outputs.activation, { name: 'next_activation', shape: ['N', 5, 15, 15], layout: 'NCHW' });
+  assert.deepEqual(m.stages[1].input, { name: 'activation', shape: ['N', 5, 15, 15], layout: 'NCHW' });
+  assert.equal(m.stages[1].outputs.activation, null);
+  const macs = net.macs();
+  assert.equal(m.stages[0].macs, macs.segments[0] + macs.heads[0]);
+  assert.equal(m.stages[1].cumulativeMacs, macs.segments[0] + macs.segments[1]);
+  assert.equal(m.baseline.macs, base.macs().segments[0]);
+  assert.deepEqual([...bundle.files.keys()].sort(), ['baseline.onnx', 'stage-1.onnx', 'stage-2.onnx']);
+  for (const stage of [...m.stages, m.baseline]) {
+    const model = decodeModel(bundle.files.get(stage.file)!);
+    assert.equal(Number(model.irVersion), IR_VERSION);
+    assert.deepEqual(model.opsetImport.map((o) => [o.domain, Number(o.version)]), [['', OPSET]]);
+    const g = model.graph!;
+    const [inputs, outputsOf, nodes] = [g.input ?? [], g.output ?? [], g.node ?? []];
+    assert.deepEqual(inputs.map((i) => i.name), [stage.input.name]);
+    const outputs = [stage.outputs.activation, stage.outputs.logits, stage.outputs.entropy].filter((o) => o !== null);
+    assert.deepEqual(outputsOf.map((o) => o.name), outputs.map((o) => o!.name));
+    for (const v of [...inputs, ...outputsOf]) {
+      const dims = v.type!.tensorType!.shape!.dim!;
+      assert.equal(dims[0].dimParam, 'N', `${v.name}: dynamic batch`);
+    }
+    assert.ok(nodes.some((n) => n.opType === 'ReduceLogSumExp'), 'entropy computed in the graph');
+  }
+  base.dispose();
+  net.dispose();
+});
+
+for (const [name, makeSpec, graphOptions] of SPECS) {
+  test(`${name}: every stage on ONNX Runtime matches the tfjs forward pass (activation, logits, entropy)`, async (t) => {
+    if (!ort) return t.skip(skipReason);
+    const spec = makeSpec();
+    const net = new BranchyNet(spec, 5);
+    const base = trunkOf(net);
+    const bundle = exportNetwork(net, base, graphOptions);
+    const stageSessions = await sessions(bundle, bundle.manifest.stages);
+    const [baseSession] = await sessions(bundle, [bundle.manifest.baseline]);
+    let worst = 0;
+    for (const count of [1, 6]) {
+      const data = randomDataset(count, spec.input, spec.classes, 40 + count);
+      const image = new ort.Tensor('float32', data.images, [count, ...spec.input]);
+      let fed: import('onnxruntime-node').Tensor = image;
+      let x: tf.Tensor = tf.tensor4d(data.images, [count, ...spec.input]);
+      for (let k = 0; k < net.exits; k++) {
+        const stage = bundle.manifest.stages[k];
+        const out = await stageSessions[k].run({ [stage.input.name]: fed });
+        const a = net.inferSegment(k, x);
+        const logits = net.inferHead(k, a);
+        const expected = logits.dataSync();
+        const got = out[stage.outputs.logits.name];
+        assert.deepEqual(got.dims, [count, spec.classes]);
+        const d = maxAbsDiff(got.data as Float32Array, expected);
+        assert.ok(d <= 1e-4, `exit ${k + 1} logits differ by ${d}`);
+        worst = Math.max(worst, d);
+        const entropy = out[stage.outputs.entropy.name];
+        assert.deepEqual(entropy.dims, [count]);
+        const h = Array.from({ length: count }, (_, i) => rowEntropy(expected, i, spec.classes).entropy);
+        const dh = maxAbsDiff(entropy.data as Float32Array, h);
+        assert.ok(dh <= 1e-4, `exit ${k + 1} entropies differ by ${dh}`);
+        if (logits !== a) logits.dispose();
+        if (stage.outputs.activation) {
+          const next = out[stage.outputs.activation.name];
+          assert.deepEqual(next.dims, [count, ...stage.outputs.activation.shape.slice(1)]);
+          const da = maxAbsDiff(toNetworkOrder(next.data as Float32Array, stage.outputs.activation), a.dataSync());
+          assert.ok(da <= 1e-4, `activation handed on by stage ${k + 1} differs by ${da}`);
+          fed = next;
+        }
+        x.dispose();
+        x = a;
+      }
+      x.dispose();
+      // The baseline (trunk alone) is one stage from the image.
+      const bout = await baseSession.run({ image });
+      const trunk = tf.tidy(() => base.forwardAll(tf.tensor4d(data.images, [count, ...spec.input]), { training: false })[0]);
+      const db = maxAbsDiff(bout.logits.data as Float32Array, trunk.dataSync());
+      trunk.dispose();
+      assert.ok(db <= 1e-4, `baseline logits differ by ${db}`);
+    }
+    t.diagnostic(`max |logits diff| ${worst.toExponential(2)}`);
+    await Promise.all([...stageSessions, baseSession].map((s) => s.release()));
+    base.dispose();
+    net.dispose();
+  });
+}
+
+test('the flatten-order case is a real test: the graph flattens in (c, h, w) order and the dense rows are permuted', () => {
+  const net = new BranchyNet(flattenOrderSpec(), 3);
+  const bundle = exportNetwork(net, trunkOf(net));
+  const handed = bundle.manifest.stages[0].outputs.activation!;
+  assert.deepEqual(handed, { name: 'next_activation', shape: ['N', 105], layout: 'NF', flattenedFrom: [7, 5, 3] });
+  // NCHW feature (ch, i, j) sits at (ch * 7 + i) * 5 + j; in the network's order at (i * 5 + j) * 3 + ch.
+  const chw = Float32Array.from({ length: 105 }, (_, f) => f);
+  const hwc = toNetworkOrder(chw, handed);
+  assert.equal(hwc[(2 * 5 + 4) * 3 + 1], (1 * 7 + 2) * 5 + 4);
+  assert.notDeepEqual(hwc, chw);
+  net.dispose();
+});
+
+test('the space-to-depth rewrite applies where it should and can be turned off', () => {
+  const ops = (bundle: OnnxExport, file: string) => (decodeModel(bundle.files.get(file)!).graph!.node ?? []).map((n) => n.opType);
+  const net = new BranchyNet(bLeNet(), 1);
+  const base = trunkOf(net);
+  const on = exportNetwork(net, base);
+  assert.deepEqual(on.manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (space-to-depth)']);
+  assert.deepEqual(ops(on, 'stage-1.onnx').slice(0, 7), ['Transpose', 'Pad', 'SpaceToDepth', 'Conv', 'Relu', 'Reshape', 'ReduceMax']);
+  // Only the first layer qualifies: the branch conv has 5 input channels, the trunk's next convs odd outputs.
+  assert.equal(ops(on, 'stage-2.onnx').filter((o) => o === 'SpaceToDepth').length, 0);
+  assert.equal(ops(on, 'baseline.onnx').filter((o) => o === 'SpaceToDepth').length, 1);
+  const off = exportNetwork(net, base, { spaceToDepth: false });
+  assert.deepEqual(off.manifest.stages[0].layers.trunk, ['conv2d', 'relu', 'maxPool']);
+  assert.ok(!ops(off, 'stage-1.onnx').includes('SpaceToDepth'));
+  const even = new BranchyNet(spaceToDepthSpec(), 1);
+  const evenTrunk = trunkOf(even);
+  assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (space-to-depth)']);
+  for (const n of [base, net, even, evenTrunk]) n.dispose();
+});

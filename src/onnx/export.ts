@@ -1,0 +1,267 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/tensor_pack.js';
+import type { LoadedModel } from '../model/io.js';
+import { trunkOf } from '../model/io.js';
+import type { BranchyNet, CompiledLayer } from '../model/network.js';
+import type { Conv2dSpec } from '../model/spec.js';
+import type { Dim } from './graph.js';
+import { encodeModel, GraphBuilder, IR_VERSION, OPSET } from './graph.js';
+import type { OnnxValue, ParamReader } from './layers.js';
+import { exportLayer, exportOrder, exportSpaceToDepthConvPool, graphDims, matchSpaceToDepth } from './layers.js';
+
+export const ONNX_FORMAT = 'branchynet-onnx';
+export const ONNX_FORMAT_VERSION = 1;
+
+/** One input or output of a stage graph. */
+export interface IoSpec {
+  name: string;
+  /** Graph dimensions, batch ('N', dynamic) first. */
+  shape: Dim[];
+  /**
+   * 'NHWC' (the image), 'NCHW' (a trunk activation) or 'NF' (features / class scores / one
+   * entropy per row: [N] for the entropy). An 'NF' activation with `flattenedFrom` [h, w, c] holds
+   * its features in (c, h, w) order.
+   */
+  layout: 'NHWC' | 'NCHW' | 'NF' | 'N';
+  flattenedFrom?: [number, number, number];
+}
+
+export interface StageManifest {
+  /** 1-based exit number this stage ends in. */
+  exit: number;
+  file: string;
+  input: IoSpec;
+  /** `activation` is the trunk activation handed on to the next stage (null at the last stage). */
+  outputs: { activation: IoSpec | null; logits: IoSpec; entropy: IoSpec };
+  /** Layer kinds in graph order: the trunk part, then the exit head. */
+  layers: { trunk: string[]; head: string[] };
+  /** MACs per sample of this stage (trunk part + exit head) and of answering at this exit. */
+  macs: number;
+  cumulativeMacs: number;
+}
+
+export interface OnnxManifest {
+  format: typeof ONNX_FORMAT;
+  version: number;
+  model: string;
+  opset: number;
+  irVersion: number;
+  /** The public input: images, NHWC float32, values as the network was trained on. */
+  input: IoSpec;
+  classes: string[];
+  /** Entropy threshold of each non-final exit (exit at k when entropy < thresholds[k]); null if uncalibrated. */
+  thresholds: number[] | null;
+  entropy: string;
+  stages: StageManifest[];
+  /** The trunk alone (the baseline), one stage taking the image. */
+  baseline: StageManifest;
+}
+
+/** An export held in memory: the manifest and each file's bytes. */
+export interface OnnxExport {
+  manifest: OnnxManifest;
+  files: Map<string, Uint8Array>;
+}
+
+function paramReader(net: BranchyNet, layer: CompiledLayer): ParamReader {
+  return (short) => {
+    const full = layer.paramNames[short];
+    const v = full === undefined ? undefined : net.params.get(full);
+    if (!v) throw new Error(`onnx export: layer ${layer.spec.kind} has no parameter '${short}'`);
+    return { values: v.dataSync() as Float32Array, shape: v.shape };
+  };
+}
+
+/** Exports `layers` onto `x`; returns the result and the layer kinds in graph order. */
+function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxValue, options: GraphOptions): { value: OnnxValue; kinds: string[] } {
+  let v = x;
+  const kinds: string[] = [];
+  const ordered = exportOrder(layers);
+  for (let i = 0; i < ordered.length; i++) {
+    const layer = ordered[i];
+    if (options.spaceToDepth !== false && matchSpaceToDepth(ordered, i)) {
+      v = exportSpaceToDepthConvPool(g, layer as CompiledLayer & { spec: Conv2dSpec }, ordered[i + 2], v, paramReader(net, layer));
+      kinds.push('conv2d+relu+maxPool (space-to-depth)');
+      i += 2;
+    } else {
+      v = exportLayer(g, layer, v, paramReader(net, layer));
+      kinds.push(layer.spec.kind);
+    }
+  }
+  return { value: v, kinds };
+}
+
+/** Graph-level choices that do not change the arithmetic's result beyond float rounding. */
+export interface GraphOptions {
+  /** Rewrite small-channel conv + relu + 2x2 pool as a space-to-depth convolution (default true; see layers.ts). */
+  spaceToDepth?: boolean;
+}
+
+function ioOf(name: string, v: OnnxValue): IoSpec {
+  const io: IoSpec = { name, shape: graphDims(v), layout: v.layout };
+  if (v.flattenedFrom) io.flattenedFrom = v.flattenedFrom;
+  return io;
+}
+
+/**
+ * Softmax entropy (natural log) of each row, inside the graph:
+ * log p = z - logsumexp(z), H = -sum_c p_c log p_c. ReduceLogSumExp is computed stably by the runtime.
+ */
+function entropyOf(g: GraphBuilder, logits: string): string {
+  const lse = g.node('ReduceLogSumExp', [logits], { axes: [1], keepdims: 1 }, 'lse');
+  const logp = g.node('Sub', [logits, lse], {}, 'logp');
+  const p = g.node('Exp', [logp], {}, 'p');
+  const plogp = g.node('Mul', [p, logp], {}, 'plogp');
+  const sum = g.node('ReduceSum', [plogp, g.int64Constant('class_axis', [1])], { keepdims: 0 }, 'sum_plogp');
+  return g.node('Neg', [sum], {}, 'neg_entropy');
+}
+
+export const STAGE_NAMES = { image: 'image', activation: 'activation', next: 'next_activation', logits: 'logits', entropy: 'entropy' } as const;
+
+/**
+ * One ONNX model per inference stage of `net` (its `stages` plan): stage k takes the image (k = 0,
+ * NHWC, transposed to NCHW inside) or the activation stage k-1 handed on, and returns the
+ * activation to hand on (except the last stage), the exit's logits and their softmax entropy.
+ */
+export function exportStages(net: BranchyNet, filePrefix: string, options: GraphOptions = {}): { stages: StageManifest[]; files: Map<string, Uint8Array> } {
+  const files = new Map<string, Uint8Array>();
+  const stages: StageManifest[] = [];
+  const macs = net.macs();
+  let cumulative = 0;
+  let handed: OnnxValue | null = null;
+  const exits = net.exits;
+  for (let k = 0; k < exits; k++) {
+    const g = new GraphBuilder(`${net.spec.name}_stage${k + 1}`);
+    let x: OnnxValue;
+    let input: IoSpec;
+    if (handed === null) {
+      const [h, w, c] = net.spec.input;
+      input = { name: STAGE_NAMES.image, shape: ['N', h, w, c], layout: 'NHWC' };
+      const image = g.input(input.name, input.shape);
+      x = { name: g.node('Transpose', [image], { perm: [0, 3, 1, 2] }, 'image_nchw'), shape: net.spec.input, layout: 'NCHW' };
+    } else {
+      input = ioOf(STAGE_NAMES.activation, handed);
+      x = { ...handed, name: g.input(input.name, input.shape) };
+    }
+    const trunkLayers = net.stages.segments[k];
+    const headLayers = net.stages.heads[k];
+    const trunk = run(g, net, trunkLayers, x, options);
+    const a = trunk.value;
+    const last = k === exits - 1;
+    const head = run(g, net, headLayers, a, options);
+    const logits = head.value;
+    if (logits.layout !== 'NF' || logits.shape.length !== 1) throw new Error(`onnx export: exit ${k + 1} does not end in class scores`);
+    const entropy = entropyOf(g, logits.name);
+    const activation = last ? null : ioOf(STAGE_NAMES.next, a);
+    if (activation) g.output(a.name, activation.name, activation.shape);
+    const logitsIo: IoSpec = { name: STAGE_NAMES.logits, shape: ['N', net.spec.classes], layout: 'NF' };
+    const entropyIo: IoSpec = { name: STAGE_NAMES.entropy, shape: ['N'], layout: 'N' };
+    g.output(logits.name, logitsIo.name, logitsIo.shape);
+    g.output(entropy, entropyIo.name, entropyIo.shape);
+    const file = exits === 1 ? `${filePrefix}.onnx` : `${filePrefix}-${k + 1}.onnx`;
+    const doc = `${net.spec.name} stage ${k + 1} of ${exits}: ${last ? 'logits and entropy of the final exit' : `activation handed on, logits and entropy of exit ${k + 1}`}`;
+    files.set(file, encodeModel(g.build(doc)));
+    const stageMacs = macs.segments[k] + macs.heads[k];
+    cumulative += macs.segments[k];
+    stages.push({
+      exit: k + 1,
+      file,
+      input,
+      outputs: { activation, logits: logitsIo, entropy: entropyIo },
+      layers: { trunk: trunk.kinds, head: head.kinds },
+      macs: stageMacs,
+      cumulativeMacs: cumulative + macs.heads[k],
+    });
+    handed = a;
+  }
+  return { stages, files };
+}
+
+export interface ExportOptions extends GraphOptions {
+  thresholds?: number[] | null;
+  /** Class names; default the class indices as strings (the digits for MNIST). */
+  classes?: string[];
+}
+
+/** Exports a branchy network's stages and its baseline (trunk alone) into one bundle, in memory. */
+export function exportNetwork(net: BranchyNet, baseline: BranchyNet, options: ExportOptions = {}): OnnxExport {
+  if (baseline.exits !== 1) throw new Error('onnx export: the baseline must have a single exit');
+  if (baseline.spec.input.join() !== net.spec.input.join() || baseline.spec.classes !== net.spec.classes) {
+    throw new Error('onnx export: the baseline must take the same input and give the same classes as the network');
+  }
+  const early = exportStages(net, 'stage', options);
+  const base = exportStages(baseline, 'baseline', options);
+  const classes = options.classes ?? Array.from({ length: net.spec.classes }, (_, c) => String(c));
+  if (classes.length !== net.spec.classes) throw new Error(`onnx export: ${classes.length} class names for ${net.spec.classes} classes`);
+  const manifest: OnnxManifest = {
+    format: ONNX_FORMAT,
+    version: ONNX_FORMAT_VERSION,
+    model: net.spec.name,
+    opset: OPSET,
+    irVersion: IR_VERSION,
+    input: early.stages[0].input,
+    classes,
+    thresholds: options.thresholds ?? null,
+    entropy: 'softmax entropy of the logits, natural log: H = -sum_c p_c ln p_c',
+    stages: early.stages,
+    baseline: base.stages[0],
+  };
+  return { manifest, files: new Map([...early.files, ...base.files]) };
+}
+
+export const MANIFEST_FILE = 'manifest.json';
+
+/** Writes an export bundle into `dir`: manifest.json and one .onnx file per stage plus the baseline. */
+export function writeExport(dir: string, bundle: OnnxExport): string[] {
+  mkdirSync(dir, { recursive: true });
+  const written: string[] = [];
+  for (const [file, bytes] of bundle.files) {
+    writeFileAtomic(join(dir, file), [bytes]);
+    written.push(file);
+  }
+  writeFileAtomic(join(dir, MANIFEST_FILE), [new TextEncoder().encode(JSON.stringify(bundle.manifest, null, 1) + '\n')]);
+  written.push(MANIFEST_FILE);
+  return written;
+}
+
+/** Exports a saved model directory (its network, its baseline or else its trunk, its thresholds). */
+export function exportModel(model: LoadedModel, outDir: string, options: Omit<ExportOptions, 'thresholds'> = {}): { bundle: OnnxExport; files: string[] } {
+  const baseline = model.baseline ?? trunkOf(model.net);
+  try {
+    const bundle = exportNetwork(model.net, baseline, { ...options, thresholds: model.thresholds });
+    return { bundle, files: writeExport(outDir, bundle) };
+  } finally {
+    if (!model.baseline) baseline.dispose();
+  }
+}
+
+/**
+ * An activation as a stage graph holds it (per `io`: NCHW, or features flattened in (c, h, w)
+ * order) rearranged into the network's own NHWC order, e.g. to compare with the tfjs runtime.
+ */
+export function toNetworkOrder(data: ArrayLike<number>, io: IoSpec): Float32Array {
+  const rows = data.length === 0 ? 0 : data.length / io.shape.slice(1).reduce<number>((a, d) => a * Number(d), 1);
+  const out = new Float32Array(data.length);
+  let dims: [number, number, number] | null = null;
+  if (io.layout === 'NCHW') {
+    const [, c, h, w] = io.shape as number[];
+    dims = [h, w, c];
+  } else if (io.flattenedFrom) {
+    dims = io.flattenedFrom;
+  }
+  if (!dims) {
+    for (let i = 0; i < data.length; i++) out[i] = data[i];
+    return out;
+  }
+  const [H, W, C] = dims;
+  const size = H * W * C;
+  for (let n = 0; n < rows; n++) {
+    for (let ch = 0; ch < C; ch++) {
+      for (let i = 0; i < H; i++) {
+        for (let j = 0; j < W; j++) out[n * size + (i * W + j) * C + ch] = data[n * size + (ch * H + i) * W + j];
+      }
+    }
+  }
+  return out;
+}

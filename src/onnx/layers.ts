@@ -1,0 +1,246 @@
+import { UserError } from '../errors.js';
+import type { CompiledLayer } from '../model/network.js';
+import type { BranchyNetSpec, Conv2dSpec, DenseSpec, FlattenSpec, LayerKind, LayerSpec, MaxPoolSpec, ReluSpec, Shape } from '../model/spec.js';
+import type { Dim, GraphBuilder } from './graph.js';
+
+/**
+ * How a graph value stores one sample. The network thinks in NHWC; the ONNX graphs run in NCHW
+ * (what ONNX's Conv and MaxPool take), so
+ * - 'NCHW': a [h, w, c] activation stored as [N, c, h, w];
+ * - 'NF': a vector stored as [N, f] in the network's own order;
+ * - 'NF' with `flattenedFrom: [h, w, c]`: a vector flattened from an NCHW value, so its features
+ *   are in (c, h, w) order rather than the network's (h, w, c) order. The next dense layer
+ *   permutes its weight rows to match, which costs nothing at run time.
+ */
+export interface Layout {
+  layout: 'NCHW' | 'NF';
+  flattenedFrom?: [number, number, number];
+}
+
+/** A value in the graph being built. */
+export interface OnnxValue extends Layout {
+  name: string;
+  /** Per-sample shape in the network's terms (NHWC), as in CompiledLayer. */
+  shape: Shape;
+}
+
+/** The graph dimensions of a value: batch 'N' first. */
+export function graphDims(v: Pick<OnnxValue, 'layout' | 'shape'>, batch: Dim = 'N'): Dim[] {
+  if (v.layout === 'NCHW') {
+    const [h, w, c] = v.shape;
+    return [batch, c, h, w];
+  }
+  return [batch, ...v.shape];
+}
+
+/** Reads one of the layer's parameters (its short name, e.g. 'w') as float32 values and shape. */
+export type ParamReader = (short: string) => { values: Float32Array; shape: number[] };
+
+export type LayerExporter<S extends LayerSpec> = (g: GraphBuilder, layer: CompiledLayer & { spec: S }, x: OnnxValue, param: ParamReader) => OnnxValue;
+
+function expectNchw(kind: string, x: OnnxValue): void {
+  if (x.layout !== 'NCHW') throw new Error(`onnx export: ${kind} expects an [h, w, c] activation, got a flat one`);
+}
+
+const conv2d: LayerExporter<Conv2dSpec> = (g, layer, x, param) => {
+  expectNchw('conv2d', x);
+  const { spec } = layer;
+  const w = param('w');
+  const [kh, kw, cin, cout] = w.shape;
+  // tfjs HWIO -> ONNX OIHW.
+  const oihw = new Float32Array(w.values.length);
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      for (let ci = 0; ci < cin; ci++) {
+        for (let co = 0; co < cout; co++) oihw[((co * cin + ci) * kh + i) * kw + j] = w.values[((i * kw + j) * cin + ci) * cout + co];
+      }
+    }
+  }
+  const b = param('b');
+  const stride = spec.stride ?? 1;
+  const pad = spec.pad ?? 0;
+  const out = g.node(
+    'Conv',
+    [x.name, g.floatConstant(`${x.name}_conv_w`, [cout, cin, kh, kw], oihw), g.floatConstant(`${x.name}_conv_b`, [cout], b.values)],
+    { kernel_shape: [kh, kw], strides: [stride, stride], pads: [pad, pad, pad, pad], dilations: [1, 1], group: 1 },
+    'conv',
+  );
+  return { name: out, shape: layer.outputShape, layout: 'NCHW' };
+};
+
+const maxPool: LayerExporter<MaxPoolSpec> = (g, layer, x) => {
+  expectNchw('maxPool', x);
+  const { spec } = layer;
+  const stride = spec.stride ?? spec.size;
+  const pad = spec.pad ?? 0;
+  const [h, w] = layer.inputShape;
+  const [oh, ow] = layer.outputShape;
+  // Rounding the output size up (Chainer's cover_all) = extra bottom/right padding, which ONNX's
+  // MaxPool, like tfjs, never picks as a maximum. Derived from the layer's own output shape.
+  const extraH = (oh - 1) * stride + spec.size - h - 2 * pad;
+  const extraW = (ow - 1) * stride + spec.size - w - 2 * pad;
+  const out = g.node('MaxPool', [x.name], { kernel_shape: [spec.size, spec.size], strides: [stride, stride], pads: [pad, pad, pad + extraH, pad + extraW] }, 'pool');
+  return { ...x, name: out, shape: layer.outputShape };
+};
+
+const relu: LayerExporter<ReluSpec> = (g, _layer, x) => ({ ...x, name: g.node('Relu', [x.name], {}, 'relu') });
+
+const flatten: LayerExporter<FlattenSpec> = (g, layer, x) => {
+  if (x.layout === 'NF') return { ...x, shape: layer.outputShape };
+  const [h, w, c] = x.shape;
+  return { name: g.node('Flatten', [x.name], { axis: 1 }, 'flat'), shape: layer.outputShape, layout: 'NF', flattenedFrom: [h, w, c] };
+};
+
+const dense: LayerExporter<DenseSpec> = (g, layer, x, param) => {
+  if (x.layout !== 'NF') throw new Error('onnx export: dense expects a flat activation; the spec needs a flatten layer first');
+  const w = param('w');
+  const [n, units] = w.shape;
+  let values = w.values;
+  if (x.flattenedFrom) {
+    // Row r of the network's weight multiplies NHWC feature r = (i * W + j) * C + ch; the graph
+    // feeds NCHW feature (ch * H + i) * W + j there instead. Move each row to match.
+    const [H, W, C] = x.flattenedFrom;
+    values = new Float32Array(w.values.length);
+    for (let i = 0; i < H; i++) {
+      for (let j = 0; j < W; j++) {
+        for (let ch = 0; ch < C; ch++) {
+          const from = ((i * W + j) * C + ch) * units;
+          values.set(w.values.subarray(from, from + units), ((ch * H + i) * W + j) * units);
+        }
+      }
+    }
+  }
+  const out = g.node(
+    'Gemm',
+    [x.name, g.floatConstant(`${x.name}_gemm_w`, [n, units], values), g.floatConstant(`${x.name}_gemm_b`, [units], param('b').values)],
+    {},
+    'dense',
+  );
+  return { name: out, shape: layer.outputShape, layout: 'NF' };
+};
+
+/** Layer kinds the ONNX exporter does not handle yet (the CIFAR-10 networks' layers). */
+type NotExportedYet = 'lrn' | 'dropout' | 'batchNorm' | 'avgPool' | 'resBlock';
+
+/** One exporter per layer kind: adding a kind to the spec means adding one entry here. */
+export const LAYER_EXPORTERS: { [K in Exclude<LayerKind, NotExportedYet>]: LayerExporter<Extract<LayerSpec, { kind: K }>> } = {
+  conv2d,
+  maxPool,
+  relu,
+  flatten,
+  dense,
+};
+
+/** The layer kinds of `spec` (trunk and heads) that have no exporter, in order of first use. */
+export function unexportableKinds(spec: BranchyNetSpec): string[] {
+  const known = new Set(Object.keys(LAYER_EXPORTERS));
+  const kinds = [...spec.segments, ...spec.heads].flat().map((l) => l.kind);
+  return [...new Set(kinds.filter((k) => !known.has(k)))];
+}
+
+export function exportLayer(g: GraphBuilder, layer: CompiledLayer, x: OnnxValue, param: ParamReader): OnnxValue {
+  const exporter = (LAYER_EXPORTERS as Record<string, LayerExporter<LayerSpec> | undefined>)[layer.spec.kind];
+  if (!exporter) throw new UserError(`onnx export: layer kind '${layer.spec.kind}' cannot be exported yet (exportable: ${Object.keys(LAYER_EXPORTERS).join(', ')})`);
+  return exporter(g, layer, x, param);
+}
+
+/**
+ * A stride-1 convolution with few input channels, then relu, then a 2x2 max pool of stride 2 that
+ * tiles the convolution's output exactly (even height and width, no padding): ONNX Runtime runs
+ * such a convolution slowly (a 1-channel input fills a sliver of each SIMD block), so the three
+ * layers are exported as one space-to-depth convolution instead:
+ *   Pad -> SpaceToDepth(2) -> Conv(4 cin -> 4 cout, kernel floor(k/2)+1) -> Relu -> max over the 4 phases.
+ * Output pixel (2i + a, 2j + b) of the original convolution is channel (c, a, b) of the new one at
+ * (i, j), so the 2x2 pool is a max over the phases (a, b). Same arithmetic on each output (the
+ * extra kernel taps are zeros), about 1.4x the multiply-adds, measured 10% (batch 1) to 30%
+ * (batch 256) faster for B-LeNet's first layer. Only for inputs of at most
+ * SPACE_TO_DEPTH_MAX_CHANNELS channels, where the rewrite pays.
+ */
+export const SPACE_TO_DEPTH_MAX_CHANNELS = 2;
+
+export function matchSpaceToDepth(layers: CompiledLayer[], i: number): boolean {
+  const [conv, relu, pool] = layers.slice(i, i + 3);
+  if (!conv || !relu || !pool || conv.spec.kind !== 'conv2d' || relu.spec.kind !== 'relu' || pool.spec.kind !== 'maxPool') return false;
+  const [oh, ow] = conv.outputShape;
+  return (
+    (conv.spec.stride ?? 1) === 1 &&
+    conv.inputShape[2] <= SPACE_TO_DEPTH_MAX_CHANNELS &&
+    pool.spec.size === 2 &&
+    (pool.spec.stride ?? pool.spec.size) === 2 &&
+    (pool.spec.pad ?? 0) === 0 &&
+    oh % 2 === 0 &&
+    ow % 2 === 0
+  );
+}
+
+export function exportSpaceToDepthConvPool(g: GraphBuilder, conv: CompiledLayer & { spec: Conv2dSpec }, pool: CompiledLayer, x: OnnxValue, param: ParamReader): OnnxValue {
+  expectNchw('conv2d', x);
+  const w = param('w');
+  const b = param('b');
+  const [k, , cin, cout] = w.shape;
+  const pad = conv.spec.pad ?? 0;
+  const [h, wd] = conv.inputShape;
+  // An odd padded size gets one more zero row/column at the end, which no output reads.
+  const extraH = (h + 2 * pad) % 2;
+  const extraW = (wd + 2 * pad) % 2;
+  const kk = Math.floor(k / 2) + 1;
+  const ci4 = 4 * cin;
+  const co4 = 4 * cout;
+  const weights = new Float32Array(co4 * ci4 * kk * kk);
+  const bias = new Float32Array(co4);
+  for (let c = 0; c < cout; c++) {
+    for (let a = 0; a < 2; a++) {
+      for (let bb = 0; bb < 2; bb++) {
+        const o = (c * 2 + a) * 2 + bb;
+        bias[o] = b.values[c];
+        for (let ci = 0; ci < cin; ci++) {
+          for (let p = 0; p < 2; p++) {
+            for (let q = 0; q < 2; q++) {
+              // SpaceToDepth puts input (2I + p, 2J + q, ci) at channel (p * 2 + q) * cin + ci.
+              const ic = (p * 2 + q) * cin + ci;
+              for (let di = 0; di < kk; di++) {
+                for (let dj = 0; dj < kk; dj++) {
+                  const u = 2 * di + p - a;
+                  const v = 2 * dj + q - bb;
+                  if (u < 0 || u >= k || v < 0 || v >= k) continue;
+                  weights[((o * ci4 + ic) * kk + di) * kk + dj] = w.values[((u * k + v) * cin + ci) * cout + c];
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  let y = x.name;
+  if (pad > 0 || extraH > 0 || extraW > 0) y = g.node('Pad', [y, g.int64Constant(`${x.name}_s2d_pads`, [0, 0, pad, pad, 0, 0, pad + extraH, pad + extraW])], {}, 'pad');
+  y = g.node('SpaceToDepth', [y], { blocksize: 2 }, 's2d');
+  y = g.node(
+    'Conv',
+    [y, g.floatConstant(`${x.name}_s2d_conv_w`, [co4, ci4, kk, kk], weights), g.floatConstant(`${x.name}_s2d_conv_b`, [co4], bias)],
+    { kernel_shape: [kk, kk], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 },
+    's2d_conv',
+  );
+  y = g.node('Relu', [y], {}, 'relu');
+  const [ph, pw] = pool.outputShape;
+  y = g.node('Reshape', [y, g.int64Constant(`${x.name}_s2d_phases`, [-1, cout, 4, ph, pw])], {}, 'phases');
+  y = g.node('ReduceMax', [y], { axes: [2], keepdims: 0 }, 'pool');
+  return { name: y, shape: pool.outputShape, layout: 'NCHW' };
+}
+
+/**
+ * Layer order for export: a relu right after a max pool moves in front of it (max pooling
+ * commutes with the monotone relu, and padded cells never win either way), so that it follows
+ * the conv or dense layer before the pool, which ONNX Runtime fuses it into.
+ */
+export function exportOrder(layers: CompiledLayer[]): CompiledLayer[] {
+  const out = layers.slice();
+  for (let i = 1; i + 1 < out.length; i++) {
+    const before = out[i - 1].spec.kind;
+    if (out[i].spec.kind === 'maxPool' && out[i + 1].spec.kind === 'relu' && (before === 'conv2d' || before === 'dense')) {
+      [out[i], out[i + 1]] = [out[i + 1], out[i]];
+      i++;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { Tensor } from 'onnxruntime-node';
+import { headDataset, loadDataset } from '../data/index.js';
+import type { Dataset } from '../data/dataset.js';
+import { initBackend } from '../engine/backend.js';
+import { loadModel, trunkOf } from '../model/io.js';
+import type { LoadedModel } from '../model/io.js';
+import { BranchyNet } from '../model/network.js';
+import type { BranchyNetSpec } from '../model/spec.js';
+import { bLeNet } from '../model/zoo.js';
+import { exportNetwork, writeExport } from '../onnx/export.js';
+import { randomDataset, tinySpec } from '../testing/fixtures.js';
+import { evaluateModel } from '../workflow.js';
+import type { ExitResults } from './early_exit.js';
+import { earlyExit, earlyExitAsync } from './early_exit.js';
+import { rowEntropy } from './entropy.js';
+import { allExitLogits } from './full_forward.js';
+import { chooseRuntime, loadOnnxRuntime, OnnxRunner, readManifest } from './onnx_runner.js';
+import type { StageRunner } from './runner.js';
+import { TfjsRunner } from './tfjs_runner.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The shipped model; BRANCHYNET_PARITY_MODEL points the parity test at another model directory. */
+const SHIPPED = process.env.BRANCHYNET_PARITY_MODEL ?? join(ROOT, 'models', 'b-lenet-mnist');
+
+let skipReason: string | null = null;
+before(async () => {
+  await initBackend('wasm');
+  const loaded = await loadOnnxRuntime();
+  if ('error' in loaded) skipReason = `onnxruntime-node did not load: ${loaded.error}`;
+});
+
+/**
+ * Thresholds at the given entropy quantile of each non-final exit, moved to the middle of a gap
+ * between neighbouring entropies so that no sample sits within float32 noise of a threshold.
+ */
+function safeThresholds(logits: Float32Array[], classes: number, count: number, q: number): number[] {
+  return logits.slice(0, -1).map((l) => {
+    const h = Array.from({ length: count }, (_, i) => rowEntropy(l, i, classes).entropy).sort((a, b) => a - b);
+    for (let i = Math.floor(q * (count - 1)); i + 1 < count; i++) if (h[i + 1] - h[i] > 1e-3) return (h[i] + h[i + 1]) / 2;
+    return h[count - 1] + 1;
+  });
+}
+
+function assertSameAnswers(got: ExitResults, want: ExitResults, what: string): void {
+  assert.deepEqual(got.predictions, want.predictions, `${what}: predictions`);
+  assert.deepEqual(got.exits, want.exits, `${what}: exits`);
+  for (let i = 0; i < want.entropies.length; i++) {
+    assert.ok(Math.abs(got.entropies[i] - want.entropies[i]) <= 1e-4, `${what}: entropy of sample ${i}: ${got.entropies[i]} vs ${want.entropies[i]}`);
+  }
+}
+
+/** Counts the rows each stage sees (compaction check). */
+function counting<A>(inner: StageRunner<A>, rowsOf: (a: A) => number): StageRunner<A> & { rows: number[] } {
+  const rows = new Array(inner.exits).fill(0);
+  return {
+    rows,
+    exits: inner.exits,
+    classes: inner.classes,
+    input: (images, count) => inner.input(images, count),
+    runStage: (k, a) => {
+      rows[k] += rowsOf(a);
+      return inner.runStage(k, a);
+    },
+    selectRows: (a, r) => inner.selectRows(a, r),
+    dispose: (a) => inner.dispose(a),
+  };
+}
+
+/** Every exit's logits and entropies from a runner's stages, the whole batch through every stage. */
+async function stageOutputs<A>(runner: StageRunner<A>, images: Float32Array, count: number): Promise<{ logits: ArrayLike<number>[]; entropies: (ArrayLike<number> | undefined)[] }> {
+  const logits: ArrayLike<number>[] = [];
+  const entropies: (ArrayLike<number> | undefined)[] = [];
+  let a: A | null = runner.input(images, count);
+  for (let k = 0; a !== null; k++) {
+    const out = await runner.runStage(k, a);
+    runner.dispose(a);
+    logits.push(Array.from(out.logits));
+    entropies.push(out.entropies && Array.from(out.entropies));
+    a = out.next;
+  }
+  return { logits, entropies };
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+for (const [name, makeSpec] of [['B-LeNet', bLeNet], ['tiny (3 exits)', tinySpec]] as [string, () => BranchyNetSpec][]) {
+  test(`${name}: early exit on ONNX Runtime gives the tfjs runtime's answers at batch 1 and batched`, async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const spec = makeSpec();
+    const net = new BranchyNet(spec, 8);
+    const count = 53;
+    const data = randomDataset(count, spec.input, spec.classes, 30);
+    const logits = allExitLogits(net, data);
+    const thresholds = safeThresholds(logits, spec.classes, count, 0.45);
+    const onnx = await OnnxRunner.fromNet(net);
+    const tfjs = new TfjsRunner(net);
+    const stages = await stageOutputs(onnx, data.images, count);
+    for (let k = 0; k < net.exits; k++) {
+      assert.ok(maxAbsDiff(stages.logits[k], logits[k]) <= 1e-4, `exit ${k + 1} logits`);
+      const h = Array.from({ length: count }, (_, i) => rowEntropy(logits[k], i, spec.classes).entropy);
+      assert.ok(maxAbsDiff(stages.entropies[k]!, h) <= 1e-4, `exit ${k + 1} entropies`);
+    }
+    const reference = earlyExit(tfjs, data.images, count, thresholds, 1);
+    const used = new Set(reference.exits);
+    assert.equal(used.size, net.exits, `every exit should answer some samples: ${[...reference.exits]}`);
+    for (const batchSize of [1, 4, 64]) {
+      const runner = counting(onnx, (a: Tensor) => a.dims[0]);
+      const r = await earlyExitAsync(runner, data.images, count, thresholds, batchSize);
+      assertSameAnswers(r, reference, `batch ${batchSize}`);
+      let remaining = count;
+      for (let k = 0; k < net.exits; k++) {
+        assert.equal(runner.rows[k], remaining, `rows through stage ${k + 1} at batch ${batchSize}`);
+        remaining -= reference.exits.filter((e) => e === k).length;
+      }
+      assertSameAnswers(earlyExit(tfjs, data.images, count, thresholds, batchSize), reference, `tfjs at batch ${batchSize}`);
+    }
+    assert.throws(() => earlyExit(onnx, data.images, count, thresholds, 1), /use earlyExitAsync/);
+    await onnx.release();
+    net.dispose();
+  });
+}
+
+test('an export directory loads back: stages and baseline give the in-memory export\'s answers', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const spec = bLeNet();
+  const net = new BranchyNet(spec, 4);
+  const base = trunkOf(net);
+  const dir = mkdtempSync(join(tmpdir(), 'bn-onnx-'));
+  try {
+    const bundle = exportNetwork(net, base, { thresholds: [0.3] });
+    writeExport(dir, bundle);
+    assert.deepEqual(readManifest(dir), bundle.manifest);
+    const data = randomDataset(20, spec.input, spec.classes, 3);
+    const fromDir = await OnnxRunner.create({ kind: 'dir', dir }, { intraOpNumThreads: 2 });
+    const inMemory = await OnnxRunner.create({ kind: 'bundle', bundle });
+    assertSameAnswers(await earlyExitAsync(fromDir, data.images, 20, [0.3], 8), await earlyExitAsync(inMemory, data.images, 20, [0.3], 1), 'dir vs memory');
+    const baseline = await OnnxRunner.create({ kind: 'dir', dir, which: 'baseline' });
+    assert.equal(baseline.exits, 1);
+    const want = earlyExit(new TfjsRunner(base), data.images, 20, [], 1);
+    assertSameAnswers(await earlyExitAsync(baseline, data.images, 20, [], 7), want, 'baseline');
+    await Promise.all([fromDir.release(), inMemory.release(), baseline.release()]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    base.dispose();
+    net.dispose();
+  }
+  assert.throws(() => readManifest(join(dir, 'nope')), /manifest\.json: no such file; expected a directory written by 'branchynet export'/);
+});
+
+test('runtime choice: ONNX by default where onnxruntime-node loads, tfjs on request', async (t) => {
+  assert.equal(await chooseRuntime('tfjs'), 'tfjs');
+  if (skipReason) return t.skip(skipReason);
+  assert.equal(await chooseRuntime(undefined), 'onnx');
+  assert.equal(await chooseRuntime('onnx'), 'onnx');
+  // A network with a layer kind the exporter does not handle falls back to tfjs, with a notice.
+  const spec = tinySpec();
+  spec.segments[2].splice(1, 0, { kind: 'dropout', rate: 0.5 });
+  const notices: string[] = [];
+  assert.equal(await chooseRuntime(undefined, (line) => notices.push(line), spec), 'tfjs');
+  assert.deepEqual(notices, ['note: tiny has layers the ONNX exporter does not handle yet (dropout); using the tfjs runtime']);
+  await assert.rejects(() => chooseRuntime('onnx', undefined, spec), /--runtime onnx: tiny has layers the ONNX exporter does not handle yet \(dropout\)/);
+  assert.equal(await chooseRuntime(undefined, undefined, tinySpec()), 'onnx');
+});
+
+test('evaluateModel reports the same fields and answers on ONNX Runtime as on tfjs', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const spec = bLeNet();
+  const net = new BranchyNet(spec, 6);
+  const test = randomDataset(48, spec.input, spec.classes, 9);
+  const thresholds = safeThresholds(allExitLogits(net, test), spec.classes, test.count, 0.5);
+  const model: LoadedModel = { dir: '(memory)', spec, net, baseline: null, thresholds, dataset: 'random' };
+  const onnx = await evaluateModel(model, test, { runtime: 'onnx', timingSamples: 16, batchSize: 16 });
+  const tfjs = await evaluateModel(model, test, { runtime: 'tfjs', timingSamples: 16, batchSize: 16 });
+  assert.equal(onnx.runtime, 'onnx');
+  assert.equal(tfjs.runtime, 'tfjs');
+  const shape = (o: object): string[] => Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? shape(v).map((s) => `${k}.${s}`) : [k])).sort();
+  assert.deepEqual(shape(onnx), shape(tfjs));
+  for (const key of ['accuracy', 'exitFractions', 'exitAccuracies', 'macSpeedup', 'macs', 'samples'] as const) assert.deepEqual(onnx[key], tfjs[key], key);
+  assert.equal(onnx.baseline.accuracy, tfjs.baseline.accuracy);
+  for (const v of [onnx.msPerSample, onnx.speedup, onnx.batched.samplesPerSecond, onnx.batched.speedup]) assert.ok(Number.isFinite(v) && v > 0);
+  net.dispose();
+});
+
+test('shipped B-LeNet (models/b-lenet-mnist): ONNX Runtime matches tfjs on MNIST test digits', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  if (!existsSync(join(SHIPPED, 'model.json'))) return t.skip(`${SHIPPED} does not exist yet`);
+  const model = loadModel(SHIPPED);
+  let digits: Dataset;
+  try {
+    digits = headDataset(loadDataset('mnist').test, 300);
+  } catch (e) {
+    return t.skip(`MNIST test set unavailable: ${(e as Error).message}`);
+  }
+  const thresholds = model.thresholds ?? [0.05];
+  const logits = allExitLogits(model.net, digits);
+  const onnx = await OnnxRunner.fromNet(model.net);
+  const stages = await stageOutputs(onnx, digits.images, digits.count);
+  let worst = 0;
+  for (let k = 0; k < model.net.exits; k++) {
+    const d = maxAbsDiff(stages.logits[k], logits[k]);
+    worst = Math.max(worst, d);
+    assert.ok(d <= 1e-4, `exit ${k + 1} logits differ by ${d}`);
+    const h = Array.from({ length: digits.count }, (_, i) => rowEntropy(logits[k], i, model.spec.classes).entropy);
+    assert.ok(maxAbsDiff(stages.entropies[k]!, h) <= 1e-4, `exit ${k + 1} entropies`);
+  }
+  const tfjs = new TfjsRunner(model.net);
+  for (const batchSize of [1, 256]) {
+    const want = earlyExit(tfjs, digits.images, digits.count, thresholds, batchSize);
+    const got = await earlyExitAsync(onnx, digits.images, digits.count, thresholds, batchSize);
+    assert.deepEqual(got.predictions, want.predictions, `predictions at batch ${batchSize}`);
+    assert.deepEqual(got.exits, want.exits, `exits at batch ${batchSize}`);
+  }
+  t.diagnostic(`300 digits, thresholds [${thresholds}], max |logits diff| ${worst.toExponential(2)}`);
+  await onnx.release();
+  model.net.dispose();
+  model.baseline?.dispose();
+});

@@ -1,0 +1,203 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import { UserError } from '../errors.js';
+import type { BranchyNet } from '../model/network.js';
+import type { BranchyNetSpec } from '../model/spec.js';
+import type { OnnxExport, OnnxManifest, StageManifest } from '../onnx/export.js';
+import { exportStages, MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION } from '../onnx/export.js';
+import { unexportableKinds } from '../onnx/layers.js';
+import type { StageOutput, StageRunner } from './runner.js';
+
+type Ort = typeof import('onnxruntime-node');
+
+let ortModule: Promise<{ ort: Ort } | { error: string }> | null = null;
+
+/**
+ * Loads onnxruntime-node (an optional dependency) once. Resolves to null, with the reason, where
+ * it is not installed or its native binding does not load on this platform.
+ */
+export async function loadOnnxRuntime(): Promise<{ ort: Ort } | { error: string }> {
+  ortModule ??= import('onnxruntime-node').then(
+    (m) => {
+      const ort = ((m as { default?: Ort }).default ?? m) as Ort;
+      if (typeof ort.InferenceSession?.create !== 'function') return { error: 'onnxruntime-node has no InferenceSession' };
+      return { ort };
+    },
+    (e: unknown) => ({ error: e instanceof Error ? e.message.split('\n')[0] : String(e) }),
+  );
+  return ortModule;
+}
+
+async function requireOrt(): Promise<Ort> {
+  const loaded = await loadOnnxRuntime();
+  if ('error' in loaded) throw new UserError(`the ONNX runtime needs onnxruntime-node, which did not load: ${loaded.error}`);
+  return loaded.ort;
+}
+
+export interface OnnxRunnerOptions {
+  /** Threads ONNX Runtime may use inside one operator (default 1: the batch-1 latency setting). */
+  intraOpNumThreads?: number;
+  /** ONNX Runtime graph optimisation level (default 'all'). */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+/** The stage graphs of one network: in memory, or the files an export directory names. */
+export type OnnxSource =
+  | { kind: 'bundle'; bundle: OnnxExport; which?: 'early' | 'baseline' }
+  | { kind: 'dir'; dir: string; which?: 'early' | 'baseline' }
+  | { kind: 'stages'; stages: StageManifest[]; files: Map<string, Uint8Array> };
+
+interface Stage {
+  session: InferenceSession;
+  input: string;
+  next: string | null;
+  logits: string;
+  entropy: string;
+  /** Output names to fetch, in one array reused on every run. */
+  fetches: string[];
+}
+
+/** Reads and checks an export directory's manifest. */
+export function readManifest(dir: string): OnnxManifest {
+  const path = join(dir, MANIFEST_FILE);
+  let manifest: OnnxManifest;
+  try {
+    manifest = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(code === 'ENOENT' ? `${path}: no such file; expected a directory written by 'branchynet export'` : `${path}: ${(e as Error).message}`);
+  }
+  if (manifest.format !== ONNX_FORMAT) throw new UserError(`${path}: not a branchynet ONNX export (format '${manifest.format}')`);
+  if (manifest.version !== ONNX_FORMAT_VERSION) throw new UserError(`${path}: export format version ${manifest.version} is not supported (this is ${ONNX_FORMAT_VERSION})`);
+  return manifest;
+}
+
+function imageShape(input: StageManifest['input']): [number, number, number] {
+  const [, h, w, c] = input.shape;
+  if (input.layout !== 'NHWC' || typeof h !== 'number' || typeof w !== 'number' || typeof c !== 'number') {
+    throw new Error(`onnx runner: the first stage must take NHWC images, got ${input.layout} [${input.shape}]`);
+  }
+  return [h, w, c];
+}
+
+/**
+ * Runs an exported network's stages on ONNX Runtime (onnxruntime-node, CPU): one session per
+ * stage, one session run per stage and batch, the entropy computed inside the graph. Activations
+ * are ORT tensors; compaction copies the surviving rows (contiguous in NCHW) into a new tensor.
+ * Create with `OnnxRunner.create` (sessions load asynchronously) and `release()` when done.
+ */
+export class OnnxRunner implements StageRunner<Tensor> {
+  readonly exits: number;
+
+  private constructor(
+    private readonly ort: Ort,
+    private readonly stages: Stage[],
+    readonly classes: number,
+    private readonly shape: [number, number, number],
+  ) {
+    this.exits = stages.length;
+  }
+
+  static async create(source: OnnxSource, options: OnnxRunnerOptions = {}): Promise<OnnxRunner> {
+    const ort = await requireOrt();
+    let stages: StageManifest[];
+    let read: (file: string) => Uint8Array;
+    if (source.kind === 'dir') {
+      const manifest = readManifest(source.dir);
+      stages = source.which === 'baseline' ? [manifest.baseline] : manifest.stages;
+      read = (file) => readFileSync(join(source.dir, file));
+    } else {
+      stages = source.kind === 'stages' ? source.stages : source.which === 'baseline' ? [source.bundle.manifest.baseline] : source.bundle.manifest.stages;
+      const files = source.kind === 'stages' ? source.files : source.bundle.files;
+      read = (file) => {
+        const bytes = files.get(file);
+        if (!bytes) throw new Error(`onnx runner: the export has no file ${file}`);
+        return bytes;
+      };
+    }
+    const classes = stages[0].outputs.logits.shape[1];
+    if (typeof classes !== 'number') throw new Error('onnx runner: the logits must have a fixed number of classes');
+    const sessionOptions: InferenceSession.SessionOptions = {
+      intraOpNumThreads: options.intraOpNumThreads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    };
+    const built: Stage[] = [];
+    try {
+      for (const s of stages) {
+        const session = await ort.InferenceSession.create(read(s.file), sessionOptions);
+        const next = s.outputs.activation?.name ?? null;
+        const { logits, entropy } = s.outputs;
+        built.push({ session, input: s.input.name, next, logits: logits.name, entropy: entropy.name, fetches: next ? [next, logits.name, entropy.name] : [logits.name, entropy.name] });
+      }
+    } catch (e) {
+      await Promise.all(built.map((s) => s.session.release()));
+      throw e;
+    }
+    return new OnnxRunner(ort, built, classes, imageShape(stages[0].input));
+  }
+
+  /** Exports `net`'s stages in memory (no files) and loads them. */
+  static async fromNet(net: BranchyNet, options: OnnxRunnerOptions = {}): Promise<OnnxRunner> {
+    const { stages, files } = exportStages(net, 'stage');
+    return OnnxRunner.create({ kind: 'stages', stages, files }, options);
+  }
+
+  input(images: Float32Array, count: number): Tensor {
+    // Wraps the caller's memory; ORT reads it during the run, no copy here.
+    return new this.ort.Tensor('float32', images, [count, ...this.shape]);
+  }
+
+  async runStage(k: number, activation: Tensor): Promise<StageOutput<Tensor>> {
+    const s = this.stages[k];
+    const out = await s.session.run({ [s.input]: activation }, s.fetches);
+    return {
+      next: s.next === null ? null : out[s.next],
+      logits: out[s.logits].data as Float32Array,
+      entropies: out[s.entropy].data as Float32Array,
+    };
+  }
+
+  selectRows(activation: Tensor, rows: Int32Array): Tensor {
+    const data = activation.data as Float32Array;
+    const dims = activation.dims;
+    const rowSize = data.length / dims[0];
+    const out = new Float32Array(rows.length * rowSize);
+    for (let i = 0; i < rows.length; i++) out.set(data.subarray(rows[i] * rowSize, (rows[i] + 1) * rowSize), i * rowSize);
+    return new this.ort.Tensor('float32', out, [rows.length, ...dims.slice(1)]);
+  }
+
+  dispose(_activation: Tensor): void {
+    // CPU tensors hold plain typed arrays, reclaimed by the garbage collector. (Tensor.dispose
+    // would also drop the reference to the caller's image memory, which `input` wraps.)
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.stages.map((s) => s.session.release()));
+  }
+}
+
+export type RuntimeName = 'onnx' | 'tfjs';
+
+/**
+ * Picks the runtime: the requested one, or (none requested) ONNX Runtime where onnxruntime-node
+ * loads and `spec` (when given) can be exported, else tfjs with one notice line. An explicit
+ * 'onnx' that cannot be had is an error.
+ */
+export async function chooseRuntime(requested: RuntimeName | undefined, notice: (line: string) => void = () => {}, spec?: BranchyNetSpec): Promise<RuntimeName> {
+  if (requested === 'tfjs') return 'tfjs';
+  const missing = spec ? unexportableKinds(spec) : [];
+  if (missing.length > 0) {
+    const why = `${spec!.name} has layers the ONNX exporter does not handle yet (${missing.join(', ')})`;
+    if (requested === 'onnx') throw new UserError(`--runtime onnx: ${why}`);
+    notice(`note: ${why}; using the tfjs runtime`);
+    return 'tfjs';
+  }
+  const loaded = await loadOnnxRuntime();
+  if ('ort' in loaded) return 'onnx';
+  if (requested === 'onnx') throw new UserError(`--runtime onnx: onnxruntime-node did not load: ${loaded.error}`);
+  notice(`note: onnxruntime-node is not available (${loaded.error}); using the tfjs runtime`);
+  return 'tfjs';
+}
