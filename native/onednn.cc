@@ -315,6 +315,43 @@ napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------- matmul
+// oneDNN's matmul primitive, not dnnl_sgemm: Debian's oneDNN 2.6.3 sgemm corrupts the heap when
+// a signal arrives mid-call (reproduced in plain C++ with setitimer; e.g. node --cpu-prof).
+struct MatMulPrim {
+  matmul prim;
+  memory a, b, c, bias;
+};
+std::unordered_map<std::string, std::unique_ptr<MatMulPrim>> matMulCache;
+
+MatMulPrim& matMulPrim(int64_t batch, int64_t m, int64_t n, int64_t k, bool aBatched, bool bBatched, bool ta, bool tb,
+                       bool hasBias, bool relu) {
+  std::string key;
+  for (int64_t v : {batch, m, n, k, int64_t(aBatched), int64_t(bBatched), int64_t(ta), int64_t(tb), int64_t(hasBias),
+                    int64_t(relu)}) {
+    key += std::to_string(v) + ',';
+  }
+  auto it = matMulCache.find(key);
+  if (it != matMulCache.end()) return *it->second;
+  memory::desc aMd({aBatched ? batch : 1, m, k}, dt::f32, ta ? tag::acb : tag::abc);
+  memory::desc bMd({bBatched ? batch : 1, k, n}, dt::f32, tb ? tag::acb : tag::abc);
+  memory::desc cMd({batch, m, n}, dt::f32, tag::abc);
+  memory::desc biasMd = hasBias ? memory::desc({1, 1, n}, dt::f32, tag::abc) : memory::desc();
+  primitive_attr attr;
+  if (relu) {
+    post_ops po;
+    po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  matmul::primitive_desc pd(matmul::desc(aMd, bMd, biasMd, cMd), attr, eng());
+  auto p = std::make_unique<MatMulPrim>();
+  p->prim = matmul(pd);
+  p->a = memory(aMd, eng(), DNNL_MEMORY_NONE);
+  p->b = memory(bMd, eng(), DNNL_MEMORY_NONE);
+  p->c = memory(cMd, eng(), DNNL_MEMORY_NONE);
+  if (hasBias) p->bias = memory(biasMd, eng(), DNNL_MEMORY_NONE);
+  return *matMulCache.emplace(key, std::move(p)).first->second;
+}
+
 // matMul(a, b, c, [batch, m, n, k, aBatched, bBatched], transA, transB, bias | null, relu)
 // c[p] = act(op(a[p]) op(b[p]) + bias): row-major, a/b shared across the batch when not batched.
 napi_value MatMul(napi_env env, napi_callback_info info) {
@@ -330,20 +367,17 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
     float* c = f32(env, argv[2], sz({batch, m, n}), "matMul c");
     bool hasBias = !isNullish(env, argv[6]);
     float* bias = hasBias ? f32(env, argv[6], n, "matMul bias") : nullptr;
-    bool relu = boolean(env, argv[7]);
-    int64_t lda = ta ? m : k, ldb = tb ? k : n;
-    for (int64_t p = 0; p < batch; p++) {
-      float* cp = c + p * m * n;
-      if (hasBias) {
-        for (int64_t i = 0; i < m; i++) std::memcpy(cp + i * n, bias, n * sizeof(float));
-      }
-      status s = sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.f, a + (aBatched ? p * m * k : 0), lda,
-                       b + (bBatched ? p * k * n : 0), ldb, hasBias ? 1.f : 0.f, cp, n);
-      if (s != status::success) throw JsError{"sgemm failed with status " + std::to_string(int(s))};
-      if (relu) {
-        for (int64_t i = 0; i < m * n; i++) cp[i] = cp[i] > 0.f ? cp[i] : 0.f;
-      }
+    MatMulPrim& p = matMulPrim(batch, m, n, k, aBatched, bBatched, ta, tb, hasBias, boolean(env, argv[7]));
+    p.a.set_data_handle(a);
+    p.b.set_data_handle(b);
+    p.c.set_data_handle(c);
+    std::unordered_map<int, memory> margs{{DNNL_ARG_SRC, p.a}, {DNNL_ARG_WEIGHTS, p.b}, {DNNL_ARG_DST, p.c}};
+    if (hasBias) {
+      p.bias.set_data_handle(bias);
+      margs[DNNL_ARG_BIAS] = p.bias;
     }
+    p.prim.execute(strm(), margs);
+    strm().wait();
     return undefinedValue(env);
   });
 }
@@ -629,6 +663,7 @@ napi_value ClearCache(napi_env env, napi_callback_info) {
   convFwdCache.clear();
   convBwdDataCache.clear();
   convBwdWeightsCache.clear();
+  matMulCache.clear();
   return undefinedValue(env);
 }
 

@@ -16,7 +16,10 @@ import { saveModel } from './model/io.js';
 import { join } from 'node:path';
 import { exportModel } from './onnx/export.js';
 import { downloadDataset } from './data/download.js';
-import { CIFAR_AUGMENTATION } from './data/transform.js';
+import { CIFAR_AUGMENTATION, channelStats, normalizeDataset } from './data/transform.js';
+import type { ChannelStats } from './data/transform.js';
+import type { Dataset } from './data/dataset.js';
+import { normalisesInputs } from './data/index.js';
 import type { RuntimeName } from './runtime/onnx_runner.js';
 
 const USAGE = `branchynet: early-exit neural networks (BranchyNet) on TensorFlow.js
@@ -129,19 +132,26 @@ const log = (line: string) => process.stderr.write(line + '\n');
 const progress = process.stderr.isTTY ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : undefined;
 const logLine = progress ? (line: string) => process.stderr.write(`\r\x1b[K${line}\n`) : log;
 
-function splits(values: Values) {
-  const dataset = values.dataset ?? 'mnist';
+/**
+ * Loads the data set and splits it; for data sets that normalise their inputs, applies `stats`
+ * (a saved model's) or statistics computed on the training split.
+ */
+function splits(values: Values, dataset: string, stats?: ChannelStats | null) {
   const { train: full, test } = loadDataset(dataset, values['data-dir']);
   const valSize = int(values, 'val-size', 5000, 1);
   if (valSize >= full.count) throw new UserError(`--val-size: must be below the ${full.count} training images, got ${valSize}`);
-  const { train, validation } = holdOutValidation(full, valSize);
+  const held = holdOutValidation(full, valSize);
   const limit = values['train-limit'] === undefined ? undefined : int(values, 'train-limit', 0, 1);
-  return { dataset, train: headDataset(train, limit), validation, test };
+  const train = headDataset(held.train, limit);
+  if (!normalisesInputs(dataset) && !stats) return { dataset, train, validation: held.validation, test, normalization: null };
+  const normalization = stats ?? channelStats(train);
+  const norm = (d: Dataset) => normalizeDataset(d, normalization);
+  return { dataset, train: norm(train), validation: norm(held.validation), test: norm(test), normalization };
 }
 
 async function train(values: Values, preset: { baselineEpochs: number; epochs: number }, outDir: string) {
   const spec = zooSpec(values.model ?? 'b-lenet');
-  const data = splits(values);
+  const data = splits(values, values.dataset ?? 'mnist');
   const options: TrainOptions = {
     ...DEFAULT_TRAIN_OPTIONS,
     baselineEpochs: int(values, 'baseline-epochs', preset.baselineEpochs),
@@ -163,6 +173,7 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     options,
     resume: values.resume ?? false,
     maxDrop: num(values, 'max-drop', 0) / 100,
+    normalization: data.normalization,
     log: logLine,
     progress,
   });
@@ -220,7 +231,7 @@ async function main(argv: string[]): Promise<void> {
       const dir = requireModelDir(values);
       await initBackend(backend);
       const model = loadModel(dir);
-      const { validation } = splits(values);
+      const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization);
       const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, num(values, 'max-drop', 0) / 100);
       log(describeCalibration(calibration));
       saveModel(dir, model.net, model.baseline, { ...model, thresholds: calibration.chosen.thresholds, calibration });
@@ -230,7 +241,8 @@ async function main(argv: string[]): Promise<void> {
       const dir = requireModelDir(values);
       await initBackend(backend);
       const model = loadModel(dir);
-      const { test } = loadDataset(values.dataset ?? model.dataset ?? 'mnist', values['data-dir']);
+      const raw = loadDataset(values.dataset ?? model.dataset ?? 'mnist', values['data-dir']).test;
+      const test = model.normalization ? normalizeDataset(raw, model.normalization) : raw;
       const limit = values.limit === undefined ? undefined : int(values, 'limit', 0, 1);
       const report = await evaluateModel(model, headDataset(test, limit), {
         ...runtimeOptions(values),

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from './data/dataset.js';
+import type { ChannelStats } from './data/transform.js';
 import type { Calibration } from './eval/calibrate.js';
 import { calibrate, cumulativeExitMacs, REFERENCE_GRID } from './eval/calibrate.js';
 import type { EvalReport } from './eval/report.js';
@@ -53,6 +54,8 @@ export async function trainAndSave(args: {
   options: TrainOptions;
   resume: boolean;
   maxDrop: number;
+  /** Normalisation applied to the data passed in, saved with the model. */
+  normalization?: ChannelStats | null;
   log: Log;
   progress?: Log;
 }): Promise<{ net: BranchyNet; baseline: BranchyNet; calibration: Calibration }> {
@@ -64,6 +67,7 @@ export async function trainAndSave(args: {
     thresholds: calibration.chosen.thresholds,
     calibration,
     dataset: args.datasetName,
+    normalization: args.normalization ?? null,
     training: { options: { ...args.options, lossWeights: args.options.lossWeights ?? args.spec.lossWeights }, validationSize: args.validation.count, history, seconds },
   });
   args.log(`saved ${join(args.outDir, 'model.json')}`);

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ChannelStats } from '../data/transform.js';
 import { UserError } from '../errors.js';
 import type { PackEntry } from '../io/tensor_pack.js';
 import { packArrays, unpackArrays, writeFileAtomic } from '../io/tensor_pack.js';
@@ -18,6 +19,8 @@ export interface ModelMeta {
   calibration?: unknown;
   training?: unknown;
   dataset?: string;
+  /** Per-channel normalisation applied to inputs in training; eval and calibration apply the same. */
+  normalization?: ChannelStats | null;
 }
 
 interface ModelJson extends ModelMeta {
@@ -110,6 +113,7 @@ export function loadModel(dir: string): LoadedModel {
     calibration: json.calibration,
     training: json.training,
     dataset: json.dataset,
+    normalization: json.normalization ?? null,
   };
 }
 
