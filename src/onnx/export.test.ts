@@ -6,9 +6,10 @@ import { initBackend } from '../engine/backend.js';
 import { trunkOf } from '../model/io.js';
 import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
-import { bLeNet } from '../model/zoo.js';
+import { bAlexNet, bLeNet, bResNet } from '../model/zoo.js';
 import { rowEntropy } from '../runtime/entropy.js';
 import { loadOnnxRuntime } from '../runtime/onnx_runner.js';
+import { randomizeBatchNorm } from '../testing/batch_norm_stats.js';
 import { randomDataset, tinySpec } from '../testing/fixtures.js';
 import type { GraphOptions, OnnxExport, StageManifest } from './export.js';
 import { exportNetwork, toNetworkOrder } from './export.js';
@@ -67,13 +68,49 @@ function spaceToDepthSpec(): BranchyNetSpec {
   };
 }
 
-const SPECS: [string, () => BranchyNetSpec, GraphOptions][] = [
+/**
+ * The CIFAR-10 layer kinds in the cases the zoo's networks do not reach: LRN with an even n (a
+ * window of n + 1 channels in Chainer's definition) and an alpha large enough that ONNX's alpha /
+ * size convention shows; batch norm with a large epsilon, after a flatten (per-feature statistics
+ * in (c, h, w) order) and after a dense layer; residual blocks of stride 2 on odd sizes, with and
+ * without new channels; average pooling with stride 1 and 2; dropout at the end of a stage.
+ */
+function cifarCasesSpec(): BranchyNetSpec {
+  return {
+    name: 'cifar-cases',
+    input: [9, 7, 3],
+    classes: 3,
+    segments: [
+      [
+        { kind: 'conv2d', filters: 4, kernel: 3, pad: 1 },
+        { kind: 'batchNorm', epsilon: 0.5 },
+        { kind: 'relu' },
+        { kind: 'lrn', n: 4, k: 1, alpha: 0.5, beta: 0.75 },
+        { kind: 'resBlock', filters: 6, stride: 2 },
+      ],
+      [{ kind: 'resBlock', filters: 6, stride: 2 }, { kind: 'avgPool', size: 2, stride: 1 }, { kind: 'flatten' }, { kind: 'batchNorm' }, { kind: 'dropout', rate: 0.5 }],
+      [{ kind: 'dense', units: 8 }, { kind: 'batchNorm', epsilon: 0.1 }, { kind: 'relu' }, { kind: 'dense', units: 3 }],
+    ],
+    heads: [
+      [{ kind: 'avgPool', size: 2, stride: 2 }, { kind: 'lrn', n: 3, k: 2, alpha: 1, beta: 0.5 }, { kind: 'flatten' }, { kind: 'dropout', rate: 0.3 }, { kind: 'dense', units: 3 }],
+      [{ kind: 'dense', units: 3 }],
+      [],
+    ],
+  };
+}
+
+/** [name, spec, graph options, image scale: pixels (u - 0.5) * scale for u uniform in [0, 1), default u itself]. */
+const SPECS: [string, () => BranchyNetSpec, GraphOptions, number?][] = [
   ['B-LeNet', bLeNet, {}],
   ['B-LeNet without the space-to-depth rewrite', bLeNet, { spaceToDepth: false }],
   ['tiny (3 exits)', tinySpec, {}],
   ['flatten order (flat activation handed on)', flattenOrderSpec, {}],
   ['flatten order (inside a stage)', flattenInStageSpec, {}],
   ['space-to-depth (even kernel, 2 channels)', spaceToDepthSpec, {}],
+  // CIFAR-10 networks, on images in [-2, 2] (about what the normalised CIFAR-10 pixels span).
+  ['B-AlexNet', bAlexNet, {}, 4],
+  ['B-ResNet-20', () => bResNet(20), {}, 4],
+  ['CIFAR layer cases (LRN, batch norm, residual blocks, average pooling, dropout)', cifarCasesSpec, {}, 4],
 ];
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -123,18 +160,23 @@ test('the export is a valid ONNX model per stage: opset, dynamic batch, the mani
   net.dispose();
 });
 
-for (const [name, makeSpec, graphOptions] of SPECS) {
+for (const [name, makeSpec, graphOptions, imageScale] of SPECS) {
   test(`${name}: every stage on ONNX Runtime matches the tfjs forward pass (activation, logits, entropy)`, async (t) => {
     if (!ort) return t.skip(skipReason);
     const spec = makeSpec();
     const net = new BranchyNet(spec, 5);
+    // Batch norms run on running statistics other than a fresh network's (0 and 1).
+    randomizeBatchNorm(net, 17);
     const base = trunkOf(net);
     const bundle = exportNetwork(net, base, graphOptions);
     const stageSessions = await sessions(bundle, bundle.manifest.stages);
     const [baseSession] = await sessions(bundle, [bundle.manifest.baseline]);
     let worst = 0;
+    let worstActivation = 0;
+    let largest = 0;
     for (const count of [1, 6]) {
       const data = randomDataset(count, spec.input, spec.classes, 40 + count);
+      if (imageScale !== undefined) for (let i = 0; i < data.images.length; i++) data.images[i] = (data.images[i] - 0.5) * imageScale;
       const image = new ort.Tensor('float32', data.images, [count, ...spec.input]);
       let fed: import('onnxruntime-node').Tensor = image;
       let x: tf.Tensor = tf.tensor4d(data.images, [count, ...spec.input]);
@@ -149,6 +191,7 @@ for (const [name, makeSpec, graphOptions] of SPECS) {
         const d = maxAbsDiff(got.data as Float32Array, expected);
         assert.ok(d <= 1e-4, `exit ${k + 1} logits differ by ${d}`);
         worst = Math.max(worst, d);
+        largest = Math.max(largest, maxAbsDiff(expected, new Float32Array(expected.length)));
         const entropy = out[stage.outputs.entropy.name];
         assert.deepEqual(entropy.dims, [count]);
         const h = Array.from({ length: count }, (_, i) => rowEntropy(expected, i, spec.classes).entropy);
@@ -160,6 +203,7 @@ for (const [name, makeSpec, graphOptions] of SPECS) {
           assert.deepEqual(next.dims, [count, ...stage.outputs.activation.shape.slice(1)]);
           const da = maxAbsDiff(toNetworkOrder(next.data as Float32Array, stage.outputs.activation), a.dataSync());
           assert.ok(da <= 1e-4, `activation handed on by stage ${k + 1} differs by ${da}`);
+          worstActivation = Math.max(worstActivation, da);
           fed = next;
         }
         x.dispose();
@@ -173,7 +217,7 @@ for (const [name, makeSpec, graphOptions] of SPECS) {
       trunk.dispose();
       assert.ok(db <= 1e-4, `baseline logits differ by ${db}`);
     }
-    t.diagnostic(`max |logits diff| ${worst.toExponential(2)}`);
+    t.diagnostic(`max |logits diff| ${worst.toExponential(2)} (max |logit| ${largest.toFixed(2)}), max |activation diff| ${worstActivation.toExponential(2)}`);
     await Promise.all([...stageSessions, baseSession].map((s) => s.release()));
     base.dispose();
     net.dispose();
@@ -210,4 +254,31 @@ test('the space-to-depth rewrite applies where it should and can be turned off',
   const evenTrunk = trunkOf(even);
   assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (space-to-depth)']);
   for (const n of [base, net, even, evenTrunk]) n.dispose();
+});
+
+test('the CIFAR-10 layer kinds export as standard ONNX operators with the converted attributes', () => {
+  const attrs = (n: { attribute?: { name?: string | null; f?: number | null; i?: unknown }[] | null }) =>
+    Object.fromEntries((n.attribute ?? []).map((a) => [a.name, a.f || Number(a.i)]));
+  const net = new BranchyNet(cifarCasesSpec(), 1);
+  const bundle = exportNetwork(net, trunkOf(net));
+  const nodes = (file: string) => decodeModel(bundle.files.get(file)!).graph!.node ?? [];
+  const stage1 = nodes('stage-1.onnx');
+  const ops = stage1.map((n) => n.opType);
+  for (const op of ['BatchNormalization', 'LRN', 'Slice', 'Pad', 'Add', 'AveragePool']) assert.ok(ops.includes(op), `stage 1 has ${op}: ${ops}`);
+  assert.ok(!ops.includes('Dropout'), 'dropout is no node at inference');
+  // Chainer's LRN (n = 4: channels c-2..c+2, alpha not divided) is ONNX LRN of size 5 with alpha * 5.
+  const [lrn4, lrn3] = stage1.filter((n) => n.opType === 'LRN').map(attrs);
+  assert.deepEqual([lrn4.size, lrn4.alpha, lrn4.bias, lrn4.beta], [5, 2.5, 1, 0.75]);
+  assert.deepEqual([lrn3.size, lrn3.alpha, lrn3.bias, lrn3.beta], [3, 3, 2, 0.5]);
+  const eps = (file: string) => nodes(file).filter((n) => n.opType === 'BatchNormalization').map((n) => Math.fround(attrs(n).epsilon));
+  // The stem's batch norm (0.5) and the residual block's two (the default 2e-5).
+  assert.deepEqual(eps('stage-1.onnx'), [0.5, 2e-5, 2e-5].map(Math.fround));
+  assert.deepEqual(eps('stage-3.onnx'), [Math.fround(0.1)]);
+  // The zero channels go in front (begin pads of axis 1), as Chainer's concat((zeros, x)).
+  const pad = stage1.find((n) => n.opType === 'Pad')!;
+  const init = decodeModel(bundle.files.get('stage-1.onnx')!).graph!.initializer!.find((i) => i.name === pad.input![1])!;
+  assert.deepEqual(Array.from(new BigInt64Array(Uint8Array.from(init.rawData!).buffer)).map(Number), [0, 2, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(bundle.manifest.stages[1].layers.trunk, ['resBlock', 'avgPool', 'flatten', 'batchNorm', 'dropout']);
+  assert.deepEqual(bundle.manifest.stages[1].outputs.activation, { name: 'next_activation', shape: ['N', 12], layout: 'NF', flattenedFrom: [2, 1, 6] });
+  net.dispose();
 });

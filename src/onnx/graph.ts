@@ -12,7 +12,8 @@ export const IR_VERSION = 7;
 /** A dimension: a fixed size, or a symbolic name (the batch dimension, 'N'). */
 export type Dim = number | string;
 
-type AttrValue = number | number[] | string | { floats: number[] };
+/** An attribute: an int, ints, a string, a float (`{ float }`: a bare number is an int) or floats. */
+export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
 
 function attribute(name: string, value: AttrValue): onnxProto.onnx.IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
@@ -22,6 +23,7 @@ function attribute(name: string, value: AttrValue): onnxProto.onnx.IAttributePro
     return { name, type: T.INT, i: value };
   }
   if (Array.isArray(value)) return { name, type: T.INTS, ints: value };
+  if ('float' in value) return { name, type: T.FLOAT, f: value.float };
   return { name, type: T.FLOATS, floats: value.floats };
 }
 

@@ -1,6 +1,23 @@
 import { UserError } from '../errors.js';
 import type { CompiledLayer } from '../model/network.js';
-import type { BranchyNetSpec, Conv2dSpec, DenseSpec, FlattenSpec, LayerKind, LayerSpec, MaxPoolSpec, ReluSpec, Shape } from '../model/spec.js';
+import { BATCH_NORM_DEFAULTS } from '../model/layers/batch_norm.js';
+import { lrnParams } from '../model/layers/lrn.js';
+import type {
+  AvgPoolSpec,
+  BatchNormSpec,
+  BranchyNetSpec,
+  Conv2dSpec,
+  DenseSpec,
+  DropoutSpec,
+  FlattenSpec,
+  LayerKind,
+  LayerSpec,
+  LrnSpec,
+  MaxPoolSpec,
+  ReluSpec,
+  ResBlockSpec,
+  Shape,
+} from '../model/spec.js';
 import type { Dim, GraphBuilder } from './graph.js';
 
 /**
@@ -42,12 +59,9 @@ function expectNchw(kind: string, x: OnnxValue): void {
   if (x.layout !== 'NCHW') throw new Error(`onnx export: ${kind} expects an [h, w, c] activation, got a flat one`);
 }
 
-const conv2d: LayerExporter<Conv2dSpec> = (g, layer, x, param) => {
-  expectNchw('conv2d', x);
-  const { spec } = layer;
-  const w = param('w');
+/** A Conv node from tfjs HWIO weights (converted to ONNX's OIHW) and a bias; returns its output. */
+function convNode(g: GraphBuilder, x: string, w: { values: Float32Array; shape: number[] }, bias: Float32Array, stride: number, pad: number): string {
   const [kh, kw, cin, cout] = w.shape;
-  // tfjs HWIO -> ONNX OIHW.
   const oihw = new Float32Array(w.values.length);
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
@@ -56,15 +70,18 @@ const conv2d: LayerExporter<Conv2dSpec> = (g, layer, x, param) => {
       }
     }
   }
-  const b = param('b');
-  const stride = spec.stride ?? 1;
-  const pad = spec.pad ?? 0;
-  const out = g.node(
+  return g.node(
     'Conv',
-    [x.name, g.floatConstant(`${x.name}_conv_w`, [cout, cin, kh, kw], oihw), g.floatConstant(`${x.name}_conv_b`, [cout], b.values)],
+    [x, g.floatConstant(`${x}_conv_w`, [cout, cin, kh, kw], oihw), g.floatConstant(`${x}_conv_b`, [cout], bias)],
     { kernel_shape: [kh, kw], strides: [stride, stride], pads: [pad, pad, pad, pad], dilations: [1, 1], group: 1 },
     'conv',
   );
+}
+
+const conv2d: LayerExporter<Conv2dSpec> = (g, layer, x, param) => {
+  expectNchw('conv2d', x);
+  const { spec } = layer;
+  const out = convNode(g, x.name, param('w'), param('b').values, spec.stride ?? 1, spec.pad ?? 0);
   return { name: out, shape: layer.outputShape, layout: 'NCHW' };
 };
 
@@ -91,25 +108,29 @@ const flatten: LayerExporter<FlattenSpec> = (g, layer, x) => {
   return { name: g.node('Flatten', [x.name], { axis: 1 }, 'flat'), shape: layer.outputShape, layout: 'NF', flattenedFrom: [h, w, c] };
 };
 
+/**
+ * Per-feature values (`rowSize` each) of a flat vector in the network's (h, w, c) order, moved to
+ * the graph's (c, h, w) order: network feature (i * W + j) * C + ch sits at (ch * H + i) * W + j.
+ */
+function toGraphFeatureOrder(values: Float32Array, [H, W, C]: [number, number, number], rowSize = 1): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < H; i++) {
+    for (let j = 0; j < W; j++) {
+      for (let ch = 0; ch < C; ch++) {
+        const from = ((i * W + j) * C + ch) * rowSize;
+        out.set(values.subarray(from, from + rowSize), ((ch * H + i) * W + j) * rowSize);
+      }
+    }
+  }
+  return out;
+}
+
 const dense: LayerExporter<DenseSpec> = (g, layer, x, param) => {
   if (x.layout !== 'NF') throw new Error('onnx export: dense expects a flat activation; the spec needs a flatten layer first');
   const w = param('w');
   const [n, units] = w.shape;
-  let values = w.values;
-  if (x.flattenedFrom) {
-    // Row r of the network's weight multiplies NHWC feature r = (i * W + j) * C + ch; the graph
-    // feeds NCHW feature (ch * H + i) * W + j there instead. Move each row to match.
-    const [H, W, C] = x.flattenedFrom;
-    values = new Float32Array(w.values.length);
-    for (let i = 0; i < H; i++) {
-      for (let j = 0; j < W; j++) {
-        for (let ch = 0; ch < C; ch++) {
-          const from = ((i * W + j) * C + ch) * units;
-          values.set(w.values.subarray(from, from + units), ((ch * H + i) * W + j) * units);
-        }
-      }
-    }
-  }
+  // Row r of the network's weight multiplies NHWC feature r; move each row to where the graph feeds that feature.
+  const values = x.flattenedFrom ? toGraphFeatureOrder(w.values, x.flattenedFrom, units) : w.values;
   const out = g.node(
     'Gemm',
     [x.name, g.floatConstant(`${x.name}_gemm_w`, [n, units], values), g.floatConstant(`${x.name}_gemm_b`, [units], param('b').values)],
@@ -119,16 +140,105 @@ const dense: LayerExporter<DenseSpec> = (g, layer, x, param) => {
   return { name: out, shape: layer.outputShape, layout: 'NF' };
 };
 
-/** Layer kinds the ONNX exporter does not handle yet (the CIFAR-10 networks' layers). */
-type NotExportedYet = 'lrn' | 'dropout' | 'batchNorm' | 'avgPool' | 'resBlock';
+/**
+ * Chainer/Caffe LRN (what the tfjs layer computes) as ONNX LRN. Chainer sums the squares over the
+ * channels c - floor(n/2) .. c + floor(n/2) and does not divide alpha; ONNX LRN sums over
+ * c - floor((size-1)/2) .. c + ceil((size-1)/2) and divides alpha by size. So size = 2 * floor(n/2) + 1
+ * (n itself for odd n; an even n's window is one wider in Chainer's definition) and
+ * alpha = chainer alpha * size.
+ */
+const lrn: LayerExporter<LrnSpec> = (g, layer, x) => {
+  expectNchw('lrn', x);
+  const { n, k, alpha, beta } = lrnParams(layer.spec);
+  const size = 2 * Math.floor(n / 2) + 1;
+  const out = g.node('LRN', [x.name], { size, alpha: { float: alpha * size }, beta: { float: beta }, bias: { float: k } }, 'lrn');
+  return { ...x, name: out };
+};
+
+/** A BatchNormalization node from a batch norm's four parameters; `prefix` names a sub-layer's ('bn1.' in a residual block). */
+function batchNormNode(g: GraphBuilder, x: OnnxValue, param: ParamReader, epsilon: number, prefix = ''): string {
+  const read = (short: string) => {
+    const v = param(prefix + short).values;
+    // A batch norm after a flatten normalises each feature; the graph holds them in (c, h, w) order.
+    return x.layout === 'NF' && x.flattenedFrom ? toGraphFeatureOrder(v, x.flattenedFrom) : v;
+  };
+  const channels = x.layout === 'NCHW' ? x.shape[2] : x.shape[0];
+  const c = (short: string) => g.floatConstant(`${x.name}_bn_${short}`, [channels], read(short));
+  // Opset 13 runs BatchNormalization-9: inference with the given (running) statistics when only Y is asked for.
+  return g.node('BatchNormalization', [x.name, c('gamma'), c('beta'), c('mean'), c('variance')], { epsilon: { float: epsilon } }, 'bn');
+}
+
+/** Inference batch norm: the running statistics (state parameters) and the layer's epsilon. */
+const batchNorm: LayerExporter<BatchNormSpec> = (g, layer, x, param) => {
+  if (x.layout === 'NF' && x.shape.length !== 1) throw new Error('onnx export: batchNorm on a flat activation expects [N, F]');
+  return { ...x, name: batchNormNode(g, x, param, layer.spec.epsilon ?? BATCH_NORM_DEFAULTS.epsilon) };
+};
+
+/**
+ * Average pooling without padding, output size rounded down (the tfjs layer's 'valid' pooling):
+ * every window lies inside the input, so count_include_pad cannot matter; it is set to 0, which is
+ * also what tfjs does where a window overlaps padding (averages over the real cells only).
+ */
+const avgPool: LayerExporter<AvgPoolSpec> = (g, layer, x) => {
+  expectNchw('avgPool', x);
+  const { spec } = layer;
+  const stride = spec.stride ?? spec.size;
+  const out = g.node(
+    'AveragePool',
+    [x.name],
+    { kernel_shape: [spec.size, spec.size], strides: [stride, stride], pads: [0, 0, 0, 0], count_include_pad: 0, ceil_mode: 0 },
+    'avgpool',
+  );
+  return { ...x, name: out, shape: layer.outputShape };
+};
+
+/** Dropout is the identity at inference: no node. */
+const dropout: LayerExporter<DropoutSpec> = (_g, _layer, x) => x;
+
+/**
+ * The residual block (see ResBlockSpec): Conv(3x3, stride) -> BatchNormalization -> Relu ->
+ * Conv(3x3) -> BatchNormalization, plus the shortcut, then Relu. The shortcut takes every
+ * stride-th pixel from the first (tfjs: a 1x1 average pool of that stride) as a strided Slice, and
+ * puts the new zero channels in front of the input's (Pad on the channel axis, zeros first).
+ */
+const resBlock: LayerExporter<ResBlockSpec> = (g, layer, x, param) => {
+  expectNchw('resBlock', x);
+  const { spec } = layer;
+  const stride = spec.stride ?? 1;
+  const [h, w, c] = layer.inputShape;
+  const [oh, ow, f] = layer.outputShape;
+  const eps = BATCH_NORM_DEFAULTS.epsilon; // the tfjs block runs its batch norms with the defaults
+  const conv = (input: string, name: string, s: number) => convNode(g, input, param(`${name}.w`), param(`${name}.b`).values, s, 1);
+  const mid = (name: string): OnnxValue => ({ name, shape: [oh, ow, f], layout: 'NCHW' });
+  let y = conv(x.name, 'conv1', stride);
+  y = g.node('Relu', [batchNormNode(g, mid(y), param, eps, 'bn1.')], {}, 'relu');
+  y = batchNormNode(g, mid(conv(y, 'conv2', 1)), param, eps, 'bn2.');
+  let shortcut = x.name;
+  if (stride > 1) {
+    shortcut = g.node(
+      'Slice',
+      [shortcut, g.int64Constant(`${x.name}_sub_starts`, [0, 0]), g.int64Constant(`${x.name}_sub_ends`, [h, w]), g.int64Constant(`${x.name}_sub_axes`, [2, 3]), g.int64Constant(`${x.name}_sub_steps`, [stride, stride])],
+      {},
+      'subsample',
+    );
+  }
+  if (f > c) shortcut = g.node('Pad', [shortcut, g.int64Constant(`${x.name}_zero_channels`, [0, f - c, 0, 0, 0, 0, 0, 0])], { mode: 'constant' }, 'zero_channels');
+  const sum = g.node('Add', [y, shortcut], {}, 'residual');
+  return { name: g.node('Relu', [sum], {}, 'relu'), shape: layer.outputShape, layout: 'NCHW' };
+};
 
 /** One exporter per layer kind: adding a kind to the spec means adding one entry here. */
-export const LAYER_EXPORTERS: { [K in Exclude<LayerKind, NotExportedYet>]: LayerExporter<Extract<LayerSpec, { kind: K }>> } = {
+export const LAYER_EXPORTERS: { [K in LayerKind]: LayerExporter<Extract<LayerSpec, { kind: K }>> } = {
   conv2d,
   maxPool,
   relu,
   flatten,
   dense,
+  lrn,
+  batchNorm,
+  avgPool,
+  dropout,
+  resBlock,
 };
 
 /** The layer kinds of `spec` (trunk and heads) that have no exporter, in order of first use. */

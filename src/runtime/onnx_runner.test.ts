@@ -11,9 +11,10 @@ import { initBackend } from '../engine/backend.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import type { LoadedModel } from '../model/io.js';
 import { BranchyNet } from '../model/network.js';
-import type { BranchyNetSpec } from '../model/spec.js';
-import { bLeNet } from '../model/zoo.js';
+import type { BranchyNetSpec, LayerSpec } from '../model/spec.js';
+import { bAlexNet, bLeNet, bResNet, MODEL_ZOO } from '../model/zoo.js';
 import { exportNetwork, writeExport } from '../onnx/export.js';
+import { randomizeBatchNorm } from '../testing/batch_norm_stats.js';
 import { randomDataset, tinySpec } from '../testing/fixtures.js';
 import { evaluateModel } from '../workflow.js';
 import type { ExitResults } from './early_exit.js';
@@ -37,12 +38,12 @@ before(async () => {
 
 /**
  * Thresholds at the given entropy quantile of each non-final exit, moved to the middle of a gap
- * between neighbouring entropies so that no sample sits within float32 noise of a threshold.
+ * (wider than `gap`) between neighbouring entropies so that no sample sits within float32 noise of a threshold.
  */
-function safeThresholds(logits: Float32Array[], classes: number, count: number, q: number): number[] {
+function safeThresholds(logits: Float32Array[], classes: number, count: number, q: number, gap = 1e-3): number[] {
   return logits.slice(0, -1).map((l) => {
     const h = Array.from({ length: count }, (_, i) => rowEntropy(l, i, classes).entropy).sort((a, b) => a - b);
-    for (let i = Math.floor(q * (count - 1)); i + 1 < count; i++) if (h[i + 1] - h[i] > 1e-3) return (h[i] + h[i + 1]) / 2;
+    for (let i = Math.floor(q * (count - 1)); i + 1 < count; i++) if (h[i + 1] - h[i] > gap) return (h[i] + h[i + 1]) / 2;
     return h[count - 1] + 1;
   });
 }
@@ -94,15 +95,34 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-for (const [name, makeSpec] of [['B-LeNet', bLeNet], ['tiny (3 exits)', tinySpec]] as [string, () => BranchyNetSpec][]) {
+interface EarlyExitCase {
+  name: string;
+  spec: () => BranchyNetSpec;
+  count: number;
+  /** Pixels (u - 0.5) * imageScale for u uniform in [0, 1) (default u itself). */
+  imageScale?: number;
+  /** Smallest entropy gap a threshold sits in (default 1e-3; logits agree to about 1e-6). */
+  gap?: number;
+}
+
+const EARLY_EXIT_CASES: EarlyExitCase[] = [
+  { name: 'B-LeNet', spec: bLeNet, count: 53 },
+  { name: 'tiny (3 exits)', spec: tinySpec, count: 53 },
+  // Random-weight CIFAR-10 networks give entropies within a few hundredths of ln 10: smaller gaps.
+  { name: 'B-AlexNet', spec: bAlexNet, count: 24, imageScale: 4, gap: 1e-4 },
+  { name: 'B-ResNet-20', spec: () => bResNet(20), count: 24, imageScale: 4, gap: 1e-4 },
+];
+
+for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES) {
   test(`${name}: early exit on ONNX Runtime gives the tfjs runtime's answers at batch 1 and batched`, async (t) => {
     if (skipReason) return t.skip(skipReason);
     const spec = makeSpec();
     const net = new BranchyNet(spec, 8);
-    const count = 53;
+    randomizeBatchNorm(net, 23);
     const data = randomDataset(count, spec.input, spec.classes, 30);
+    if (imageScale !== undefined) for (let i = 0; i < data.images.length; i++) data.images[i] = (data.images[i] - 0.5) * imageScale;
     const logits = allExitLogits(net, data);
-    const thresholds = safeThresholds(logits, spec.classes, count, 0.45);
+    const thresholds = safeThresholds(logits, spec.classes, count, 0.45, gap);
     const onnx = await OnnxRunner.fromNet(net);
     const tfjs = new TfjsRunner(net);
     const stages = await stageOutputs(onnx, data.images, count);
@@ -163,14 +183,36 @@ test('runtime choice: ONNX by default where onnxruntime-node loads, tfjs on requ
   if (skipReason) return t.skip(skipReason);
   assert.equal(await chooseRuntime(undefined), 'onnx');
   assert.equal(await chooseRuntime('onnx'), 'onnx');
-  // A network with a layer kind the exporter does not handle falls back to tfjs, with a notice.
-  const spec = tinySpec();
-  spec.segments[2].splice(1, 0, { kind: 'dropout', rate: 0.5 });
+  // Every layer kind exports: the zoo's networks (B-AlexNet, B-ResNet with LRN, batch norm,
+  // dropout, average pooling, residual blocks) get ONNX Runtime with no notice.
   const notices: string[] = [];
+  for (const make of Object.values(MODEL_ZOO)) assert.equal(await chooseRuntime(undefined, (line) => notices.push(line), make()), 'onnx');
+  assert.equal(notices.length, 0, notices.join('\n'));
+  // A layer kind without an exporter (one this build does not know) falls back to tfjs, with a notice.
+  const spec = tinySpec();
+  spec.segments[2].splice(1, 0, { kind: 'mystery' } as unknown as LayerSpec);
   assert.equal(await chooseRuntime(undefined, (line) => notices.push(line), spec), 'tfjs');
-  assert.deepEqual(notices, ['note: tiny has layers the ONNX exporter does not handle yet (dropout); using the tfjs runtime']);
-  await assert.rejects(() => chooseRuntime('onnx', undefined, spec), /--runtime onnx: tiny has layers the ONNX exporter does not handle yet \(dropout\)/);
+  assert.deepEqual(notices, ['note: tiny has layers the ONNX exporter does not handle yet (mystery); using the tfjs runtime']);
+  await assert.rejects(() => chooseRuntime('onnx', undefined, spec), /--runtime onnx: tiny has layers the ONNX exporter does not handle yet \(mystery\)/);
   assert.equal(await chooseRuntime(undefined, undefined, tinySpec()), 'onnx');
+});
+
+test('evaluateModel runs B-AlexNet on ONNX Runtime by default, with the tfjs runtime\'s answers', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const spec = bAlexNet();
+  const net = new BranchyNet(spec, 6);
+  const test = randomDataset(12, spec.input, spec.classes, 9);
+  for (let i = 0; i < test.images.length; i++) test.images[i] = (test.images[i] - 0.5) * 4;
+  const thresholds = safeThresholds(allExitLogits(net, test), spec.classes, test.count, 0.4, 1e-4);
+  const model: LoadedModel = { dir: '(memory)', spec, net, baseline: null, thresholds, dataset: 'random' };
+  const lines: string[] = [];
+  const options = { timingSamples: 4, batchSize: 4, log: (line: string) => lines.push(line) };
+  const onnx = await evaluateModel(model, test, options);
+  const tfjs = await evaluateModel(model, test, { ...options, runtime: 'tfjs' });
+  assert.equal(onnx.runtime, 'onnx');
+  assert.deepEqual(lines.filter((l) => l.startsWith('note:')), []);
+  for (const key of ['accuracy', 'exitFractions', 'exitAccuracies', 'macs'] as const) assert.deepEqual(onnx[key], tfjs[key], key);
+  net.dispose();
 });
 
 test('evaluateModel reports the same fields and answers on ONNX Runtime as on tfjs', async (t) => {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MaxPoolSpec, Shape } from '../spec.js';
 import type { LayerImpl } from './types.js';
+import { checkPoolWindow } from './pool_window.js';
 
 function outSize(n: number, size: number, stride: number, pad: number, roundUp: boolean): number {
   const span = n + 2 * pad - size;
@@ -8,16 +9,9 @@ function outSize(n: number, size: number, stride: number, pad: number, roundUp: 
 }
 
 function geometry(spec: MaxPoolSpec, input: Shape) {
-  if (input.length !== 3) throw new Error(`maxPool: expects an [h, w, c] input, got [${input.join(', ')}]`);
-  const stride = spec.stride ?? spec.size;
   const pad = spec.pad ?? 0;
   const roundUp = spec.roundUp ?? true;
-  if (!Number.isInteger(spec.size) || spec.size < 1) throw new Error(`maxPool: size must be an integer >= 1, got ${spec.size}`);
-  if (!Number.isInteger(stride) || stride < 1) throw new Error(`maxPool: stride must be an integer >= 1, got ${stride}`);
-  const [h, w, c] = input;
-  if (h + 2 * pad < spec.size || w + 2 * pad < spec.size) {
-    throw new Error(`maxPool: window ${spec.size} is larger than the padded input ${h + 2 * pad}x${w + 2 * pad}`);
-  }
+  const { h, w, c, stride } = checkPoolWindow('maxPool', spec.size, spec.stride, input, pad);
   const oh = outSize(h, spec.size, stride, pad, roundUp);
   const ow = outSize(w, spec.size, stride, pad, roundUp);
   // Rounding up adds a partial last window: pad the bottom/right edge so it exists. Max pooling
