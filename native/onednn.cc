@@ -472,6 +472,115 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   });
 }
 
+// avgPoolGrad(dy, dx, geom): dx[cell] = sum over windows covering the (unpadded) cell of dy / (fh * fw),
+// the cpu backend's rule (the divisor is the full window, padded cells included).
+napi_value AvgPoolGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[3];
+    args(env, info, 3, argv);
+    PoolGeom g = PoolGeom::from(ints(env, argv[2], 12, "avgPoolGrad geometry"));
+    const float* dy = f32(env, argv[0], sz({g.n, g.ho, g.wo, g.c}), "avgPoolGrad dy");
+    float* dx = f32(env, argv[1], sz({g.n, g.h, g.w, g.c}), "avgPoolGrad dx");
+    std::memset(dx, 0, sz({g.n, g.h, g.w, g.c}) * sizeof(float));
+    const float mult = 1.f / static_cast<float>(g.fh * g.fw);
+#pragma omp parallel for
+    for (int64_t b = 0; b < g.n; b++) {
+      for (int64_t i = 0; i < g.ho; i++) {
+        for (int64_t j = 0; j < g.wo; j++) {
+          const float* d = dy + ((b * g.ho + i) * g.wo + j) * g.c;
+          for (int64_t a = 0; a < g.fh; a++) {
+            int64_t r = i * g.sh + a - g.pt;
+            if (r < 0 || r >= g.h) continue;
+            for (int64_t e = 0; e < g.fw; e++) {
+              int64_t col = j * g.sw + e - g.pl;
+              if (col < 0 || col >= g.w) continue;
+              float* out = dx + ((b * g.h + r) * g.w + col) * g.c;
+              for (int64_t ch = 0; ch < g.c; ch++) out[ch] += d[ch] * mult;
+            }
+          }
+        }
+      }
+    }
+    return undefinedValue(env);
+  });
+}
+
+// ---------------------------------------------------------------- local response normalisation
+// tfjs's LRN over the channel axis (NHWC): y = x * (bias + alpha * sum_{|c'-c| <= r} x[c']^2)^-beta,
+// and its gradient with the cpu backend's formula (double intermediate math, as in JS).
+struct LrnArgs {
+  int64_t positions, channels, radius;
+  double bias, alpha, beta;
+};
+
+LrnArgs lrnArgs(napi_env env, napi_value geom, napi_value params) {
+  auto g = ints(env, geom, 3, "lrn geometry");
+  uint32_t n = 0;
+  napi_get_array_length(env, params, &n);
+  if (n != 3) throw JsError{"lrn: expected [bias, alpha, beta]"};
+  double p[3];
+  for (uint32_t i = 0; i < 3; i++) {
+    napi_value e;
+    napi_get_element(env, params, i, &e);
+    napi_get_value_double(env, e, &p[i]);
+  }
+  return {g[0], g[1], g[2], p[0], p[1], p[2]};
+}
+
+// lrn(x, y, [positions, channels, radius], [bias, alpha, beta])
+napi_value Lrn(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[4];
+    args(env, info, 4, argv);
+    LrnArgs a = lrnArgs(env, argv[2], argv[3]);
+    const float* x = f32(env, argv[0], sz({a.positions, a.channels}), "lrn x");
+    float* y = f32(env, argv[1], sz({a.positions, a.channels}), "lrn y");
+#pragma omp parallel for
+    for (int64_t p = 0; p < a.positions; p++) {
+      const float* xp = x + p * a.channels;
+      for (int64_t c = 0; c < a.channels; c++) {
+        double sum = 0;
+        for (int64_t k = std::max<int64_t>(0, c - a.radius); k <= std::min(c + a.radius, a.channels - 1); k++) {
+          sum += double(xp[k]) * xp[k];
+        }
+        y[p * a.channels + c] = static_cast<float>(xp[c] * std::pow(a.bias + a.alpha * sum, -a.beta));
+      }
+    }
+    return undefinedValue(env);
+  });
+}
+
+// lrnGrad(x, y, dy, dx, [positions, channels, radius], [bias, alpha, beta])
+napi_value LrnGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[6];
+    args(env, info, 6, argv);
+    LrnArgs a = lrnArgs(env, argv[4], argv[5]);
+    size_t n = sz({a.positions, a.channels});
+    const float* x = f32(env, argv[0], n, "lrnGrad x");
+    const float* y = f32(env, argv[1], n, "lrnGrad y");
+    const float* dy = f32(env, argv[2], n, "lrnGrad dy");
+    float* dx = f32(env, argv[3], n, "lrnGrad dx");
+    std::memset(dx, 0, n * sizeof(float));
+#pragma omp parallel for
+    for (int64_t p = 0; p < a.positions; p++) {
+      const int64_t o = p * a.channels;
+      for (int64_t d = 0; d < a.channels; d++) {
+        const int64_t begin = std::max<int64_t>(0, d - a.radius), end = std::min(a.channels, d + a.radius + 1);
+        double norm = 0;
+        for (int64_t k = begin; k < end; k++) norm += double(x[o + k]) * x[o + k];
+        norm = a.alpha * norm + a.bias;
+        for (int64_t k = begin; k < end; k++) {
+          double g = -2 * a.alpha * a.beta * x[o + k] * y[o + d] / norm;
+          if (k == d) g += std::pow(norm, -a.beta);
+          dx[o + k] += static_cast<float>(g * dy[o + d]);
+        }
+      }
+    }
+    return undefinedValue(env);
+  });
+}
+
 // ---------------------------------------------------------------- elementwise and reductions
 // The pieces of a training step that are memory bound (Adam's updates, bias gradients, relu):
 // the cpu backend's JS loops index every element through its broadcast shape.
@@ -569,13 +678,15 @@ napi_value Unary(napi_env env, napi_callback_info info) {
   });
 }
 
-// sum(x, out, [outer, reduce, inner]): out[o, i] = sum_r x[o, r, i], accumulated in double
-// (the cpu backend sums in JS numbers).
+// sum(x, out, [outer, reduce, inner], scale): out[o, i] = scale * sum_r x[o, r, i], accumulated in
+// double (the cpu backend sums in JS numbers); scale 1 / reduce gives the mean.
 napi_value Sum(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
-    napi_value argv[3];
-    args(env, info, 3, argv);
+    napi_value argv[4];
+    args(env, info, 4, argv);
     auto g = ints(env, argv[2], 3, "sum geometry");
+    double scale = 1;
+    napi_get_value_double(env, argv[3], &scale);
     int64_t outer = g[0], reduce = g[1], inner = g[2];
     const float* x = f32(env, argv[0], sz({outer, reduce, inner}), "sum x");
     float* out = f32(env, argv[1], sz({outer, inner}), "sum out");
@@ -585,7 +696,7 @@ napi_value Sum(napi_env env, napi_callback_info info) {
         double acc = 0;
         const float* p = x + o * reduce;
         for (int64_t r = 0; r < reduce; r++) acc += p[r];
-        out[o] = static_cast<float>(acc);
+        out[o] = static_cast<float>(acc * scale);
       }
     } else {
       for (int64_t o = 0; o < outer; o++) {
@@ -604,7 +715,7 @@ napi_value Sum(napi_env env, napi_callback_info info) {
         for (int64_t i = 0; i < inner; i++) {
           double s = 0;
           for (int t = 0; t < nt; t++) s += partial[static_cast<size_t>(t) * inner + i];
-          out[o * inner + i] = static_cast<float>(s);
+          out[o * inner + i] = static_cast<float>(s * scale);
         }
       }
     }
@@ -675,6 +786,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"avgPoolGrad", nullptr, AvgPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"lrn", nullptr, Lrn, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"lrnGrad", nullptr, LrnGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},

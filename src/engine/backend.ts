@@ -79,7 +79,10 @@ function silenceCpuNodeBanner(): void {
 /**
  * Selects and initialises a tfjs backend and returns its name.
  *
- * 'wasm': XNNPACK/SIMD backend with our kernels registered (Conv2DBackpropFilter,
+ * 'onednn': the cpu backend with oneDNN kernels (onednn/, docs/onednn.md);
+ * `threads` sets oneDNN's OpenMP threads (default one per core). Without its
+ * addon: one notice and 'wasm' is initialised and returned instead, or an
+ * error with `fallback: false`. 'wasm': XNNPACK/SIMD backend with our kernels registered (Conv2DBackpropFilter,
  * which the stock backend lacks, plus faster Conv2DBackpropInput, transposed
  * BatchMatMul and _FusedMatMul). 'cpu': pure-JS fallback (`threads` ignored).
  * A failing multi-threaded wasm init falls back to single-threaded, with a

@@ -25,12 +25,16 @@ export interface OneDnnAddon {
     transposeA: boolean, transposeB: boolean, bias: Float32Array | null, relu: boolean): void;
   maxPool(x: Float32Array, y: Float32Array, geom: PoolGeometry): void;
   maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geom: PoolGeometry): void;
+  avgPoolGrad(dy: Float32Array, dx: Float32Array, geom: PoolGeometry): void;
+  /** geom = [positions, channels, depthRadius], params = [bias, alpha, beta]. */
+  lrn(x: Float32Array, y: Float32Array, geom: readonly number[], params: readonly number[]): void;
+  lrnGrad(x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, geom: readonly number[], params: readonly number[]): void;
   /** out[i] = a[i % aPeriod] op b[i % bPeriod]; op 0 add, 1 sub, 2 mul, 3 div; geom = [n, aPeriod, bPeriod]. */
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geom: readonly number[]): void;
   /** op 0 relu, 1 sqrt, 2 square, 3 step (alpha for x <= 0), 4 neg. */
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
-  /** out[o, i] = sum_r x[o, r, i], geom = [outer, reduce, inner]. */
-  sum(x: Float32Array, out: Float32Array, geom: readonly number[]): void;
+  /** out[o, i] = scale * sum_r x[o, r, i], geom = [outer, reduce, inner]. */
+  sum(x: Float32Array, out: Float32Array, geom: readonly number[], scale: number): void;
   setThreads(n: number): void;
   getThreads(): number;
   /** oneDNN's version, e.g. '2.6.3'. */

@@ -11,10 +11,12 @@ import { conv2DConfig, fusedConv2DConfig } from './kernels/Conv2D.js';
 import { conv2DBackpropInputConfig } from './kernels/Conv2DBackpropInput.js';
 import { conv2DBackpropFilterConfig } from './kernels/Conv2DBackpropFilter.js';
 import { batchMatMulConfig, fusedMatMulConfig } from './kernels/BatchMatMul.js';
-import { maxPoolConfig, maxPoolGradConfig } from './kernels/MaxPool.js';
+import { lrnConfig, lrnGradConfig } from './kernels/LRN.js';
+import { avgPoolGradConfig, maxPoolConfig, maxPoolGradConfig } from './kernels/MaxPool.js';
 import { addConfig, multiplyConfig, negConfig, realDivConfig, reluConfig, sqrtConfig, squareConfig, stepConfig,
   subConfig } from './kernels/Elementwise.js';
-import { sumConfig } from './kernels/Sum.js';
+import { sliceConfig, splitVConfig } from './kernels/Slice.js';
+import { meanConfig, sumConfig } from './kernels/Sum.js';
 import { ONEDNN } from './kernels/util.js';
 
 export { ONEDNN };
@@ -29,7 +31,13 @@ export const ONEDNN_KERNEL_CONFIGS: readonly KernelConfig[] = [
   fusedMatMulConfig,
   maxPoolConfig,
   maxPoolGradConfig,
+  avgPoolGradConfig,
+  lrnConfig,
+  lrnGradConfig,
   sumConfig,
+  meanConfig,
+  sliceConfig,
+  splitVConfig,
   addConfig,
   subConfig,
   multiplyConfig,

@@ -208,7 +208,7 @@ test('onednn BatchMatMul / _FusedMatMul (transposes, batches, bias, relu) and gr
   }
 });
 
-test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties) match the cpu backend', { skip }, async () => {
+test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties) and AvgPoolGrad match the cpu backend', { skip }, async () => {
   const rand = rng(13);
   type PoolCase = { x: Shape4; size: [number, number]; s: [number, number]; pad: Pad };
   const cases: PoolCase[] = [
@@ -217,6 +217,8 @@ test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties) match the cp
     { x: [3, 11, 9, 4], size: [3, 3], s: [2, 2], pad: [[0, 0], [1, 2], [1, 1], [0, 0]] },
     { x: [1, 12, 13, 3], size: [3, 2], s: [1, 2], pad: 'same' },
     { x: [2, 7, 7, 1], size: [3, 3], s: [3, 3], pad: 'valid' },
+    { x: [2, 15, 15, 16], size: [1, 1], s: [2, 2], pad: 'valid' },     // the ResNet shortcut
+    { x: [2, 8, 8, 8], size: [6, 6], s: [1, 1], pad: 'valid' },
   ];
   for (const c of cases) {
     const info = tf.backend_util.computePool2DInfo(c.x, c.size, c.s, 1, c.pad as 'same');
@@ -224,6 +226,11 @@ test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties) match the cp
       // Rounding to a coarse grid creates ties inside windows.
       const xv = randomValues(c.x, rand).map((v) => (ties ? Math.round(v * 2) / 2 : v));
       const dyv = randomValues(info.outShape, rand);
+      await compare(`avgPool + grad x[${c.x}] size[${c.size}] s[${c.s}] pad ${JSON.stringify(c.pad)}`, () => {
+        const x = tf.tensor4d(xv, c.x);
+        const f = (t: tf.Tensor): tf.Tensor => tf.avgPool(t as tf.Tensor4D, c.size, c.s, c.pad as 'same');
+        return [f(x), tf.grad(f)(x, tf.tensor4d(dyv, info.outShape))];
+      });
       await compare(`maxPool + grad x[${c.x}] size[${c.size}] s[${c.s}] pad ${JSON.stringify(c.pad)}${ties ? ' ties' : ''}`, () => {
         const x = tf.tensor4d(xv, c.x);
         const f = (t: tf.Tensor): tf.Tensor => tf.maxPool(t as tf.Tensor4D, c.size, c.s, c.pad as 'same');
@@ -241,4 +248,96 @@ test('onednn falls back to the cpu kernels for what it does not cover (NCHW-free
     x: tf.tensor4d(xv, [2, 7, 7, 3]), filter: tf.tensor4d(fv, [3, 3, 3, 4]), strides: 1, pad: 'same', activation: 'elu' })]);
   await compare('int32 matMul', () => [tf.cast(tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')), 'float32')]);
   await compare('conv2d ceil rounding', () => [tf.conv2d(tf.tensor4d(xv, [2, 7, 7, 3]), tf.tensor4d(fv, [3, 3, 3, 4]), 2, 0, 'NHWC', 1, 'ceil')]);
+});
+
+test('onednn Sum, Add/Sub/Multiply/RealDiv (broadcasts), Relu/Step/Sqrt/Square/Neg match the cpu backend', { skip }, async () => {
+  const rand = rng(19);
+  const pos = (v: Float32Array): Float32Array => v.map((x) => Math.abs(x) + 0.1);
+  for (const [shape, axis, keepDims] of [
+    [[64, 24, 24, 20], [0, 1, 2], false], [[5, 7], 0, false], [[5, 7], 1, true], [[3, 4, 5, 6], [1, 2], false],
+    [[3, 4, 5, 6], [0, 2], false], [[9], 0, false], [[2, 3, 4], -1, true],
+  ] as [number[], number | number[], boolean][]) {
+    const xv = randomValues(shape, rand);
+    await compare(`sum x[${shape}] axis ${JSON.stringify(axis)}${keepDims ? ' keepDims' : ''}`, () => [tf.sum(tf.tensor(xv, shape), axis, keepDims)], 1e-5);
+  }
+  const pairs: [number[], number[]][] = [[[800, 500], [800, 500]], [[800, 500], []], [[], [7, 3]], [[64, 10], [10]],
+    [[10], [4, 10]], [[2, 3, 4], [1, 3, 4]], [[2, 3, 4], [2, 1, 4]], [[64, 1], [64, 10]], [[1], [1]]];
+  for (const [sa, sb] of pairs) {
+    const av = randomValues(sa, rand);
+    const bv = pos(randomValues(sb, rand));
+    await compare(`add/sub/mul/div a[${sa}] b[${sb}] + grads`, () => {
+      const a = tf.tensor(av, sa);
+      const b = tf.tensor(bv, sb);
+      const f = (x: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.div(tf.mul(tf.sub(tf.add(x, y), y), tf.add(x, y)), y);
+      return [f(a, b), ...tf.grads(f)([a, b])];
+    });
+  }
+  const xv = randomValues([3, 5, 7, 2], rand);
+  xv[0] = 0;
+  xv[1] = NaN;
+  await compare('relu/step/sqrt/square/neg x[3,5,7,2] (with 0 and NaN) + grads', () => {
+    const x = tf.tensor(xv, [3, 5, 7, 2]);
+    const f = (t: tf.Tensor): tf.Tensor => tf.add(tf.add(tf.relu(t), tf.sqrt(tf.add(tf.abs(t), 1))), tf.neg(tf.square(t)));
+    return [f(x), tf.step(x, 0.25), tf.grad(f)(x)].map((t) => tf.where(tf.isNaN(t), tf.fill(t.shape, 123), t));
+  });
+});
+
+test('initBackend(onednn) without the addon: one notice, wasm (child process, BRANCHYNET_ONEDNN=0)', async () => {
+  const { execFile } = await import('node:child_process');
+  const backendUrl = new URL('../backend.js', import.meta.url).href;
+  const child = `
+    import { bestBackend, initBackend } from ${JSON.stringify(backendUrl)};
+    import * as tf from '@tensorflow/tfjs-core';
+    console.log(JSON.stringify({ best: bestBackend(), got: await initBackend('onednn'), active: tf.getBackend(),
+      strict: await initBackend('onednn', { fallback: false }).then(() => 'ok', (e) => e.message) }));`;
+  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, BRANCHYNET_ONEDNN: '0' }, cwd: process.cwd() },
+      (err, out, errOut) => (err ? reject(err) : resolve({ stdout: out, stderr: errOut })));
+  });
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
+  assert.equal(result['best'], 'wasm');
+  assert.equal(result['got'], 'wasm');
+  assert.equal(result['active'], 'wasm');
+  assert.match(result['strict']!, /onednn backend is unavailable: disabled by BRANCHYNET_ONEDNN=0/);
+  const notices = stderr.split('\n').filter((l) => l.includes('oneDNN'));
+  assert.equal(notices.length, 1, stderr);
+  assert.match(notices[0]!, /native oneDNN backend unavailable \(disabled by BRANCHYNET_ONEDNN=0\); using wasm\. To enable it: apt-get install libdnnl-dev && npm rebuild branchynet/);
+});
+
+test('onednn Mean, Slice, SplitV (and Concat gradient) match the cpu backend', { skip }, async () => {
+  const rand = rng(23);
+  for (const [shape, axis, keepDims] of [[[16, 30, 30, 16], [0, 1, 2], false], [[4, 6], 1, true], [[3, 4, 5], [0, 2], false]] as [number[], number | number[], boolean][]) {
+    const xv = randomValues(shape, rand);
+    await compare(`mean x[${shape}] axis ${JSON.stringify(axis)} + grad`, () => {
+      const x = tf.tensor(xv, shape);
+      return [tf.mean(x, axis, keepDims), tf.grad((t: tf.Tensor) => tf.mean(tf.square(t), axis))(x)];
+    }, 1e-5);
+  }
+  const xv = randomValues([3, 5, 7, 6], rand);
+  for (const [begin, size] of [[[0, 0, 0, 2], [3, 5, 7, 3]], [[1, 2, 3, 0], [2, 2, 3, 6]], [[2, 4, 6, 5], [1, 1, 1, 1]], [[0, 1, 0, 0], [-1, 3, -1, 4]]]) {
+    await compare(`slice x[3,5,7,6] begin[${begin}] size[${size}]`, () => [tf.slice(tf.tensor(xv, [3, 5, 7, 6]), begin!, size!)], 0);
+  }
+  await compare('slice int32 and 1-D', () => [tf.cast(tf.slice(tf.tensor([1, 2, 3, 4, 5, 6], [2, 3], 'int32'), [0, 1], [2, 2]), 'float32'),
+    tf.slice(tf.tensor1d([1, 2, 3, 4]), 1, 2)], 0);
+  for (const axis of [0, 3, -2]) {
+    await compare(`split x[3,5,7,6] axis ${axis}`, () => tf.split(tf.tensor(xv, [3, 5, 7, 6]), axis === 3 ? [2, 4] : axis === 0 ? 3 : [3, 4], axis));
+  }
+  await compare('concat of zeros and x (the ResNet shortcut) + grad', () => {
+    const x = tf.tensor(xv, [3, 5, 7, 6]);
+    const f = (t: tf.Tensor): tf.Tensor => tf.sin(tf.concat([tf.zeros([3, 5, 7, 10]), t], 3));
+    return [f(x), tf.grad(f)(x)];
+  });
+});
+
+test('onednn LRN and LRNGrad match the cpu backend', { skip }, async () => {
+  const rand = rng(29);
+  for (const [shape, r, bias, alpha, beta] of [[[2, 5, 5, 64], 1, 2, 5e-5, 0.75], [[3, 4, 3, 7], 2, 1, 0.1, 0.5], [[1, 2, 2, 3], 5, 1.5, 0.3, 0.9]] as [number[], number, number, number, number][]) {
+    const xv = randomValues(shape, rand);
+    const dyv = randomValues(shape, rand);
+    await compare(`lrn x[${shape}] r ${r} bias ${bias} alpha ${alpha} beta ${beta} + grad`, () => {
+      const x = tf.tensor4d(xv, shape as Shape4);
+      const f = (t: tf.Tensor): tf.Tensor => tf.localResponseNormalization(t as tf.Tensor4D, r, bias, alpha, beta);
+      return [f(x), tf.grad(f)(x, tf.tensor4d(dyv, shape as Shape4))];
+    }, 1e-5);
+  }
 });

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BatchMatMulAttrs, TensorInfo, _FusedMatMulAttrs } from '@tensorflow/tfjs-core';
-import { allFloat32, f32, sizeOf, withFallback, type OneDnnBackendLike } from './util.js';
+import { allFloat32, f32, sizeOf, uninitialized, withFallback, type OneDnnBackendLike } from './util.js';
 
 function matMul(be: OneDnnBackendLike, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean,
   bias: TensorInfo | undefined, relu: boolean): TensorInfo | null {
@@ -28,7 +28,7 @@ function matMul(be: OneDnnBackendLike, a: TensorInfo, b: TensorInfo, transposeA:
   const batchB = sizeOf(bOuter);
   if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1) || batch * m * n * k === 0) return null;
   if (bias !== undefined && (sizeOf(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return null;
-  const c = new Float32Array(batch * m * n);
+  const c = uninitialized(batch * m * n);
   be.addon.matMul(f32(be, a), f32(be, b), c, [batch, m, n, k, batchA === batch ? 1 : 0, batchB === batch ? 1 : 0],
     transposeA, transposeB, bias === undefined ? null : f32(be, bias), relu);
   return be.makeTensorInfo([...outer, m, n], 'float32', c);

@@ -1,7 +1,7 @@
 /** Conv2D and FusedConv2D (bias, relu) on oneDNN; other activations and layouts fall back to the cpu kernels. */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Conv2DAttrs, FusedConv2DAttrs, TensorInfo } from '@tensorflow/tfjs-core';
-import { allFloat32, convGeometry, f32, sizeOf, withFallback, type OneDnnBackendLike } from './util.js';
+import { allFloat32, convGeometry, f32, sizeOf, uninitialized, withFallback, type OneDnnBackendLike } from './util.js';
 
 function conv(backend: OneDnnBackendLike, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined,
   attrs: Conv2DAttrs, relu: boolean): TensorInfo | null {
@@ -13,7 +13,7 @@ function conv(backend: OneDnnBackendLike, x: TensorInfo, filter: TensorInfo, bia
   const geom = convGeometry(info);
   if (geom === null) return null;
   if (bias !== undefined && (sizeOf(bias.shape) !== info.outChannels || bias.shape[bias.shape.length - 1] !== info.outChannels)) return null;
-  const y = new Float32Array(sizeOf(info.outShape));
+  const y = uninitialized(sizeOf(info.outShape));
   backend.addon.conv2d(f32(backend, x), f32(backend, filter), bias === undefined ? null : f32(backend, bias), y, geom, relu);
   return backend.makeTensorInfo(info.outShape, 'float32', y);
 }

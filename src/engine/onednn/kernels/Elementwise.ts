@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, StepAttrs, TensorInfo } from '@tensorflow/tfjs-core';
-import { f32, sizeOf, withFallback, type OneDnnBackendLike } from './util.js';
+import { f32, sizeOf, uninitialized, withFallback, type OneDnnBackendLike } from './util.js';
 
 /** i -> i % period for an operand of the broadcast `out` shape, or null when it is not that simple. */
 function period(shape: readonly number[], out: readonly number[], n: number): number | null {
@@ -29,7 +29,7 @@ function binaryConfig(name: string, op: number): KernelConfig {
     const am = period(a.shape, out, n);
     const bm = period(b.shape, out, n);
     if (n === 0 || am === null || bm === null || (am !== n && am !== 1 && bm !== n) || (bm !== n && bm !== 1 && am !== n)) return null;
-    const values = new Float32Array(n);
+    const values = uninitialized(n);
     be.addon.binary(op, f32(be, a), f32(be, b), values, [n, am, bm]);
     return be.makeTensorInfo(out, 'float32', values);
   });
@@ -40,7 +40,7 @@ function unaryConfig(name: string, op: number): KernelConfig {
     const { x } = inputs as { x: TensorInfo };
     if (x.dtype !== 'float32' || sizeOf(x.shape) === 0) return null;
     const be = backend as OneDnnBackendLike;
-    const values = new Float32Array(sizeOf(x.shape));
+    const values = uninitialized(sizeOf(x.shape));
     be.addon.unary(op, f32(be, x), values, name === tf.Step ? (attrs as unknown as StepAttrs).alpha : 0);
     return be.makeTensorInfo(x.shape.slice(), 'float32', values);
   });

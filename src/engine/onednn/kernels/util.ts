@@ -20,6 +20,15 @@ export function allFloat32(...ts: (TensorInfo | undefined)[]): boolean {
   return ts.every((t) => t === undefined || t.dtype === 'float32');
 }
 
+/**
+ * An output array for a native kernel, not zero-filled (~30 % faster for Adam-sized elementwise
+ * ops: no memset, and malloc reuses warm pages). Every native kernel writes all of its output.
+ */
+export function uninitialized(n: number): Float32Array {
+  const bytes = Buffer.allocUnsafeSlow(n * 4);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+}
+
 export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** The cpu backend's kernel of that name (the onednn backend is a cpu backend, so it can run it). */
