@@ -5,29 +5,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { initBackend } from './backend.js';
 import { kernelsRegistered, registerKernels, unregisterKernels, WASM_KERNEL_CONFIGS } from './register_kernels.js';
-
-type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
-type Shape4 = [number, number, number, number];
-
-/** mulberry32: small seeded PRNG, uniform in [-1, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
+import { convCaseName as caseName, convCases, sizeOf, uniform as rng } from '../testing/kernel_cases.js';
+import type { Pad, Shape4 } from '../testing/kernel_cases.js';
 
 function randomValues(size: number, rand: () => number): Float32Array {
   const v = new Float32Array(size);
   for (let i = 0; i < size; i++) v[i] = rand();
   return v;
 }
-
-const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 interface Result { shape: number[]; values: Float32Array }
 
@@ -52,33 +37,6 @@ function assertClose(actual: Result, expected: Result, what: string, tol = 1e-4)
   assert.ok(Number.isFinite(maxErr) && maxErr <= tol * Math.max(1, maxRef),
     `${what}: max abs error ${maxErr.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`);
 }
-
-interface ConvCase { x: Shape4; f: Shape4; strides: [number, number]; pad: Pad }
-
-function convCases(): ConvCase[] {
-  const rand = rng(7);
-  const int = (lo: number, hi: number): number => lo + Math.floor(((rand() + 1) / 2) * (hi - lo + 1));
-  const cases: ConvCase[] = [];
-  const pads: Pad[] = ['valid', 'same', 1, 3, [[0, 0], [1, 2], [0, 3], [0, 0]]];
-  for (const s of [1, 2]) {
-    for (const pad of pads) {
-      for (const k of [5, 3]) {
-        const ci = int(1, 7);
-        const co = int(1, 7);
-        cases.push({ x: [int(1, 3), 17, 13, ci], f: [k, k, ci, co], strides: [s, s], pad });
-      }
-    }
-  }
-  // Uneven strides / filters, 1x1 strided (input rows never read), even filter.
-  cases.push({ x: [2, 17, 13, 3], f: [3, 5, 3, 4], strides: [2, 1], pad: 'same' });
-  cases.push({ x: [2, 17, 13, 3], f: [1, 1, 3, 4], strides: [2, 2], pad: 'valid' });
-  cases.push({ x: [1, 16, 16, 2], f: [4, 4, 2, 3], strides: [2, 2], pad: 'same' });
-  cases.push({ x: [3, 12, 12, 4], f: [3, 3, 4, 6], strides: [3, 3], pad: 'valid' });
-  return cases;
-}
-
-const caseName = (c: ConvCase): string =>
-  `x[${c.x}] f[${c.f}] s[${c.strides}] pad ${JSON.stringify(c.pad)}`;
 
 test('our kernels are registered on the wasm backend, idempotently', async () => {
   await initBackend('wasm');

@@ -6,27 +6,12 @@ import '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { loadOneDnnAddon } from './addon.js';
 import { ONEDNN_KERNEL_CONFIGS } from './backend.js';
+import { convCaseName as caseName, convCases as sharedConvCases, sizeOf, uniform as rng } from '../../testing/kernel_cases.js';
+import type { ConvCase, Pad, Shape4 } from '../../testing/kernel_cases.js';
 
 const { addon, reason } = loadOneDnnAddon();
 /** Skip message when the addon is not built (docs/onednn.md). */
 const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
-
-type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
-type Shape4 = [number, number, number, number];
-
-/** mulberry32: small seeded PRNG, uniform in [-1, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
-
-const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 function randomValues(shape: readonly number[], rand: () => number): Float32Array {
   const v = new Float32Array(sizeOf(shape));
@@ -84,33 +69,12 @@ function nativeKernelCalls(fn: () => void): Map<string, number> {
   return calls;
 }
 
-interface ConvCase { x: Shape4; f: Shape4; strides: [number, number]; pad: Pad; dilations?: [number, number] }
-
 function convCases(): ConvCase[] {
-  const rand = rng(7);
-  const int = (lo: number, hi: number): number => lo + Math.floor(((rand() + 1) / 2) * (hi - lo + 1));
-  const cases: ConvCase[] = [];
-  const pads: Pad[] = ['valid', 'same', 1, 3, [[0, 0], [1, 2], [0, 3], [0, 0]]];
-  for (const s of [1, 2]) {
-    for (const pad of pads) {
-      for (const k of [5, 3]) {
-        const ci = int(1, 7);
-        const co = int(1, 9);
-        cases.push({ x: [int(1, 3), 17, 13, ci], f: [k, k, ci, co], strides: [s, s], pad });
-      }
-    }
-  }
-  cases.push({ x: [2, 17, 13, 3], f: [3, 5, 3, 4], strides: [2, 1], pad: 'same' });
-  cases.push({ x: [2, 17, 13, 3], f: [1, 1, 3, 4], strides: [2, 2], pad: 'valid' });
-  cases.push({ x: [1, 16, 16, 2], f: [4, 4, 2, 3], strides: [2, 2], pad: 'same' });
-  cases.push({ x: [3, 12, 12, 4], f: [3, 3, 4, 6], strides: [3, 3], pad: 'valid' });
+  const cases = sharedConvCases();
   cases.push({ x: [4, 28, 28, 1], f: [5, 5, 1, 20], strides: [1, 1], pad: 3 });            // LeNet-like
   cases.push({ x: [2, 8, 8, 16], f: [3, 3, 16, 32], strides: [2, 2], pad: [[0, 0], [0, 1], [0, 1], [0, 0]] });
   return cases;
 }
-
-const caseName = (c: ConvCase): string =>
-  `x[${c.x}] f[${c.f}] s[${c.strides}] pad ${JSON.stringify(c.pad)}${c.dilations ? ` d[${c.dilations}]` : ''}`;
 
 test('onednn backend: kernels registered, cpu kernels shared, native kernels used', { skip }, async () => {
   assert.equal(await initBackend('onednn', { fallback: false }), 'onednn');
