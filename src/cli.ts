@@ -46,8 +46,8 @@ common options
 train / run
   --model NAME           network from the zoo (default b-lenet)
   --out DIR              model directory to write (train: required; run: runs/main-<time>)
-  --baseline-epochs N    epochs of the baseline, the trunk alone (train: 50, run: 2)
-  --epochs N             epochs of joint training (train: 100, run: 4)
+  --baseline-epochs N    epochs of the baseline, the trunk alone (train: 50, run: 4)
+  --epochs N             epochs of joint training (train: 100, run: 8)
   --batch-size N         training batch size (default 512)
   --lr X                 Adam step size (default 0.001)
   --loss-weights a,b,..  weight of each exit's loss (default 1 each)
@@ -218,7 +218,7 @@ async function main(argv: string[]): Promise<void> {
       await initBackend(backend);
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
       const outDir = values.out ?? `runs/main-${stamp}`;
-      const { data } = await train(values, { baselineEpochs: 2, epochs: 4 }, outDir);
+      const { data } = await train(values, { baselineEpochs: 4, epochs: 8 }, outDir);
       const model = loadModel(outDir);
       const report = await evaluateModel(model, data.test, { timingSamples: int(values, 'timing-samples', 2000, 1), log, ...runtime });
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
