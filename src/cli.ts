@@ -1,26 +1,23 @@
 #!/usr/bin/env node
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { holdOutValidation, headDataset, loadDataset } from './data/index.js';
+import type { Dataset } from './data/dataset.js';
+import { downloadDataset } from './data/download.js';
+import { headDataset, holdOutValidation, loadDataset, normalisesInputs } from './data/index.js';
+import { CIFAR_AUGMENTATION, channelStats, normalizeDataset } from './data/transform.js';
+import type { ChannelStats } from './data/transform.js';
 import { bestBackend, initBackend } from './engine/backend.js';
 import type { BackendName } from './engine/backend.js';
 import { UserError } from './errors.js';
 import { formatReport } from './eval/report.js';
-import { loadModel } from './model/io.js';
+import { loadModel, saveModel, trunkOf } from './model/io.js';
+import { analyseSpec } from './model/network.js';
 import { zooSpec } from './model/zoo.js';
+import { exportModel } from './onnx/export.js';
+import type { RuntimeName } from './runtime/onnx_runner.js';
 import { DEFAULT_TRAIN_OPTIONS } from './train/pipeline.js';
 import type { TrainOptions } from './train/pipeline.js';
-import { analyseSpec } from './model/network.js';
 import { calibrateModel, describeCalibration, evaluateModel, trainAndSave } from './workflow.js';
-import { trunkOf } from './model/io.js';
-import { saveModel } from './model/io.js';
-import { join } from 'node:path';
-import { exportModel } from './onnx/export.js';
-import { downloadDataset } from './data/download.js';
-import { CIFAR_AUGMENTATION, channelStats, normalizeDataset } from './data/transform.js';
-import type { ChannelStats } from './data/transform.js';
-import type { Dataset } from './data/dataset.js';
-import { normalisesInputs } from './data/index.js';
-import type { RuntimeName } from './runtime/onnx_runner.js';
 
 const USAGE = `branchynet: early-exit neural networks (BranchyNet) on TensorFlow.js
 

@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from './data/dataset.js';
+import { UserError } from './errors.js';
 import type { ChannelStats } from './data/transform.js';
 import type { Calibration } from './eval/calibrate.js';
 import { calibrate, cumulativeExitMacs, REFERENCE_GRID } from './eval/calibrate.js';
@@ -87,7 +87,7 @@ export interface EvaluateOptions {
 
 export async function evaluateModel(model: LoadedModel, test: Dataset, options: EvaluateOptions = {}): Promise<EvalReport> {
   const thresholds = options.thresholds ?? model.thresholds;
-  if (!thresholds) throw new Error(`${model.dir}: the model has no calibrated thresholds; run 'branchynet calibrate' or pass --thresholds`);
+  if (!thresholds) throw new UserError(`${model.dir}: the model has no calibrated thresholds; run 'branchynet calibrate' or pass --thresholds`);
   const runtime = await chooseRuntime(options.runtime, options.log, model.spec);
   const baselineNet = model.baseline ?? trunkOf(model.net);
   const args = {
@@ -114,8 +114,4 @@ export async function evaluateModel(model: LoadedModel, test: Dataset, options: 
   } finally {
     await Promise.all([early.release(), base.release()]);
   }
-}
-
-export function hasModel(dir: string): boolean {
-  return existsSync(join(dir, 'model.json'));
 }
