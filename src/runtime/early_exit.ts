@@ -1,4 +1,5 @@
 import { checkThresholds, exitsHere, rowEntropy } from './entropy.js';
+import { argmaxRow } from './full_forward.js';
 import type { StageOutput, StageRunner } from './runner.js';
 
 /** Per sample, in input order: the predicted class, the exit that answered and its entropy. */
@@ -23,13 +24,6 @@ function startChunk<A>(runner: StageRunner<A>, images: Float32Array, first: numb
   return { activation: runner.input(images, rows), owner, stage: 0 };
 }
 
-function argmaxOf(logits: ArrayLike<number>, row: number, classes: number): number {
-  const base = row * classes;
-  let best = 0;
-  for (let c = 1; c < classes; c++) if (logits[base + c] > logits[base + best]) best = c;
-  return best;
-}
-
 /**
  * The exit rule and compaction after one stage, shared by the synchronous and asynchronous loops:
  * the rows whose entropy is below the stage's threshold answer; the rest continue as a smaller
@@ -51,7 +45,7 @@ function afterStage<A>(runner: StageRunner<A>, chunk: Chunk<A>, output: StageOut
     if (entropies) {
       // Engines that compute the entropy in float32 may land a hair below zero on a sure row.
       entropy = Math.max(0, entropies[i]);
-      argmax = argmaxOf(logits, i, classes);
+      argmax = argmaxRow(logits, i, classes);
     } else {
       ({ entropy, argmax } = rowEntropy(logits, i, classes));
     }

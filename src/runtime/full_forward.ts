@@ -20,7 +20,7 @@ export function allExitLogits(net: BranchyNet, data: Dataset, batchSize = 1000):
   return out;
 }
 
-export function argmaxRow(logits: Float32Array, row: number, classes: number): number {
+export function argmaxRow(logits: ArrayLike<number>, row: number, classes: number): number {
   let best = 0;
   let bestValue = -Infinity;
   for (let c = 0; c < classes; c++) {
