@@ -15,7 +15,7 @@ import { analyseSpec } from './model/network.js';
 import { zooSpec } from './model/zoo.js';
 import { exportModel } from './onnx/export.js';
 import type { RuntimeName } from './runtime/onnx_runner.js';
-import { DEFAULT_TRAIN_OPTIONS } from './train/pipeline.js';
+import { DEFAULT_TRAIN_OPTIONS, readBaselineSource } from './train/pipeline.js';
 import type { TrainOptions } from './train/pipeline.js';
 import { calibrateModel, describeCalibration, evaluateModel, trainAndSave } from './workflow.js';
 
@@ -50,6 +50,10 @@ train / run
   --loss-weights a,b,..  weight of each exit's loss (default 1 each)
   --max-drop X           calibration: accuracy the early-exit net may lose against the baseline, in points (default 0)
   --augment              random crops (4-pixel padding) and horizontal flips of training images
+  --lr-schedule constant|cosine  step size over each phase: constant (default, the paper) or cosine decay to 0
+  --freeze-trunk         second phase trains only the branch heads, on the baseline's trunk left frozen
+  --baseline-from DIR    take the trained baseline of another run (its model directory, or its training
+                         directory once the baseline phase is done) instead of training one
   --resume               continue the run checkpointed in --out
   --train-limit N        use only the first N training images (quick experiments)
 
@@ -90,6 +94,9 @@ const OPTIONS = {
   'max-drop': { type: 'string' },
   resume: { type: 'boolean' },
   augment: { type: 'boolean' },
+  'lr-schedule': { type: 'string' },
+  'freeze-trunk': { type: 'boolean' },
+  'baseline-from': { type: 'string' },
   'train-limit': { type: 'string' },
   json: { type: 'boolean' },
   thresholds: { type: 'string' },
@@ -150,6 +157,8 @@ function splits(values: Values, dataset: string, stats?: ChannelStats | null) {
 async function train(values: Values, preset: { baselineEpochs: number; epochs: number }, outDir: string) {
   const spec = zooSpec(values.model ?? 'b-lenet');
   const data = splits(values, values.dataset ?? 'mnist');
+  const schedule = values['lr-schedule'] ?? 'constant';
+  if (schedule !== 'constant' && schedule !== 'cosine') throw new UserError(`--lr-schedule: expected constant or cosine, got '${schedule}'`);
   const options: TrainOptions = {
     ...DEFAULT_TRAIN_OPTIONS,
     baselineEpochs: int(values, 'baseline-epochs', preset.baselineEpochs),
@@ -159,9 +168,12 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     seed: int(values, 'seed', DEFAULT_TRAIN_OPTIONS.seed),
     lossWeights: list(values, 'loss-weights'),
     ...(values.augment ? { augment: CIFAR_AUGMENTATION } : {}),
+    ...(schedule === 'cosine' ? { lrSchedule: schedule } : {}),
+    ...(values['freeze-trunk'] ? { freezeTrunk: true } : {}),
   };
+  const baselineSource = values['baseline-from'] === undefined ? undefined : readBaselineSource(values['baseline-from']);
   log(`training ${spec.name} on ${data.dataset}: ${data.train.count} training, ${data.validation.count} validation images; ` +
-    `baseline ${options.baselineEpochs} + joint ${options.epochs} epochs, batch ${options.batchSize}, Adam lr ${options.learningRate}, seed ${options.seed} -> ${outDir}`);
+    `baseline ${baselineSource ? `from ${baselineSource.from} (${baselineSource.epochs} epochs)` : options.baselineEpochs} + joint ${options.epochs} epochs, batch ${options.batchSize}, Adam lr ${options.learningRate}${options.lrSchedule ? ` (${options.lrSchedule})` : ''}${options.freezeTrunk ? ', frozen trunk' : ''}${options.augment ? ', augmented' : ''}, seed ${options.seed} -> ${outDir}`);
   const result = await trainAndSave({
     spec,
     datasetName: data.dataset,
@@ -170,6 +182,7 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     outDir,
     options,
     resume: values.resume ?? false,
+    baselineSource,
     maxDrop: num(values, 'max-drop', 0) / 100,
     normalization: data.normalization,
     log: logLine,

@@ -14,7 +14,7 @@ import { accuracyOf, allExitLogits } from './runtime/full_forward.js';
 import type { RuntimeName } from './runtime/onnx_runner.js';
 import { chooseRuntime, OnnxRunner } from './runtime/onnx_runner.js';
 import { TfjsRunner } from './runtime/tfjs_runner.js';
-import type { TrainOptions } from './train/pipeline.js';
+import type { BaselineSource, TrainOptions } from './train/pipeline.js';
 import { trainBranchyNet } from './train/pipeline.js';
 
 export type Log = (line: string) => void;
@@ -44,6 +44,10 @@ export function describeCalibration(c: Calibration): string {
   );
 }
 
+function baselineProvenance(source: BaselineSource | undefined): Partial<TrainOptions> {
+  return source ? { baselineEpochs: source.epochs, baselineFrom: source.from } : {};
+}
+
 /** Trains (or resumes), calibrates and saves a model directory. */
 export async function trainAndSave(args: {
   spec: BranchyNetSpec;
@@ -53,6 +57,7 @@ export async function trainAndSave(args: {
   outDir: string;
   options: TrainOptions;
   resume: boolean;
+  baselineSource?: BaselineSource;
   maxDrop: number;
   /** Normalisation applied to the data passed in, saved with the model. */
   normalization?: ChannelStats | null;
@@ -68,7 +73,7 @@ export async function trainAndSave(args: {
     calibration,
     dataset: args.datasetName,
     normalization: args.normalization ?? null,
-    training: { options: { ...args.options, lossWeights: args.options.lossWeights ?? args.spec.lossWeights }, validationSize: args.validation.count, history, seconds },
+    training: { options: { ...args.options, ...baselineProvenance(args.baselineSource), lossWeights: args.options.lossWeights ?? args.spec.lossWeights }, validationSize: args.validation.count, history, seconds },
   });
   args.log(`saved ${join(args.outDir, 'model.json')}`);
   return { net, baseline: reference, calibration };

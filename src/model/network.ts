@@ -143,6 +143,11 @@ export class BranchyNet {
     return this.paramList.filter((p) => p.decl.trainable !== false).map((p) => this.params.get(p.name)!);
   }
 
+  /** The trainable parameters of the branch heads alone (training them on a frozen trunk). */
+  get headVariables(): tf.Variable[] {
+    return this.paramList.filter((p) => p.decl.trainable !== false && p.name.startsWith('head')).map((p) => this.params.get(p.name)!);
+  }
+
   /** MACs per sample of each segment and head. */
   macs(): { segments: number[]; heads: number[] } {
     return { segments: this.segments.map((b) => b.macs), heads: this.heads.map((b) => b.macs) };
@@ -172,13 +177,14 @@ export class BranchyNet {
 
   /**
    * Logits of every exit for a batch: the full forward pass used in training and calibration,
-   * layer by layer along the stage plan (shared layers computed once). Call inside tf.tidy.
+   * layer by layer along the stage plan (shared layers computed once). `trunkOptions`, when given,
+   * apply to the trunk's segments instead of `options`. Call inside tf.tidy.
    */
-  forwardAll(x: tf.Tensor, options: ForwardOptions): tf.Tensor[] {
+  forwardAll(x: tf.Tensor, options: ForwardOptions, trunkOptions: ForwardOptions = options): tf.Tensor[] {
     const logits: tf.Tensor[] = [];
     let a = x;
     for (let k = 0; k < this.exits; k++) {
-      a = this.runLayers(this.stages.segments[k], a, options);
+      a = this.runLayers(this.stages.segments[k], a, trunkOptions);
       logits.push(this.runLayers(this.stages.heads[k], a, options));
     }
     return logits;

@@ -9,9 +9,10 @@ import { initBackend } from '../engine/backend.js';
 import { UserError } from '../errors.js';
 import type { BranchyNet } from '../model/network.js';
 import { readWeights } from '../model/weights.js';
-import { bLeNet } from '../model/zoo.js';
+import { bAlexNet, bLeNet } from '../model/zoo.js';
 import type { TrainOptions } from './pipeline.js';
-import { DEFAULT_TRAIN_OPTIONS, trainBranchyNet } from './pipeline.js';
+import { DEFAULT_TRAIN_OPTIONS, readBaselineSource, trainBranchyNet } from './pipeline.js';
+import { scheduledLearningRate } from './trainer.js';
 
 before(async () => {
   await initBackend('wasm');
@@ -61,4 +62,68 @@ test('a run killed after an epoch resumes to the same weights as an uninterrupte
   assert.equal(resumed.history.joint.length, 2);
   assert.deepEqual(weightsOf(resumed.net), weightsOf(straight.net));
   assert.deepEqual(resumed.history.joint.map((h) => h.loss), straight.history.joint.map((h) => h.loss));
+});
+
+test('the cosine schedule starts at the step size, halves it midway and decays towards 0', () => {
+  const config = { ...options, epochs: 4, lossWeights: [1], lrSchedule: 'cosine' as const };
+  assert.equal(scheduledLearningRate({ ...config, lrSchedule: 'constant' }, 3, 5, 10), options.learningRate);
+  assert.equal(scheduledLearningRate(config, 1, 0, 10), options.learningRate);
+  assert.ok(Math.abs(scheduledLearningRate(config, 3, 0, 10) - options.learningRate / 2) < 1e-12);
+  const steps = Array.from({ length: 40 }, (_, i) => scheduledLearningRate(config, 1 + Math.floor(i / 10), i % 10, 10));
+  assert.ok(steps.every((lr, i) => i === 0 || lr < steps[i - 1]), 'strictly decreasing');
+  assert.ok(steps[39] > 0 && steps[39] < options.learningRate * 0.01, `last step ${steps[39]}`);
+});
+
+test('a cosine run must resume with the epoch counts it was started with', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bn-cosine-'));
+  const cosine = { ...options, baselineEpochs: 1, epochs: 1, lrSchedule: 'cosine' as const };
+  await trainBranchyNet({ spec: bLeNet(), train, validation, outDir: dir, options: cosine, resume: false, log: quiet });
+  await assert.rejects(
+    trainBranchyNet({ spec: bLeNet(), train, validation, outDir: dir, options: { ...cosine, epochs: 3 }, resume: true, log: quiet }),
+    (e: Error) => e instanceof UserError && /cosine schedule depends on the epoch counts; resume with --baseline-epochs 1 --epochs 1/.test(e.message),
+  );
+});
+
+test('--freeze-trunk trains the branch heads only: the trunk stays the baseline\'s, exit 1 learns', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bn-frozen-'));
+  const lines: string[] = [];
+  const r = await trainBranchyNet({
+    spec: bLeNet(), train, validation, outDir: dir, options: { ...options, freezeTrunk: true }, resume: false, log: (l) => lines.push(l),
+  });
+  assert.ok(lines.some((l) => /branches trained on the baseline's frozen trunk \(10 trunk parameters copied\)/.test(l)), lines.join('\n'));
+  const baseline = new Map(readWeights(r.baseline!).map((a) => [a.name, a.data]));
+  const trunk = readWeights(r.net).filter((a) => a.name.startsWith('trunk.'));
+  assert.equal(trunk.length, 10);
+  for (const a of trunk) assert.deepEqual(a.data, baseline.get(a.name), a.name);
+  const joint = r.history.joint;
+  assert.ok(joint[1].loss[0] < joint[0].loss[0], 'exit-1 loss falls');
+  assert.ok(joint[1].validationAccuracy[0] > 0.5, `exit-1 accuracy ${joint[1].validationAccuracy[0]}`);
+  assert.equal(joint[1].validationAccuracy[1], r.history.baseline[1].validationAccuracy[0], 'the last exit is the baseline');
+  await assert.rejects(
+    trainBranchyNet({ spec: bLeNet(), train, validation, outDir: mkdtempSync(join(tmpdir(), 'bn-frozen0-')), options: { ...options, baselineEpochs: 0, freezeTrunk: true }, resume: false, log: quiet }),
+    (e: Error) => e instanceof UserError && /needs --baseline-epochs > 0/.test(e.message),
+  );
+});
+
+test('--baseline-from starts the second phase from another run\'s trained baseline', async () => {
+  const first = mkdtempSync(join(tmpdir(), 'bn-source-'));
+  const original = await trainBranchyNet({ spec: bLeNet(), train, validation, outDir: first, options: { ...options, epochs: 1 }, resume: false, log: quiet });
+  const source = readBaselineSource(first);
+  assert.equal(source.epochs, 2);
+  assert.deepEqual(source.history, original.history.baseline);
+
+  const dir = mkdtempSync(join(tmpdir(), 'bn-from-'));
+  const lines: string[] = [];
+  const r = await trainBranchyNet({
+    spec: bLeNet(), train, validation, outDir: dir, options: { ...options, baselineEpochs: 0, epochs: 1, freezeTrunk: true },
+    baselineSource: source, resume: false, log: (l) => lines.push(l),
+  });
+  assert.ok(!lines.some((l) => l.startsWith('[baseline]')), 'no baseline epoch is trained');
+  assert.deepEqual(weightsOf(r.baseline!), weightsOf(original.baseline!));
+  assert.deepEqual(r.history.baseline, original.history.baseline);
+  await assert.rejects(
+    trainBranchyNet({ spec: bAlexNet(), train, validation, outDir: mkdtempSync(join(tmpdir(), 'bn-from2-')), options, baselineSource: source, resume: false, log: quiet }),
+    (e: Error) => e instanceof UserError && /its baseline is not the trunk of b-alexnet/.test(e.message),
+  );
+  assert.throws(() => readBaselineSource(mkdtempSync(join(tmpdir(), 'bn-empty-'))), /neither a model directory/);
 });

@@ -8,8 +8,9 @@ import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { baselineOf } from '../model/spec.js';
 import { assignWeights, readWeights } from '../model/weights.js';
+import { loadModel } from '../model/io.js';
 import type { AugmentOptions } from '../data/transform.js';
-import type { EpochRecord, PhaseConfig, PhaseState } from './trainer.js';
+import type { EpochRecord, LearningRateSchedule, PhaseConfig, PhaseState } from './trainer.js';
 import { createOptimizer, restoreOptimizer, saveOptimizer, trainPhase } from './trainer.js';
 
 export interface TrainOptions {
@@ -27,6 +28,12 @@ export interface TrainOptions {
   lossWeights?: number[];
   /** Training-batch augmentation (random crop with padding, horizontal flip); off by default, as in the paper. */
   augment?: AugmentOptions;
+  /** Step size over each phase; constant by default, as in the paper. */
+  lrSchedule?: LearningRateSchedule;
+  /** Second phase trains the branch heads only, on the baseline's trunk left as it is (RQ3 of the paper). */
+  freezeTrunk?: boolean;
+  /** Set when the baseline was taken from another run (`BaselineSource.from`) rather than trained. */
+  baselineFrom?: string;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -57,6 +64,55 @@ interface CheckpointHeader {
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
 
+/** A trained baseline to start the second phase from, instead of training one. */
+export interface BaselineSource {
+  /** Where it came from (recorded in the run's options). */
+  from: string;
+  spec: BranchyNetSpec;
+  /** Its weights, named as in a checkpoint ('baseline/...'). */
+  arrays: NamedArray[];
+  history: EpochRecord[];
+  epochs: number;
+}
+
+/**
+ * The baseline of a finished run directory (its model.json and baseline.bin), or of a training
+ * directory whose checkpoint is past the baseline phase.
+ */
+export function readBaselineSource(dir: string): BaselineSource {
+  const checkpointPath = join(dir, CHECKPOINT_FILE);
+  if (existsSync(join(dir, 'model.json'))) {
+    const model = loadModel(dir);
+    try {
+      if (!model.baseline) throw new UserError(`${dir}: the model directory has no separately trained baseline (baseline.bin)`);
+      const training = model.training as { options?: TrainOptions; history?: TrainHistory } | undefined;
+      return {
+        from: dir,
+        spec: model.baseline.spec,
+        arrays: readWeights(model.baseline, 'baseline/').map((a) => ({ ...a, data: Float32Array.from(a.data) })),
+        history: training?.history?.baseline ?? [],
+        epochs: training?.options?.baselineEpochs ?? training?.history?.baseline?.length ?? 0,
+      };
+    } finally {
+      model.net.dispose();
+      model.baseline?.dispose();
+    }
+  }
+  if (!existsSync(checkpointPath)) throw new UserError(`${dir}: neither a model directory (model.json) nor a training directory (${CHECKPOINT_FILE})`);
+  const ckpt = readPackFile<CheckpointHeader>(checkpointPath);
+  if (ckpt.header.kind !== 'branchynet-checkpoint') throw new UserError(`${checkpointPath}: not a training checkpoint`);
+  if (ckpt.header.phase !== 'joint' || ckpt.header.options.baselineEpochs === 0) {
+    throw new UserError(`${checkpointPath}: its baseline is not trained yet (${ckpt.header.phase} phase, ${ckpt.header.epochsDone} epochs done)`);
+  }
+  return {
+    from: dir,
+    spec: baselineOf(ckpt.header.spec),
+    arrays: ckpt.arrays.filter((a) => a.name.startsWith('baseline/')),
+    history: ckpt.header.history.baseline,
+    epochs: ckpt.header.options.baselineEpochs,
+  };
+}
+
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -73,15 +129,23 @@ export async function trainBranchyNet(args: {
   outDir: string;
   options: TrainOptions;
   resume: boolean;
+  /** Start from this trained baseline instead of training one. */
+  baselineSource?: BaselineSource;
   log: (line: string) => void;
   progress?: (line: string) => void;
 }): Promise<{ net: BranchyNet; baseline: BranchyNet | null; history: TrainHistory; seconds: number }> {
-  const { spec, train, validation, outDir, options, log } = args;
+  const { spec, train, validation, outDir, log } = args;
+  const source = args.baselineSource;
+  if (source && !sameJson(source.spec, baselineOf(spec))) {
+    throw new UserError(`${source.from}: its baseline is not the trunk of ${spec.name} (another model or exit layout)`);
+  }
+  const options: TrainOptions = source ? { ...args.options, baselineEpochs: source.epochs, baselineFrom: source.from } : args.options;
   const started = performance.now();
   const exits = spec.segments.length;
   const lossWeights = options.lossWeights ?? spec.lossWeights ?? new Array(exits).fill(1);
   if (lossWeights.length !== exits) throw new UserError(`--loss-weights: ${spec.name} has ${exits} exits, got ${lossWeights.length} weights`);
   const resolved: TrainOptions = { ...options, lossWeights };
+  if (options.freezeTrunk && options.baselineEpochs === 0) throw new UserError('--freeze-trunk trains branches on a trained trunk: it needs --baseline-epochs > 0');
   mkdirSync(outDir, { recursive: true });
   const checkpointPath = join(outDir, CHECKPOINT_FILE);
   const datasetSizes = { train: train.count, validation: validation.count };
@@ -91,11 +155,11 @@ export async function trainBranchyNet(args: {
     spec,
     options: resolved,
     dataset: datasetSizes,
-    phase: options.baselineEpochs > 0 ? 'baseline' : 'joint',
+    phase: options.baselineEpochs > 0 && !source ? 'baseline' : 'joint',
     epochsDone: 0,
-    history: { baseline: [], joint: [] },
+    history: { baseline: source?.history ?? [], joint: [] },
   };
-  let saved: NamedArray[] = [];
+  let saved: NamedArray[] = source?.arrays ?? [];
   if (existsSync(checkpointPath)) {
     if (!args.resume) {
       throw new UserError(`${checkpointPath} exists: pass --resume to continue that run, or choose another --out`);
@@ -109,6 +173,12 @@ export async function trainBranchyNet(args: {
         `${checkpointPath} was written with another model, data split or settings (${JSON.stringify(ckpt.header.options)}); ` +
           'resume with the same ones, or choose another --out',
       );
+    }
+    if (resolved.lrSchedule === 'cosine') {
+      const then = ckpt.header.options;
+      if (then.epochs !== resolved.epochs || then.baselineEpochs !== resolved.baselineEpochs) {
+        throw new UserError(`${checkpointPath}: a cosine schedule depends on the epoch counts; resume with --baseline-epochs ${then.baselineEpochs} --epochs ${then.epochs}`);
+      }
     }
     if (ckpt.header.phase === 'joint' && resolved.baselineEpochs !== ckpt.header.options.baselineEpochs) {
       throw new UserError(`${checkpointPath}: the baseline already finished after ${ckpt.header.options.baselineEpochs} epochs; resume with --baseline-epochs ${ckpt.header.options.baselineEpochs}`);
@@ -144,7 +214,7 @@ export async function trainBranchyNet(args: {
         net: base,
         train,
         validation,
-        config: { ...phaseConfig(resolved.baselineEpochs, resolved.seed), lossWeights: [1] },
+        config: { ...phaseConfig(resolved.baselineEpochs, resolved.seed), lossWeights: [1], freezeTrunk: false },
         state,
         log,
         progress: args.progress,
@@ -163,7 +233,9 @@ export async function trainBranchyNet(args: {
     await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'));
   } else if (baseline) {
     const copied = net.copyParamsFrom(baseline);
-    log(`joint training warm-started from the baseline (${copied.length} trunk parameters copied)`);
+    log(resolved.freezeTrunk
+      ? `branches trained on the baseline's frozen trunk (${copied.length} trunk parameters copied)`
+      : `joint training warm-started from the baseline (${copied.length} trunk parameters copied)`);
   }
   const nets = (n: BranchyNet) => [...(baseline ? [{ prefix: 'baseline/', net: baseline }] : []), { prefix: 'branchy/', net: n }];
   await trainPhase({

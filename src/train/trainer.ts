@@ -16,8 +16,17 @@ export interface OptimizerConfig {
   epsilon: number;
 }
 
+/** Step size over a phase: constant (the paper), or cosine decay from `learningRate` to 0 per batch. */
+export type LearningRateSchedule = 'constant' | 'cosine';
+
 export interface PhaseConfig extends OptimizerConfig {
   epochs: number;
+  lrSchedule?: LearningRateSchedule;
+  /**
+   * Train the branch heads only, on a trunk kept as it is (running in inference mode): the
+   * paper's alternative to joint training.
+   */
+  freezeTrunk?: boolean;
   batchSize: number;
   seed: number;
   /** Weight of each exit's loss (length = exits). */
@@ -61,6 +70,18 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArr
   ]);
 }
 
+/** The step size of batch `batch` (0-based) of epoch `epoch` (1-based) of a phase of `epochs` epochs. */
+export function scheduledLearningRate(config: PhaseConfig, epoch: number, batch: number, batches: number): number {
+  if ((config.lrSchedule ?? 'constant') === 'constant') return config.learningRate;
+  const progress = (epoch - 1 + batch / batches) / config.epochs;
+  return config.learningRate * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
+
+function setLearningRate(optimizer: tf.AdamOptimizer, learningRate: number): void {
+  // tfjs reads the (protected) field on every update; it has no setter.
+  (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
+}
+
 function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
   const s = Math.round(seconds);
@@ -100,7 +121,8 @@ export async function trainPhase(options: {
   const size = imageSize(train);
   const batchImages = new Float32Array(config.batchSize * size);
   const batchLabels = new Int32Array(config.batchSize);
-  const variables = net.variables;
+  const variables = config.freezeTrunk ? net.headVariables : net.variables;
+  const trunkOptions = config.freezeTrunk ? { training: false } : undefined;
   const batches = Math.ceil(train.count / config.batchSize);
   const classes = net.spec.classes;
   const augment = makeAugmentation(train.shape, config.augment);
@@ -117,12 +139,13 @@ export async function trainPhase(options: {
       // Augmentation and dropout draw from streams seeded per batch: a resumed run repeats them.
       augment?.(batchImages, n, new Rng(deriveSeed(config.seed, phase, epoch, 'augment', b)));
       const rng = new Rng(deriveSeed(config.seed, phase, epoch, 'dropout', b));
+      setLearningRate(state.optimizer, scheduledLearningRate(config, epoch, b, batches));
       const perExit = tf.tidy(() => {
         const x = tf.tensor4d(batchImages.subarray(0, n * size), [n, ...train.shape]);
         const oneHot = tf.oneHot(tf.tensor1d(batchLabels.subarray(0, n), 'int32'), classes);
         let losses: tf.Tensor | undefined;
         const { grads } = tf.variableGrads(() => {
-          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true, rng }), oneHot, config.lossWeights);
+          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true, rng }, trunkOptions), oneHot, config.lossWeights);
           losses = tf.keep(tf.stack(perExit));
           return total;
         }, variables);
