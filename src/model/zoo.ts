@@ -135,49 +135,102 @@ export function bAlexNet(): BranchyNetSpec {
  * the reference's pad-0 stem works on 30x30 maps, (30/32)^2 of the arithmetic. The heads add
  * 48,211,200 (exit 1) and 4,291,200 (exit 2) at any depth.
  */
-export function bResNet(depth: number): BranchyNetSpec {
+export interface BResNetOptions {
+  /**
+   * Residual blocks after which an exit branches off, in increasing order: 0 is right after the
+   * stem, 3n (the last block) is not allowed (the trunk's own classifier answers there). Default
+   * [0, n], the reference's positions.
+   */
+  exitsAfter?: number[];
+  /**
+   * 'reference': the reference code's two heads (only at its positions 0 and n). 'compact': at
+   * any position, conv 3x3 stride 2 doubling the channels, batch norm, relu, global average
+   * pooling, dense -> classes: about 1 M MACs instead of the reference's 48 M.
+   */
+  heads?: 'reference' | 'compact';
+}
+
+function compactHead(blocksBefore: number, n: number): LayerSpec[] {
+  // Channels and map size after `blocksBefore` blocks: 16 at 30x30, 32 at 15x15, 64 at 8x8.
+  const stage = Math.min(Math.floor(Math.max(blocksBefore - 1, 0) / n), 2);
+  const channels = 16 << stage;
+  const size = [30, 15, 8][stage];
+  const pooled = Math.ceil(size / 2);
+  return [
+    { kind: 'conv2d', filters: 2 * channels, kernel: 3, stride: 2, pad: 1 },
+    { kind: 'batchNorm' },
+    { kind: 'relu' },
+    { kind: 'avgPool', size: pooled },
+    { kind: 'flatten' },
+    { kind: 'dense', units: 10 },
+  ];
+}
+
+export function bResNet(depth: number, options: BResNetOptions = {}): BranchyNetSpec {
   const n = (depth - 2) / 6;
   if (!Number.isInteger(n) || n < 1) throw new UserError(`b-resnet: depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...), got ${depth}`);
-  const stage = (filters: number, stride: number): LayerSpec[] =>
-    Array.from({ length: n }, (_, i) => ({ kind: 'resBlock' as const, filters, ...(i === 0 && stride !== 1 ? { stride } : {}) }));
+  const headKind = options.heads ?? 'reference';
+  const exitsAfter = options.exitsAfter ?? [0, n];
+  if (exitsAfter.some((b, i) => !Number.isInteger(b) || b < 0 || b >= 3 * n || (i > 0 && b <= exitsAfter[i - 1]))) {
+    throw new UserError(`b-resnet-${depth}: exit positions must be increasing block counts from 0 to ${3 * n - 1}, got [${exitsAfter.join(', ')}]`);
+  }
+  if (headKind === 'reference' && exitsAfter.join() !== [0, n].join()) {
+    throw new UserError(`b-resnet-${depth}: the reference heads only fit exits after blocks 0 and ${n}; use compact heads for [${exitsAfter.join(', ')}]`);
+  }
+  const blocks: LayerSpec[] = [16, 32, 64].flatMap((filters, s) =>
+    Array.from({ length: n }, (_, i) => ({ kind: 'resBlock' as const, filters, ...(i === 0 && s > 0 ? { stride: 2 } : {}) })),
+  );
+  const stem: LayerSpec[] = [{ kind: 'conv2d', filters: 16, kernel: 3, pad: 0 }, { kind: 'batchNorm' }, { kind: 'relu' }];
+  const classifier: LayerSpec[] = [{ kind: 'avgPool', size: 6, stride: 1 }, { kind: 'flatten' }, { kind: 'dense', units: 10 }];
+  const cuts = [...exitsAfter, 3 * n];
+  const segments = cuts.map((end, k) => [...(k === 0 ? stem : []), ...blocks.slice(k === 0 ? 0 : cuts[k - 1], end)]);
+  segments[segments.length - 1].push(...classifier);
+  const referenceHeads: LayerSpec[][] = [
+    [
+      { kind: 'conv2d', filters: 64, kernel: 5, pad: 2 },
+      { kind: 'relu' },
+      REFERENCE_LRN,
+      { kind: 'conv2d', filters: 32, kernel: 3, pad: 1 },
+      { kind: 'relu' },
+      { kind: 'conv2d', filters: 32, kernel: 3, pad: 1 },
+      { kind: 'relu' },
+      { kind: 'flatten' },
+      { kind: 'dense', units: 10 },
+    ],
+    [{ kind: 'resBlock', filters: 16 }, { kind: 'flatten' }, { kind: 'dense', units: 10 }],
+  ];
+  const heads = headKind === 'reference' ? referenceHeads : exitsAfter.map((b) => compactHead(b, n));
+  const defaultLayout = headKind === 'reference' || exitsAfter.join() === [0, n].join();
   return {
-    name: `b-resnet-${depth}`,
+    name: `b-resnet-${depth}${headKind === 'compact' ? '-compact' : ''}${defaultLayout ? '' : `@${exitsAfter.join(',')}`}`,
     input: [32, 32, 3],
     classes: 10,
-    segments: [
-      [{ kind: 'conv2d', filters: 16, kernel: 3, pad: 0 }, { kind: 'batchNorm' }, { kind: 'relu' }],
-      stage(16, 1),
-      [...stage(32, 2), ...stage(64, 2), { kind: 'avgPool', size: 6, stride: 1 }, { kind: 'flatten' }, { kind: 'dense', units: 10 }],
-    ],
-    heads: [
-      [
-        { kind: 'conv2d', filters: 64, kernel: 5, pad: 2 },
-        { kind: 'relu' },
-        REFERENCE_LRN,
-        { kind: 'conv2d', filters: 32, kernel: 3, pad: 1 },
-        { kind: 'relu' },
-        { kind: 'conv2d', filters: 32, kernel: 3, pad: 1 },
-        { kind: 'relu' },
-        { kind: 'flatten' },
-        { kind: 'dense', units: 10 },
-      ],
-      [{ kind: 'resBlock', filters: 16 }, { kind: 'flatten' }, { kind: 'dense', units: 10 }],
-      [],
-    ],
-    lossWeights: [1, 1, 1],
+    segments,
+    heads: [...heads, []],
+    lossWeights: new Array(exitsAfter.length + 1).fill(1),
   };
 }
 
+/**
+ * A zoo model by name: b-lenet, b-alexnet, b-resnet-<depth> (depth 6n+2, the reference heads) or
+ * b-resnet-<depth>-compact, optionally with exit positions: b-resnet-20-compact@3,6.
+ */
 export const MODEL_ZOO: Record<string, () => BranchyNetSpec> = {
   'b-lenet': bLeNet,
   'b-alexnet': bAlexNet,
   'b-resnet-20': () => bResNet(20),
   'b-resnet-32': () => bResNet(32),
   'b-resnet-110': () => bResNet(110),
+  'b-resnet-20-compact': () => bResNet(20, { heads: 'compact' }),
 };
 
 export function zooSpec(name: string): BranchyNetSpec {
+  const resnet = /^b-resnet-(\d+)(-compact)?(?:@(\d+(?:,\d+)*))?$/.exec(name);
+  if (resnet) {
+    const exitsAfter = resnet[3]?.split(',').map(Number);
+    return bResNet(Number(resnet[1]), { heads: resnet[2] ? 'compact' : 'reference', ...(exitsAfter ? { exitsAfter } : {}) });
+  }
   const make = MODEL_ZOO[name];
-  if (!make) throw new UserError(`unknown model '${name}' (known: ${Object.keys(MODEL_ZOO).join(', ')})`);
+  if (!make) throw new UserError(`unknown model '${name}' (known: ${Object.keys(MODEL_ZOO).join(', ')}; b-resnet-<6n+2>[-compact][@blocks,...])`);
   return make();
 }

@@ -20,6 +20,7 @@ import { jointLoss } from '../train/loss.js';
 import { createOptimizer } from '../train/trainer.js';
 import { analyseSpec, BranchyNet } from './network.js';
 import { baselineOf } from './spec.js';
+import type { BranchyNetSpec } from './spec.js';
 import { bAlexNet, bResNet, zooSpec } from './zoo.js';
 
 /** 64 CIFAR-10 test images, normalised; random images when the files are absent (tests only look beside the repo). */
@@ -76,7 +77,32 @@ test('B-ResNet-(6n+2): shapes and MACs; 110 has the reference\'s ~232 M, 20 has 
   }
   // He et al.'s ResNet-20 keeps 32x32 (stem pad 1): 40,551,040 MACs, the usual "41 M"; ours is (30/32)^2 of the conv work.
   assert.throws(() => bResNet(21), (e: Error) => e instanceof UserError && /depth must be 6n\+2/.test(e.message));
-  assert.throws(() => zooSpec('b-resnet-7'), /unknown model 'b-resnet-7'/);
+  assert.throws(() => zooSpec('b-resnet-7'), /depth must be 6n\+2/);
+  assert.throws(() => zooSpec('b-resnet'), /unknown model 'b-resnet'/);
+});
+
+test('B-ResNet exit positions and compact heads: segments cut at the named blocks, the trunk (the baseline) unchanged', () => {
+  const block = (o: number, cin: number, cout: number) => conv(o, 3, cin, cout) + conv(o, 3, cout, cout);
+  const reference = analyseSpec(bResNet(20));
+  const trunkMacs = reference.segments.reduce((a, s) => a + s.macs, 0);
+  const spec = zooSpec('b-resnet-20-compact@1,3,6');
+  assert.equal(spec.name, 'b-resnet-20-compact@1,3,6');
+  const unnamed = ({ name: _name, ...rest }: BranchyNetSpec) => rest;
+  assert.deepEqual(unnamed(baselineOf(spec)), unnamed(baselineOf(bResNet(20))), 'same baseline, so one trained trunk serves every exit layout');
+  const { segments, heads } = analyseSpec(spec);
+  assert.deepEqual(segments.map((s) => s.outputShape), [[30, 30, 16], [30, 30, 16], [15, 15, 32], [10]]);
+  assert.equal(segments[0].macs, conv(30, 3, 3, 16) + block(30, 16, 16));
+  assert.equal(segments[1].macs, 2 * block(30, 16, 16));
+  assert.equal(segments.reduce((a, s) => a + s.macs, 0), trunkMacs);
+  // Compact head: conv 3x3 stride 2 doubling the channels, batch norm, relu, global average pool, dense.
+  assert.equal(heads[0].macs, conv(15, 3, 16, 32) + 32 * 10);
+  assert.equal(heads[2].macs, conv(8, 3, 32, 64) + 64 * 10);
+  const pool = heads[2].layers.find((l) => l.spec.kind === 'avgPool')!;
+  assert.deepEqual(pool.outputShape, [1, 1, 64]);
+  assert.deepEqual(zooSpec('b-resnet-20-compact').segments.length, 3);
+  assert.throws(() => zooSpec('b-resnet-20@1,3'), /reference heads only fit exits after blocks 0 and 3/);
+  assert.throws(() => zooSpec('b-resnet-20-compact@3,3'), /exit positions must be increasing block counts from 0 to 8/);
+  assert.throws(() => zooSpec('b-resnet-20-compact@9'), /from 0 to 8/);
 });
 
 /** One Adam step of the joint loss as the trainer takes it (with a seeded rng for dropout); returns the per-exit losses. */

@@ -139,7 +139,11 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
       const [h, w, c] = net.spec.input;
       input = { name: STAGE_NAMES.image, shape: ['N', h, w, c], layout: 'NHWC' };
       const image = g.input(input.name, input.shape);
-      x = { name: g.node('Transpose', [image], { perm: [0, 3, 1, 2] }, 'image_nchw'), shape: net.spec.input, layout: 'NCHW' };
+      // One channel: NHWC and NCHW hold the same bytes, so a reshape (no copy) does instead of a transpose.
+      const nchw = c === 1
+        ? g.node('Reshape', [image, g.int64Constant('image_nchw_shape', [-1, 1, h, w])], {}, 'image_nchw')
+        : g.node('Transpose', [image], { perm: [0, 3, 1, 2] }, 'image_nchw');
+      x = { name: nchw, shape: net.spec.input, layout: 'NCHW' };
     } else {
       input = ioOf(STAGE_NAMES.activation, handed);
       x = { ...handed, name: g.input(input.name, input.shape) };

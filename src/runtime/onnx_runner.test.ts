@@ -111,6 +111,7 @@ const EARLY_EXIT_CASES: EarlyExitCase[] = [
   // Random-weight CIFAR-10 networks give entropies within a few hundredths of ln 10: smaller gaps.
   { name: 'B-AlexNet', spec: bAlexNet, count: 24, imageScale: 4, gap: 1e-4 },
   { name: 'B-ResNet-20', spec: () => bResNet(20), count: 24, imageScale: 4, gap: 1e-4 },
+  { name: 'B-ResNet-20, compact heads after blocks 1, 3, 6', spec: () => bResNet(20, { heads: 'compact', exitsAfter: [1, 3, 6] }), count: 24, imageScale: 4, gap: 1e-4 },
 ];
 
 for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES) {

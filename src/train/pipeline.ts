@@ -136,7 +136,8 @@ export async function trainBranchyNet(args: {
 }): Promise<{ net: BranchyNet; baseline: BranchyNet | null; history: TrainHistory; seconds: number }> {
   const { spec, train, validation, outDir, log } = args;
   const source = args.baselineSource;
-  if (source && !sameJson(source.spec, baselineOf(spec))) {
+  const layersOf = ({ input, classes, segments }: BranchyNetSpec) => ({ input, classes, segments });
+  if (source && !sameJson(layersOf(source.spec), layersOf(baselineOf(spec)))) {
     throw new UserError(`${source.from}: its baseline is not the trunk of ${spec.name} (another model or exit layout)`);
   }
   const options: TrainOptions = source ? { ...args.options, baselineEpochs: source.epochs, baselineFrom: source.from } : args.options;
