@@ -103,6 +103,7 @@ function cifarCasesSpec(): BranchyNetSpec {
 const SPECS: [string, () => BranchyNetSpec, GraphOptions, number?][] = [
   ['B-LeNet', bLeNet, {}],
   ['B-LeNet without the space-to-depth rewrite', bLeNet, { spaceToDepth: false }],
+  ['B-LeNet without channel padding', bLeNet, { padChannels: false }],
   ['tiny (3 exits)', tinySpec, {}],
   ['flatten order (flat activation handed on)', flattenOrderSpec, {}],
   ['flatten order (inside a stage)', flattenInStageSpec, {}],
@@ -254,6 +255,29 @@ test('the space-to-depth rewrite applies where it should and can be turned off',
   const evenTrunk = trunkOf(even);
   assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (space-to-depth)']);
   for (const n of [base, net, even, evenTrunk]) n.dispose();
+});
+
+test('channel padding widens exactly the convolutions pooled within a stage, to 16 filters, and can be turned off', () => {
+  const convShapes = (bundle: OnnxExport, file: string) => {
+    const graph = decodeModel(bundle.files.get(file)!).graph!;
+    const dims = new Map((graph.initializer ?? []).map((i) => [i.name, (i.dims ?? []).map(Number)]));
+    return (graph.node ?? []).filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').map((n) => `${n.opType} ${dims.get(n.input![1])}`);
+  };
+  const net = new BranchyNet(bLeNet(), 1);
+  const base = trunkOf(net);
+  const on = exportNetwork(net, base);
+  // Stage 1: the first conv is the space-to-depth one (left alone, its output is handed on); the
+  // branch's 5->10 conv becomes 5->16 and its dense layer reads 8*8*16 features.
+  assert.deepEqual(convShapes(on, 'stage-1.onnx'), ['Conv 20,4,3,3', 'Conv 16,5,3,3', 'Gemm 1024,10']);
+  // Stage 2 (as the baseline after its first layer): 5->10 becomes 5->16, 10->20 becomes 16->32, the dense layer 6*6*32 rows.
+  assert.deepEqual(convShapes(on, 'stage-2.onnx'), ['Conv 16,5,5,5', 'Conv 32,16,5,5', 'Gemm 1152,84', 'Gemm 84,10']);
+  assert.deepEqual(convShapes(on, 'baseline.onnx'), ['Conv 20,4,3,3', 'Conv 16,5,5,5', 'Conv 32,16,5,5', 'Gemm 1152,84', 'Gemm 84,10']);
+  const off = exportNetwork(net, base, { padChannels: false });
+  assert.deepEqual(convShapes(off, 'stage-2.onnx'), ['Conv 10,5,5,5', 'Conv 20,10,5,5', 'Gemm 720,84', 'Gemm 84,10']);
+  // The handed-on activation keeps its real channels.
+  assert.deepEqual(on.manifest.stages[0].outputs.activation, off.manifest.stages[0].outputs.activation);
+  base.dispose();
+  net.dispose();
 });
 
 test('the CIFAR-10 layer kinds export as standard ONNX operators with the converted attributes', () => {

@@ -9,6 +9,7 @@ import type { Dim } from './graph.js';
 import { encodeModel, GraphBuilder, IR_VERSION, OPSET } from './graph.js';
 import type { OnnxValue, ParamReader } from './layers.js';
 import { exportLayer, exportOrder, exportSpaceToDepthConvPool, graphDims, matchSpaceToDepth } from './layers.js';
+import { padPooledChannels } from './pad_channels.js';
 
 export const ONNX_FORMAT = 'branchynet-onnx';
 export const ONNX_FORMAT_VERSION = 1;
@@ -78,14 +79,18 @@ function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxV
   let v = x;
   const kinds: string[] = [];
   const ordered = exportOrder(layers);
-  for (let i = 0; i < ordered.length; i++) {
-    const layer = ordered[i];
-    if (options.spaceToDepth !== false && matchSpaceToDepth(ordered, i)) {
-      v = exportSpaceToDepthConvPool(g, layer as CompiledLayer & { spec: Conv2dSpec }, ordered[i + 2], v, paramReader(net, layer));
+  const spaceToDepth = (list: CompiledLayer[], i: number) => options.spaceToDepth !== false && matchSpaceToDepth(list, i);
+  const direct = (layer: CompiledLayer) => paramReader(net, layer);
+  const { layers: planned, read } =
+    options.padChannels === false ? { layers: ordered, read: direct } : padPooledChannels(ordered, direct, (i) => spaceToDepth(ordered, i));
+  for (let i = 0; i < planned.length; i++) {
+    const layer = planned[i];
+    if (spaceToDepth(planned, i)) {
+      v = exportSpaceToDepthConvPool(g, layer as CompiledLayer & { spec: Conv2dSpec }, planned[i + 2], v, read(layer));
       kinds.push('conv2d+relu+maxPool (space-to-depth)');
       i += 2;
     } else {
-      v = exportLayer(g, layer, v, paramReader(net, layer));
+      v = exportLayer(g, layer, v, read(layer));
       kinds.push(layer.spec.kind);
     }
   }
@@ -96,6 +101,11 @@ function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxV
 export interface GraphOptions {
   /** Rewrite small-channel conv + relu + 2x2 pool as a space-to-depth convolution (default true; see layers.ts). */
   spaceToDepth?: boolean;
+  /**
+   * Pad the filters of convolutions that are max-pooled within a stage to a multiple of 16, with
+   * zeros, so that ONNX Runtime pools in its blocked layout (default true; see pad_channels.ts).
+   */
+  padChannels?: boolean;
 }
 
 function ioOf(name: string, v: OnnxValue): IoSpec {
