@@ -159,9 +159,11 @@ export class BranchyNet {
     return out;
   }
 
-  private runLayers(layers: CompiledLayer[], x: tf.Tensor, options: ForwardOptions): tf.Tensor {
+  private runLayers(layers: CompiledLayer[], x: tf.Tensor, options: ForwardOptions, fromImage = false): tf.Tensor {
     let y = x;
-    for (const layer of layers) y = layerImpl(layer.spec).forward(layer.spec, y, this.layerParams(layer), options);
+    layers.forEach((layer, i) => {
+      y = layerImpl(layer.spec).forward(layer.spec, y, this.layerParams(layer), i === 0 && fromImage ? { ...options, inputIsData: true } : options);
+    });
     return y;
   }
 
@@ -184,7 +186,7 @@ export class BranchyNet {
     const logits: tf.Tensor[] = [];
     let a = x;
     for (let k = 0; k < this.exits; k++) {
-      a = this.runLayers(this.stages.segments[k], a, trunkOptions);
+      a = this.runLayers(this.stages.segments[k], a, trunkOptions, k === 0);
       logits.push(this.runLayers(this.stages.heads[k], a, options));
     }
     return logits;

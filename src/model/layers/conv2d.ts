@@ -47,6 +47,11 @@ export const conv2d: LayerImpl<Conv2dSpec> = {
     const [oh, ow] = outputShape(spec, input);
     return oh * ow * spec.filters * spec.kernel * spec.kernel * input[2];
   },
-  forward: (spec, x, params) => run(spec, x, params, 'linear'),
+  // tfjs's fused convolution computes its input's gradient even where nothing needs it (it is
+  // eager); the plain one leaves it to the tape, which skips it for the image.
+  forward: (spec, x, params, options) =>
+    options.training && options.inputIsData
+      ? tf.add(tf.conv2d(x as tf.Tensor4D, params.w as tf.Tensor4D, spec.stride ?? 1, spec.pad ?? 0), params.b)
+      : run(spec, x, params, 'linear'),
   fusedForward: (spec, x, params, activation) => run(spec, x, params, activation),
 };

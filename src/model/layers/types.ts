@@ -22,6 +22,11 @@ export interface ForwardOptions {
   training: boolean;
   /** Random source of training-time noise (dropout masks); required by such layers when training. */
   rng?: Rng;
+  /**
+   * The input is data, not computed from parameters, so no gradient is wanted for it: a layer may
+   * then skip work that only serves the input's gradient (the first convolution does).
+   */
+  inputIsData?: boolean;
 }
 
 export type Activation = 'relu';
