@@ -584,7 +584,7 @@ napi_value LrnGrad(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------- elementwise and reductions
 // The pieces of a training step that are memory bound (Adam's updates, bias gradients, relu):
 // the cpu backend's JS loops index every element through its broadcast shape.
-enum BinaryOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
+enum BinaryOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kReluGrad = 4 };
 
 template <typename F>
 void binaryLoop(const float* a, const float* b, float* out, int64_t n, int64_t am, int64_t bm, F f) {
@@ -613,7 +613,7 @@ void binaryLoop(const float* a, const float* b, float* out, int64_t n, int64_t a
   }
 }
 
-// binary(op, a, b, out, [n, aPeriod, bPeriod]): out[i] = a[i % aPeriod] op b[i % bPeriod], where each
+// binary(op, a, b, out, [n, aPeriod, bPeriod]): out[i] = a[i % aPeriod] op b[i % bPeriod] (op 4: a * step(b)), where each
 // period is n, 1, or (for one of them) a divisor of n.
 napi_value Binary(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
@@ -635,6 +635,14 @@ napi_value Binary(napi_env env, napi_callback_info info) {
       case kSub: binaryLoop(a, b, out, n, am, bm, [](float x, float y) { return x - y; }); break;
       case kMul: binaryLoop(a, b, out, n, am, bm, [](float x, float y) { return x * y; }); break;
       case kDiv: binaryLoop(a, b, out, n, am, bm, [](float x, float y) { return x / y; }); break;
+      // Relu's gradient dy * step(x), tfjs's composite in one pass (NaN x gives NaN, as Step does).
+      case kReluGrad:
+        // (Written without std::isnan's branch so that GCC vectorises it.)
+        binaryLoop(a, b, out, n, am, bm, [](float d, float x) {
+          const float s = x > 0.f ? 1.f : 0.f;
+          return d * (x != x ? x : s);
+        });
+        break;
       default: throw JsError{"binary: unknown op " + std::to_string(op)};
     }
     return undefinedValue(env);
@@ -723,6 +731,143 @@ napi_value Sum(napi_env env, napi_callback_info info) {
   });
 }
 
+// ---------------------------------------------------------------- batch normalisation (training)
+// Over the last axis of a row-major [m, c] view (NHWC: m = N*H*W). Per-channel sums in double, split
+// among threads by rows (each thread its own partial sums), then combined in a fixed order.
+template <typename Body>
+void rowSums(int64_t m, int64_t c, int nsums, std::vector<double>& out, Body body) {
+  const int nt = (m * c > (1 << 16)) ? std::max(1, omp_get_max_threads()) : 1;
+  std::vector<double> partial(static_cast<size_t>(nt) * nsums * c, 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    double* acc = partial.data() + static_cast<size_t>(omp_get_thread_num()) * nsums * c;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m; r++) body(r, acc);
+  }
+  out.assign(static_cast<size_t>(nsums) * c, 0.0);
+  for (int t = 0; t < nt; t++) {
+    const double* p = partial.data() + static_cast<size_t>(t) * nsums * c;
+    for (int64_t i = 0; i < nsums * c; i++) out[i] += p[i];
+  }
+}
+
+// batchNormTrain(x, gamma, beta, y, mean, variance, [m, c], epsilon): the batch's mean and biased
+// variance per channel, and y = (x - mean) / sqrt(variance + epsilon) * gamma + beta.
+// One pass for the statistics, shifted by the first row (no cancellation unless |mean| >> std).
+napi_value BatchNormTrain(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[8];
+    args(env, info, 8, argv);
+    auto g = ints(env, argv[6], 2, "batchNormTrain geometry");
+    const int64_t m = g[0], c = g[1];
+    if (m < 1 || c < 1) throw JsError{"batchNormTrain: empty input"};
+    double eps = 0;
+    napi_get_value_double(env, argv[7], &eps);
+    const float* x = f32(env, argv[0], sz({m, c}), "batchNormTrain x");
+    const float* gamma = f32(env, argv[1], c, "batchNormTrain gamma");
+    const float* beta = f32(env, argv[2], c, "batchNormTrain beta");
+    float* y = f32(env, argv[3], sz({m, c}), "batchNormTrain y");
+    float* mean = f32(env, argv[4], c, "batchNormTrain mean");
+    float* var = f32(env, argv[5], c, "batchNormTrain variance");
+    std::vector<double> shiftV(x, x + c);
+    const double* shift = shiftV.data();
+    std::vector<double> sums;
+    rowSums(m, c, 2, sums, [&](int64_t r, double* acc) {
+      const float* xr = x + r * c;
+      double* s1 = acc;
+      double* s2 = acc + c;
+      for (int64_t j = 0; j < c; j++) {
+        const double d = double(xr[j]) - shift[j];
+        s1[j] += d;
+        s2[j] += d * d;
+      }
+    });
+    std::vector<float> scale(c), offset(c);
+    for (int64_t j = 0; j < c; j++) {
+      const double md = sums[j] / double(m);
+      const double v = std::max(0.0, sums[c + j] / double(m) - md * md);
+      const double mu = shift[j] + md;
+      const double s = double(gamma[j]) / std::sqrt(v + eps);
+      mean[j] = static_cast<float>(mu);
+      var[j] = static_cast<float>(v);
+      scale[j] = static_cast<float>(s);
+      offset[j] = static_cast<float>(double(beta[j]) - mu * s);
+    }
+    const float* sc = scale.data();
+    const float* of = offset.data();
+#pragma omp parallel for if (m * c > (1 << 16))
+    for (int64_t r = 0; r < m; r++) {
+      const float* xr = x + r * c;
+      float* yr = y + r * c;
+      for (int64_t j = 0; j < c; j++) yr[j] = xr[j] * sc[j] + of[j];
+    }
+    return undefinedValue(env);
+  });
+}
+
+// batchNormTrainGrad(dy, x, gamma, mean, variance, dmean, dvariance, dx, dgamma, dbeta, [m, c], epsilon):
+// the gradient of batchNormTrain's outputs (y, mean, variance) with respect to x, gamma and beta, with
+// the batch statistics depending on x. With s = 1 / sqrt(variance + epsilon) and xc = x - mean:
+//   dbeta = sum dy, dgamma = s * sum dy * xc,
+//   dx = gamma s dy - gamma s (dbeta + s xc dgamma) / m + dmean / m + 2 dvariance xc / m.
+napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[12];
+    args(env, info, 12, argv);
+    auto g = ints(env, argv[10], 2, "batchNormTrainGrad geometry");
+    const int64_t m = g[0], c = g[1];
+    if (m < 1 || c < 1) throw JsError{"batchNormTrainGrad: empty input"};
+    double eps = 0;
+    napi_get_value_double(env, argv[11], &eps);
+    const float* dy = f32(env, argv[0], sz({m, c}), "batchNormTrainGrad dy");
+    const float* x = f32(env, argv[1], sz({m, c}), "batchNormTrainGrad x");
+    const float* gamma = f32(env, argv[2], c, "batchNormTrainGrad gamma");
+    const float* meanF = f32(env, argv[3], c, "batchNormTrainGrad mean");
+    const float* var = f32(env, argv[4], c, "batchNormTrainGrad variance");
+    const float* dmean = isNullish(env, argv[5]) ? nullptr : f32(env, argv[5], c, "batchNormTrainGrad dmean");
+    const float* dvar = isNullish(env, argv[6]) ? nullptr : f32(env, argv[6], c, "batchNormTrainGrad dvariance");
+    float* dx = f32(env, argv[7], sz({m, c}), "batchNormTrainGrad dx");
+    float* dgamma = f32(env, argv[8], c, "batchNormTrainGrad dgamma");
+    float* dbeta = f32(env, argv[9], c, "batchNormTrainGrad dbeta");
+    std::vector<double> muV(meanF, meanF + c);
+    const double* mu = muV.data();
+    std::vector<double> sums;
+    rowSums(m, c, 2, sums, [&](int64_t r, double* acc) {
+      const float* xr = x + r * c;
+      const float* dr = dy + r * c;
+      double* s1 = acc;
+      double* s2 = acc + c;
+      for (int64_t j = 0; j < c; j++) {
+        const double d = dr[j];
+        s1[j] += d;
+        s2[j] += d * (double(xr[j]) - mu[j]);
+      }
+    });
+    // dx = a dy + b xc + k per channel.
+    std::vector<float> a(c), b(c), k(c);
+    const double inv = 1.0 / double(m);
+    for (int64_t j = 0; j < c; j++) {
+      const double s = 1.0 / std::sqrt(double(var[j]) + eps);
+      const double db = sums[j], dg = sums[c + j] * s;
+      dbeta[j] = static_cast<float>(db);
+      dgamma[j] = static_cast<float>(dg);
+      const double gs = double(gamma[j]) * s;
+      a[j] = static_cast<float>(gs);
+      b[j] = static_cast<float>(-gs * s * dg * inv + (dvar ? 2.0 * dvar[j] * inv : 0.0));
+      k[j] = static_cast<float>(-gs * db * inv + (dmean ? dmean[j] * inv : 0.0));
+    }
+    const float *ap = a.data(), *bp = b.data(), *kp = k.data();
+#pragma omp parallel for if (m * c > (1 << 16))
+    for (int64_t r = 0; r < m; r++) {
+      const float* xr = x + r * c;
+      const float* dr = dy + r * c;
+      float* out = dx + r * c;
+      for (int64_t j = 0; j < c; j++) out[j] = ap[j] * dr[j] + bp[j] * (xr[j] - meanF[j]) + kp[j];
+    }
+    return undefinedValue(env);
+  });
+}
+
 // ---------------------------------------------------------------- misc
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
@@ -792,6 +937,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrain", nullptr, BatchNormTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrainGrad", nullptr, BatchNormTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"getThreads", nullptr, GetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},

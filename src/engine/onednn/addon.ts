@@ -29,12 +29,22 @@ export interface OneDnnAddon {
   /** geom = [positions, channels, depthRadius], params = [bias, alpha, beta]. */
   lrn(x: Float32Array, y: Float32Array, geom: readonly number[], params: readonly number[]): void;
   lrnGrad(x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, geom: readonly number[], params: readonly number[]): void;
-  /** out[i] = a[i % aPeriod] op b[i % bPeriod]; op 0 add, 1 sub, 2 mul, 3 div; geom = [n, aPeriod, bPeriod]. */
+  /** out[i] = a[i % aPeriod] op b[i % bPeriod]; op 0 add, 1 sub, 2 mul, 3 div, 4 a * step(b) (relu's gradient); geom = [n, aPeriod, bPeriod]. */
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geom: readonly number[]): void;
   /** op 0 relu, 1 sqrt, 2 square, 3 step (alpha for x <= 0), 4 neg. */
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   /** out[o, i] = scale * sum_r x[o, r, i], geom = [outer, reduce, inner]. */
   sum(x: Float32Array, out: Float32Array, geom: readonly number[], scale: number): void;
+  /**
+   * Batch norm over the last axis of x viewed as [m, c] (training): the batch's mean and biased variance
+   * per channel, and y = (x - mean) / sqrt(variance + epsilon) * gamma + beta. geom = [m, c].
+   */
+  batchNormTrain(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array,
+    variance: Float32Array, geom: readonly number[], epsilon: number): void;
+  /** batchNormTrain's gradient (the statistics depend on x); dmean / dvariance: the statistics' own gradients, or null. */
+  batchNormTrainGrad(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, variance: Float32Array,
+    dmean: Float32Array | null, dvariance: Float32Array | null, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+    geom: readonly number[], epsilon: number): void;
   setThreads(n: number): void;
   getThreads(): number;
   /** oneDNN's version, e.g. '2.6.3'. */

@@ -17,6 +17,7 @@ import { addConfig, multiplyConfig, negConfig, realDivConfig, reluConfig, sqrtCo
   subConfig } from './kernels/Elementwise.js';
 import { sliceConfig, splitVConfig } from './kernels/Slice.js';
 import { meanConfig, sumConfig } from './kernels/Sum.js';
+import { batchNormTrainConfig, batchNormTrainGradConfig, batchNormTrainGradient, reluGradConfig, reluGradient } from './kernels/BatchNorm.js';
 import { ONEDNN } from './kernels/util.js';
 
 export { ONEDNN };
@@ -47,7 +48,28 @@ export const ONEDNN_KERNEL_CONFIGS: readonly KernelConfig[] = [
   sqrtConfig,
   squareConfig,
   negConfig,
+  batchNormTrainConfig,
+  batchNormTrainGradConfig,
+  reluGradConfig,
 ];
+
+/** Relu gradients registered by registerOneDnnGradients (not to be wrapped again). */
+const ourReluGradients = new WeakSet<object>();
+
+/**
+ * The gradients of the onednn-only kernels, and Relu's gradient rerouted to the native one-pass
+ * kernel while onednn is active (the gradient registered before, normally tfjs's, everywhere else).
+ * tfjs's gradients register when '@tensorflow/tfjs' is imported: if that happens after this, theirs
+ * wins again (correct, only slower).
+ */
+function registerOneDnnGradients(): void {
+  if (tf.getGradient(batchNormTrainGradient.kernelName) === undefined) tf.registerGradient(batchNormTrainGradient);
+  const stock = tf.getGradient(tf.Relu);
+  if (stock !== undefined && ourReluGradients.has(stock)) return;
+  const ours = reluGradient(stock);
+  ourReluGradients.add(ours);
+  tf.registerGradient(ours);
+}
 
 /** Below tfjs's cpu (1) and wasm (2): never chosen unless asked for. */
 const ONEDNN_PRIORITY = 0;
@@ -68,6 +90,7 @@ export class OneDnnBackend extends MathBackendCPU {
 export function registerOneDnnBackend(): string | null {
   const { addon, reason } = loadOneDnnAddon();
   if (addon === null) return reason;
+  registerOneDnnGradients();
   if (tf.findBackendFactory(ONEDNN) != null) return null;
   for (const config of tf.getKernelsForBackend('cpu')) {
     if (tf.getKernel(config.kernelName, ONEDNN) === undefined) tf.registerKernel({ ...config, backendName: ONEDNN });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { BATCH_NORM_TRAIN } from '../../engine/onednn/kernel_names.js';
 import type { BatchNormSpec, Shape } from '../spec.js';
 import type { LayerImpl, ParamDecl, Params } from './types.js';
 
@@ -23,17 +24,38 @@ export function batchNormParams(channels: number): ParamDecl[] {
 }
 
 /**
+ * Whether the active backend has the fused training kernel (only onednn registers it,
+ * engine/onednn/kernels/BatchNorm.ts) and it covers this input: float32, channels last.
+ */
+function hasNativeBatchNorm(x: tf.Tensor, params: Params): boolean {
+  if (x.dtype !== 'float32' || x.rank < 2 || x.size === 0) return false;
+  const backend = tf.getBackend();
+  if (backend !== 'onednn' || tf.getKernel(BATCH_NORM_TRAIN, backend) === undefined) return false;
+  const c = x.shape[x.rank - 1];
+  return [params.gamma, params.beta].every((p) => p !== undefined && p.dtype === 'float32' && p.rank === 1 && p.shape[0] === c);
+}
+
+/**
  * Batch norm over the last axis, written with broadcasting ops (tf.batchNorm's gradient tiles,
  * and Tile is a slow loop on wasm). In training the batch statistics normalise and the running
  * ones are updated in place (when they are variables); at inference the running ones normalise.
+ * On the onednn backend, training runs as one native kernel with a native gradient instead
+ * (same results within float rounding; the running statistics are updated the same way).
  */
 export function batchNormForward(spec: BatchNormSpec, x: tf.Tensor, params: Params, training: boolean): tf.Tensor {
   const { momentum, epsilon } = settings(spec);
   let mean: tf.Tensor;
   let variance: tf.Tensor;
   if (training) {
-    const axes = x.shape.slice(0, -1).map((_, i) => i);
-    ({ mean, variance } = tf.moments(x, axes));
+    let y: tf.Tensor | undefined;
+    if (hasNativeBatchNorm(x, params)) {
+      // One native call (and one for the gradient): statistics, normalisation, scale and shift.
+      [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN, { x, gamma: params.gamma, beta: params.beta },
+        { epsilon }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    } else {
+      const axes = x.shape.slice(0, -1).map((_, i) => i);
+      ({ mean, variance } = tf.moments(x, axes));
+    }
     const m = x.size / x.shape[x.shape.length - 1];
     const runMean = params.mean;
     const runVar = params.variance;
@@ -43,6 +65,7 @@ export function batchNormForward(spec: BatchNormSpec, x: tf.Tensor, params: Para
       runMean.assign(tf.add(tf.mul(runMean, momentum), tf.mul(mean, 1 - momentum)));
       runVar.assign(tf.add(tf.mul(runVar, momentum), tf.mul(unbiased, 1 - momentum)));
     }
+    if (y !== undefined) return y;
   } else {
     mean = params.mean;
     variance = params.variance;
