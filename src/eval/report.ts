@@ -112,12 +112,14 @@ export async function evaluate<A, B>(args: {
   const log = args.log ?? (() => {});
   const size = imageSize(test);
 
-  // Warm up both paths (first calls compile kernels and grow the heap).
+  // Warm up both paths (first calls compile kernels, plan buffers and grow the heap), at batch 1
+  // and with a few full batches.
   const warm = Math.min(64, test.count);
   await earlyExitAsync(early, test.images.subarray(0, warm * size), warm, thresholds, 1);
   await earlyExitAsync(base, test.images.subarray(0, warm * size), warm, [], 1);
-  await earlyExitAsync(early, test.images.subarray(0, warm * size), warm, thresholds, batchSize);
-  await earlyExitAsync(base, test.images.subarray(0, warm * size), warm, [], batchSize);
+  const warmBatched = Math.min(4 * batchSize, test.count);
+  await earlyExitAsync(early, test.images.subarray(0, warmBatched * size), warmBatched, thresholds, batchSize);
+  await earlyExitAsync(base, test.images.subarray(0, warmBatched * size), warmBatched, [], batchSize);
 
   log(`accuracy and batched throughput at batch ${batchSize} on ${test.count} samples...`);
   const batchedChunk = batchSize * 8;

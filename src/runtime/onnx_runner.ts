@@ -40,6 +40,12 @@ export interface OnnxRunnerOptions {
   intraOpNumThreads?: number;
   /** ONNX Runtime graph optimisation level (default 'all'). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * ONNX Runtime's memory-pattern planning (default false here): it plans buffers for one input
+   * shape and re-plans for every new one, and batched early exit hands each later stage a batch
+   * of a new size almost every time (measured 9 % slower early exit at batch 256 with it on).
+   */
+  enableMemPattern?: boolean;
 }
 
 /** The stage graphs of one network: in memory, or the files an export directory names. */
@@ -123,6 +129,7 @@ export class OnnxRunner implements StageRunner<Tensor> {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+      enableMemPattern: options.enableMemPattern ?? false,
     };
     const built: Stage[] = [];
     try {
