@@ -10,7 +10,7 @@ import { bestBackend, initBackend } from './engine/backend.js';
 import type { BackendName } from './engine/backend.js';
 import { UserError } from './errors.js';
 import { formatReport } from './eval/report.js';
-import { loadModel, saveModel, trunkOf } from './model/io.js';
+import { checkModelDir, loadModel, saveModel, trunkOf } from './model/io.js';
 import { analyseSpec } from './model/network.js';
 import { zooSpec } from './model/zoo.js';
 import { exportModel } from './onnx/export.js';
@@ -154,9 +154,9 @@ function splits(values: Values, dataset: string, stats?: ChannelStats | null) {
   return { dataset, train: norm(train), validation: norm(held.validation), test: norm(test), normalization };
 }
 
-async function train(values: Values, preset: { baselineEpochs: number; epochs: number }, outDir: string) {
+/** Checks the options, loads the data, then starts the backend (`start`) and trains. */
+async function train(values: Values, preset: { baselineEpochs: number; epochs: number }, outDir: string, start: () => Promise<unknown>) {
   const spec = zooSpec(values.model ?? 'b-lenet');
-  const data = splits(values, values.dataset ?? 'mnist');
   const schedule = values['lr-schedule'] ?? 'constant';
   if (schedule !== 'constant' && schedule !== 'cosine') throw new UserError(`--lr-schedule: expected constant or cosine, got '${schedule}'`);
   const options: TrainOptions = {
@@ -171,6 +171,9 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     ...(schedule === 'cosine' ? { lrSchedule: schedule } : {}),
     ...(values['freeze-trunk'] ? { freezeTrunk: true } : {}),
   };
+  const maxDrop = num(values, 'max-drop', 0) / 100;
+  const data = splits(values, values.dataset ?? 'mnist');
+  await start();
   const baselineSource = values['baseline-from'] === undefined ? undefined : readBaselineSource(values['baseline-from']);
   log(`training ${spec.name} on ${data.dataset}: ${data.train.count} training, ${data.validation.count} validation images; ` +
     `baseline ${baselineSource ? `from ${baselineSource.from} (${baselineSource.epochs} epochs)` : options.baselineEpochs} + joint ${options.epochs} epochs, batch ${options.batchSize}, Adam lr ${options.learningRate}${options.lrSchedule ? ` (${options.lrSchedule})` : ''}${options.freezeTrunk ? ', frozen trunk' : ''}${options.augment ? ', augmented' : ''}, seed ${options.seed} -> ${outDir}`);
@@ -183,7 +186,7 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     options,
     resume: values.resume ?? false,
     baselineSource,
-    maxDrop: num(values, 'max-drop', 0) / 100,
+    maxDrop,
     normalization: data.normalization,
     log: logLine,
     progress,
@@ -199,6 +202,7 @@ function runtimeOptions(values: Values): { runtime?: RuntimeName; threads?: numb
 
 function requireModelDir(values: Values): string {
   if (!values.model) throw new UserError('--model DIR is required (a directory written by branchynet train)');
+  checkModelDir(values.model);
   return values.model;
 }
 
@@ -220,15 +224,17 @@ async function main(argv: string[]): Promise<void> {
   if (values.backend !== undefined && !['onednn', 'wasm', 'cpu'].includes(values.backend)) {
     throw new UserError(`--backend: expected onednn, wasm or cpu, got '${values.backend}'`);
   }
-  const backend = (values.backend as BackendName | undefined) ?? bestBackend();
+  // Resolved when a command starts computing, after its arguments are checked. The notice about a
+  // missing native backend is for commands whose speed it decides (training, calibration, the
+  // tfjs runtime), not for export, info or an evaluation on ONNX Runtime.
+  const backendFor = (speedMatters: boolean) => (values.backend as BackendName | undefined) ?? bestBackend({ notice: speedMatters });
 
   switch (command) {
     case 'run': {
       const runtime = runtimeOptions(values);
-      await initBackend(backend);
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
       const outDir = values.out ?? `runs/main-${stamp}`;
-      const { data } = await train(values, { baselineEpochs: 4, epochs: 8 }, outDir);
+      const { data } = await train(values, { baselineEpochs: 4, epochs: 8 }, outDir, () => initBackend(backendFor(true)));
       const model = loadModel(outDir);
       const report = await evaluateModel(model, data.test, { timingSamples: int(values, 'timing-samples', 2000, 1), log, ...runtime });
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
@@ -236,13 +242,12 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'train': {
       if (!values.out) throw new UserError('--out DIR is required: the model directory to write');
-      await initBackend(backend);
-      await train(values, { baselineEpochs: DEFAULT_TRAIN_OPTIONS.baselineEpochs, epochs: DEFAULT_TRAIN_OPTIONS.epochs }, values.out);
+      await train(values, { baselineEpochs: DEFAULT_TRAIN_OPTIONS.baselineEpochs, epochs: DEFAULT_TRAIN_OPTIONS.epochs }, values.out, () => initBackend(backendFor(true)));
       return;
     }
     case 'calibrate': {
       const dir = requireModelDir(values);
-      await initBackend(backend);
+      await initBackend(backendFor(true));
       const model = loadModel(dir);
       const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization);
       const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, num(values, 'max-drop', 0) / 100);
@@ -252,13 +257,14 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'eval': {
       const dir = requireModelDir(values);
-      await initBackend(backend);
+      const runtime = runtimeOptions(values);
+      await initBackend(backendFor(runtime.runtime === 'tfjs'));
       const model = loadModel(dir);
       const raw = loadDataset(values.dataset ?? model.dataset ?? 'mnist', values['data-dir']).test;
       const test = model.normalization ? normalizeDataset(raw, model.normalization) : raw;
       const limit = values.limit === undefined ? undefined : int(values, 'limit', 0, 1);
       const report = await evaluateModel(model, headDataset(test, limit), {
-        ...runtimeOptions(values),
+        ...runtime,
         thresholds: list(values, 'thresholds'),
         timingSamples: values['timing-samples'] === undefined ? undefined : int(values, 'timing-samples', 0, 1),
         batchSize: int(values, 'batch-size', 256, 1),
@@ -277,7 +283,7 @@ async function main(argv: string[]): Promise<void> {
     case 'export': {
       const dir = requireModelDir(values);
       if (!values.out) throw new UserError('--out DIR is required: the directory to write the ONNX models into');
-      await initBackend(backend);
+      await initBackend(backendFor(false));
       const { bundle, files } = exportModel(loadModel(dir), values.out);
       const m = bundle.manifest;
       log(`exported ${m.model}: ${m.stages.length} stages + baseline, opset ${m.opset}, thresholds ${m.thresholds ? `[${m.thresholds.join(', ')}]` : 'none (uncalibrated)'}`);
@@ -286,7 +292,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'info': {
       const name = values.model ?? 'b-lenet';
-      await initBackend(backend);
+      await initBackend(backendFor(false));
       const spec = /[\\/]/.test(name) ? loadModel(name).spec : zooSpec(name);
       const { segments, heads } = analyseSpec(spec);
       const total = segments.reduce((s, b) => s + b.macs, 0);

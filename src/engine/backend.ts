@@ -148,11 +148,11 @@ function defaultOneDnnThreads(): number {
 /**
  * The fastest backend that loads here: 'onednn' when its addon is built and
  * loads, else 'wasm' (printing one notice line saying why and how to get the
- * native one). Cheap; initialises nothing. Pass the result to initBackend.
+ * native one, unless `notice` is false). Cheap; initialises nothing. Pass the result to initBackend.
  */
-export function bestBackend(): BackendName {
+export function bestBackend(options: { notice?: boolean } = {}): BackendName {
   const { addon, reason } = loadOneDnnAddon();
   if (addon !== null) return ONEDNN;
-  oneDnnNotice(reason);
+  if (options.notice !== false) oneDnnNotice(reason);
   return WASM;
 }

@@ -77,6 +77,11 @@ function readJson(path: string): ModelJson {
   return json;
 }
 
+/** Checks that `dir` holds a readable model.json of this format (no weights loaded, no backend needed). */
+export function checkModelDir(dir: string): void {
+  readJson(join(dir, 'model.json'));
+}
+
 function loadNet(dir: string, spec: BranchyNetSpec, weights: ModelJson['weights']): BranchyNet {
   const path = join(dir, weights.file);
   try {
