@@ -112,8 +112,21 @@ class BResNet20(nn.Module):
         return [e1, e2, self.d(t.flatten(1))]
 
 
+class ResNet20(nn.Module):
+    """The trunk of B-ResNet-20 alone (its baseline): the reference's ResNet-20, pad-0 stem."""
+    def __init__(self, n=3):
+        super().__init__()
+        full = BResNet20(n)
+        self.stem, self.bn, self.s1, self.s2, self.d = full.stem, full.bn, full.s1, full.s2, full.d
+
+    def forward(self, x):
+        t = F.avg_pool2d(self.s2(self.s1(F.relu(self.bn(self.stem(x))))), 6, 1)
+        return [self.d(t.flatten(1))]
+
+
 MODELS = {'b-lenet': (BLeNet, (1, 28, 28)), 'lenet-20-50': (LeNet2050, (1, 28, 28)),
-          'b-alexnet': (BAlexNet, (3, 32, 32)), 'b-resnet-20': (BResNet20, (3, 32, 32))}
+          'b-alexnet': (BAlexNet, (3, 32, 32)), 'resnet-20': (ResNet20, (3, 32, 32)),
+          'b-resnet-20': (BResNet20, (3, 32, 32))}
 
 
 def throughput(name, batch, seconds):

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { backendThreads, initBackend, type BackendName } from '../engine/backend.js';
 import { loadOneDnnAddon } from '../engine/onednn/addon.js';
 import type { BranchyNetSpec } from '../model/spec.js';
-import { MODEL_ZOO } from '../model/zoo.js';
+import { baselineOf } from '../model/spec.js';
+import { bResNet, MODEL_ZOO } from '../model/zoo.js';
 import { createTrainer, lenet2050, syntheticBatches } from './train_step.js';
 
 const { values } = parseArgs({
@@ -30,6 +31,8 @@ const threads = Number(values.threads ?? Math.min(2, os.availableParallelism()))
 
 const specs: Record<string, () => BranchyNetSpec> = { 'b-lenet': MODEL_ZOO['b-lenet']!, 'lenet-20-50': lenet2050 };
 for (const name of ['b-alexnet', 'b-resnet-20']) if (MODEL_ZOO[name]) specs[name] = MODEL_ZOO[name]!;
+// The plain ResNet-20 (B-ResNet-20's trunk alone), the network the training-speed bar names.
+specs['resnet-20'] = () => ({ ...baselineOf(bResNet(20)), name: 'resnet-20' });
 const models = values.models?.split(',') ?? Object.keys(specs);
 const backends = (values.backends?.split(',') ?? ['onednn', 'wasm']) as BackendName[];
 
