@@ -193,7 +193,7 @@ for (const [name, makeSpec, graphOptions, imageScale] of SPECS) {
         assert.ok(d <= 1e-4, `exit ${k + 1} logits differ by ${d}`);
         worst = Math.max(worst, d);
         largest = Math.max(largest, maxAbsDiff(expected, new Float32Array(expected.length)));
-        const entropy = out[stage.outputs.entropy.name];
+        const entropy = out[stage.outputs.entropy!.name];
         assert.deepEqual(entropy.dims, [count]);
         const h = Array.from({ length: count }, (_, i) => rowEntropy(expected, i, spec.classes).entropy);
         const dh = maxAbsDiff(entropy.data as Float32Array, h);
@@ -255,6 +255,24 @@ test('the space-to-depth rewrite applies where it should and can be turned off',
   const evenTrunk = trunkOf(even);
   assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (space-to-depth)']);
   for (const n of [base, net, even, evenTrunk]) n.dispose();
+});
+
+test('entropy: false leaves the six entropy nodes and the entropy output out of every stage', () => {
+  const net = new BranchyNet(bLeNet(), 1);
+  const base = trunkOf(net);
+  const withEntropy = exportNetwork(net, base);
+  const without = exportNetwork(net, base, { entropy: false });
+  for (const [i, stage] of without.manifest.stages.entries()) {
+    assert.equal(stage.outputs.entropy, null);
+    const graph = (b: OnnxExport, file: string) => decodeModel(b.files.get(file)!).graph!;
+    const full = graph(withEntropy, withEntropy.manifest.stages[i].file);
+    const lean = graph(without, stage.file);
+    assert.deepEqual((lean.output ?? []).map((o) => o.name), (full.output ?? []).map((o) => o.name).filter((n) => n !== 'entropy'));
+    assert.equal((full.node ?? []).length - (lean.node ?? []).length, 6);
+    assert.ok(!(lean.node ?? []).some((n) => n.opType === 'ReduceLogSumExp'));
+  }
+  base.dispose();
+  net.dispose();
 });
 
 test('channel padding widens exactly the convolutions pooled within a stage, to 16 filters, and can be turned off', () => {

@@ -34,7 +34,8 @@ export interface StageManifest {
   file: string;
   input: IoSpec;
   /** `activation` is the trunk activation handed on to the next stage (null at the last stage). */
-  outputs: { activation: IoSpec | null; logits: IoSpec; entropy: IoSpec };
+  /** `entropy` is null in graphs exported with `entropy: false` (a runtime computing it itself). */
+  outputs: { activation: IoSpec | null; logits: IoSpec; entropy: IoSpec | null };
   /** Layer kinds in graph order: the trunk part, then the exit head. */
   layers: { trunk: string[]; head: string[] };
   /** MACs per sample of this stage (trunk part + exit head) and of answering at this exit. */
@@ -106,6 +107,12 @@ export interface GraphOptions {
    * zeros, so that ONNX Runtime pools in its blocked layout (default true; see pad_channels.ts).
    */
   padChannels?: boolean;
+  /**
+   * Compute each exit's softmax entropy in the graph (default true: an exported stage gives all
+   * a caller needs to decide). Our runtime turns it off and computes the entropy from the logits
+   * in JS: at batch 1 the six extra graph nodes cost about 15 µs per stage run.
+   */
+  entropy?: boolean;
 }
 
 function ioOf(name: string, v: OnnxValue): IoSpec {
@@ -166,13 +173,13 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
     const head = run(g, net, headLayers, a, options);
     const logits = head.value;
     if (logits.layout !== 'NF' || logits.shape.length !== 1) throw new Error(`onnx export: exit ${k + 1} does not end in class scores`);
-    const entropy = entropyOf(g, logits.name);
     const activation = last ? null : ioOf(STAGE_NAMES.next, a);
     if (activation) g.output(a.name, activation.name, activation.shape);
     const logitsIo: IoSpec = { name: STAGE_NAMES.logits, shape: ['N', net.spec.classes], layout: 'NF' };
-    const entropyIo: IoSpec = { name: STAGE_NAMES.entropy, shape: ['N'], layout: 'N' };
+    const entropy = options.entropy === false ? null : entropyOf(g, logits.name);
+    const entropyIo: IoSpec | null = entropy === null ? null : { name: STAGE_NAMES.entropy, shape: ['N'], layout: 'N' };
     g.output(logits.name, logitsIo.name, logitsIo.shape);
-    g.output(entropy, entropyIo.name, entropyIo.shape);
+    if (entropy !== null && entropyIo) g.output(entropy, entropyIo.name, entropyIo.shape);
     const file = exits === 1 ? `${filePrefix}.onnx` : `${filePrefix}-${k + 1}.onnx`;
     const doc = `${net.spec.name} stage ${k + 1} of ${exits}: ${last ? 'logits and entropy of the final exit' : `activation handed on, logits and entropy of exit ${k + 1}`}`;
     files.set(file, encodeModel(g.build(doc)));

@@ -129,8 +129,8 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
     const stages = await stageOutputs(onnx, data.images, count);
     for (let k = 0; k < net.exits; k++) {
       assert.ok(maxAbsDiff(stages.logits[k], logits[k]) <= 1e-4, `exit ${k + 1} logits`);
-      const h = Array.from({ length: count }, (_, i) => rowEntropy(logits[k], i, spec.classes).entropy);
-      assert.ok(maxAbsDiff(stages.entropies[k]!, h) <= 1e-4, `exit ${k + 1} entropies`);
+      // fromNet's graphs leave the entropy to the early-exit loop (compared below, in the results).
+      assert.equal(stages.entropies[k], undefined, `exit ${k + 1}: no entropy output`);
     }
     const reference = earlyExit(tfjs, data.images, count, thresholds, 1);
     const used = new Set(reference.exits);
@@ -247,7 +247,8 @@ test('shipped B-LeNet (models/b-lenet-mnist): ONNX Runtime matches tfjs on MNIST
   }
   const thresholds = model.thresholds ?? [0.05];
   const logits = allExitLogits(model.net, digits);
-  const onnx = await OnnxRunner.fromNet(model.net);
+  // The exported graphs (entropy computed in the graph), as a deployment would load them.
+  const onnx = await OnnxRunner.create({ kind: 'bundle', bundle: exportNetwork(model.net, model.baseline ?? trunkOf(model.net)) });
   const stages = await stageOutputs(onnx, digits.images, digits.count);
   let worst = 0;
   for (let k = 0; k < model.net.exits; k++) {
