@@ -424,7 +424,26 @@ napi_value MaxPool(napi_env env, napi_callback_info info) {
   });
 }
 
-// maxPoolGrad(dy, x, dx, geom): dx[argmax of each window] += dy.
+// `v` where mask is all ones, +0 where it is 0 (bitwise, so that the loops below vectorise).
+inline float masked(float v, int32_t mask) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  bits &= static_cast<uint32_t>(mask);
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+// maxPoolGrad(dy, x, dx, geom): each window's dy goes to its winner, tfjs-backend-cpu's rule: the
+// first cell (row-major window order) whose value beats -infinity and every earlier cell (`pixel >
+// maxValue`), none when no cell does (NaN / -inf / padding only). Summed where windows overlap, 0
+// elsewhere. One pass over the windows, vectorised over channels: the window's maximum per channel,
+// then its winner is the first cell equal to that maximum (the same cell), found while writing:
+// - windows that do not overlap (stride >= size, e.g. 2x2 / 2): every cell of a window is written
+//   once (0 + dy for the winner, as the cpu backend's sum from 0 gives, else +0), nothing else is
+//   touched; cells that no window covers are zeroed first, only when there are some;
+// - overlapping windows: each window adds its dy to its winner's sum, kept in double and rounded
+//   once (the cpu backend's sum, bit for bit), in a per-thread image-sized scratch.
 napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value argv[4];
@@ -433,38 +452,84 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
     const float* dy = f32(env, argv[0], sz({g.n, g.ho, g.wo, g.c}), "maxPoolGrad dy");
     const float* x = f32(env, argv[1], sz({g.n, g.h, g.w, g.c}), "maxPoolGrad x");
     float* dx = f32(env, argv[2], sz({g.n, g.h, g.w, g.c}), "maxPoolGrad dx");
-    std::memset(dx, 0, sz({g.n, g.h, g.w, g.c}) * sizeof(float));
+    const bool disjoint = g.sh >= g.fh && g.sw >= g.fw;
+    // Does some input cell lie in no window? (Then the disjoint path zeroes the image first.)
+    bool gaps = !disjoint;
+    if (disjoint) {
+      std::vector<char> rows(g.h, 0), cols(g.w, 0);
+      for (int64_t i = 0; i < g.ho; i++)
+        for (int64_t a = 0; a < g.fh; a++) {
+          const int64_t r = i * g.sh - g.pt + a;
+          if (r >= 0 && r < g.h) rows[r] = 1;
+        }
+      for (int64_t j = 0; j < g.wo; j++)
+        for (int64_t e = 0; e < g.fw; e++) {
+          const int64_t col = j * g.sw - g.pl + e;
+          if (col >= 0 && col < g.w) cols[col] = 1;
+        }
+      gaps = std::find(rows.begin(), rows.end(), 0) != rows.end() || std::find(cols.begin(), cols.end(), 0) != cols.end();
+    }
+    const int64_t c = g.c;
+    const int64_t imageSize = g.h * g.w * c;
+    const float ninf = -std::numeric_limits<float>::infinity();
     // One image per thread: windows of an image may overlap, images never do.
 #pragma omp parallel
     {
-      std::vector<float> best(g.c);
-      std::vector<int64_t> where(g.c);
+      std::vector<float> maxBuf(c);
+      std::vector<int32_t> pendingBuf(c);
+      std::vector<int64_t> cellBuf(g.fh * g.fw);
+      float* __restrict mx = maxBuf.data();
+      int32_t* __restrict pending = pendingBuf.data();  // all ones until the channel's winner is found
+      int64_t* cells = cellBuf.data();                  // the window's cells inside the image (offsets)
+      std::vector<double> sumBuf(disjoint ? 0 : imageSize);
+      double* __restrict sums = sumBuf.data();
 #pragma omp for
       for (int64_t b = 0; b < g.n; b++) {
+        const float* img = x + b * imageSize;
+        float* out = dx + b * imageSize;
+        if (disjoint && gaps) std::memset(out, 0, imageSize * sizeof(float));
+        if (!disjoint) std::fill(sumBuf.begin(), sumBuf.end(), 0.0);
         for (int64_t i = 0; i < g.ho; i++) {
           for (int64_t j = 0; j < g.wo; j++) {
-            std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
-            std::fill(where.begin(), where.end(), -1);
+            const int64_t r0 = i * g.sh - g.pt, c0 = j * g.sw - g.pl;
+            int64_t ncells = 0;
             for (int64_t a = 0; a < g.fh; a++) {
-              int64_t r = i * g.sh + a - g.pt;
+              const int64_t r = r0 + a;
               if (r < 0 || r >= g.h) continue;
               for (int64_t e = 0; e < g.fw; e++) {
-                int64_t col = j * g.sw + e - g.pl;
-                if (col < 0 || col >= g.w) continue;
-                int64_t base = ((b * g.h + r) * g.w + col) * g.c;
-                for (int64_t ch = 0; ch < g.c; ch++) {
-                  if (x[base + ch] > best[ch] || where[ch] < 0) {
-                    best[ch] = x[base + ch];
-                    where[ch] = base + ch;
-                  }
+                const int64_t col = c0 + e;
+                if (col >= 0 && col < g.w) cells[ncells++] = (r * g.w + col) * c;
+              }
+            }
+            for (int64_t ch = 0; ch < c; ch++) mx[ch] = ninf;
+            for (int64_t q = 0; q < ncells; q++) {
+              const float* __restrict in = img + cells[q];
+              for (int64_t ch = 0; ch < c; ch++) mx[ch] = in[ch] > mx[ch] ? in[ch] : mx[ch];
+            }
+            for (int64_t ch = 0; ch < c; ch++) pending[ch] = mx[ch] > ninf ? -1 : 0;
+            const float* __restrict d = dy + ((b * g.ho + i) * g.wo + j) * c;
+            for (int64_t q = 0; q < ncells; q++) {
+              const float* __restrict in = img + cells[q];
+              float* __restrict o = out + cells[q];
+              if (disjoint) {
+                for (int64_t ch = 0; ch < c; ch++) {
+                  const int32_t eq = in[ch] == mx[ch] ? -1 : 0;
+                  o[ch] = masked(0.f + d[ch], pending[ch] & eq);
+                  pending[ch] &= ~eq;
+                }
+              } else {
+                double* __restrict acc = sums + cells[q];
+                for (int64_t ch = 0; ch < c; ch++) {
+                  const int32_t eq = in[ch] == mx[ch] ? -1 : 0;
+                  acc[ch] += static_cast<double>(masked(d[ch], pending[ch] & eq));
+                  pending[ch] &= ~eq;
                 }
               }
             }
-            const float* g1 = dy + ((b * g.ho + i) * g.wo + j) * g.c;
-            for (int64_t ch = 0; ch < g.c; ch++) {
-              if (where[ch] >= 0) dx[where[ch]] += g1[ch];
-            }
           }
+        }
+        if (!disjoint) {
+          for (int64_t k = 0; k < imageSize; k++) out[k] = static_cast<float>(sums[k]);
         }
       }
     }
@@ -644,6 +709,62 @@ napi_value Binary(napi_env env, napi_callback_info info) {
         });
         break;
       default: throw JsError{"binary: unknown op " + std::to_string(op)};
+    }
+    return undefinedValue(env);
+  });
+}
+
+// adamUpdate(value, m, v, g, newValue, newM, newV, [beta1, 1 - beta1, beta2, 1 - beta2, epsilon, -lr,
+// 1 - beta1^t, 1 - beta2^t]): one Adam step of one variable, tfjs's AdamOptimizer formula with the
+// same float32 operations in the same order (each rounded to float32, as its separate kernels do):
+//   m' = m * beta1 + g * (1 - beta1)            v' = v * beta2 + (g * g) * (1 - beta2)
+//   value' = ((m' / (1 - beta1^t)) / (sqrt(v' / (1 - beta2^t)) + epsilon)) * -lr + value
+// The scalars arrive already rounded to float32 (as tfjs's scalar tensors hold them). Outputs are
+// separate arrays (never the inputs). Built with -ffp-contract=off: no fused multiply-adds.
+napi_value AdamUpdate(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[8];
+    args(env, info, 8, argv);
+    napi_typedarray_type type;
+    size_t n = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, nullptr, nullptr) != napi_ok) {
+      throw JsError{"adamUpdate value: expected a Float32Array"};
+    }
+    const float* __restrict value = f32(env, argv[0], n, "adamUpdate value");
+    const float* __restrict m = f32(env, argv[1], n, "adamUpdate m");
+    const float* __restrict v = f32(env, argv[2], n, "adamUpdate v");
+    const float* __restrict g = f32(env, argv[3], n, "adamUpdate gradient");
+    float* __restrict outValue = f32(env, argv[4], n, "adamUpdate new value");
+    float* __restrict outM = f32(env, argv[5], n, "adamUpdate new m");
+    float* __restrict outV = f32(env, argv[6], n, "adamUpdate new v");
+    uint32_t count = 0;
+    bool isArray = false;
+    napi_is_array(env, argv[7], &isArray);
+    if (!isArray || napi_get_array_length(env, argv[7], &count) != napi_ok || count != 8) {
+      throw JsError{"adamUpdate: expected 8 scalars"};
+    }
+    float p[8];
+    for (uint32_t i = 0; i < 8; i++) {
+      napi_value e;
+      double d = 0;
+      napi_get_element(env, argv[7], i, &e);
+      if (napi_get_value_double(env, e, &d) != napi_ok) throw JsError{"adamUpdate: scalars must be numbers"};
+      p[i] = static_cast<float>(d);
+    }
+    const float beta1 = p[0], oneMinusBeta1 = p[1], beta2 = p[2], oneMinusBeta2 = p[3], epsilon = p[4], negLr = p[5],
+                correction1 = p[6], correction2 = p[7];
+    const int64_t len = static_cast<int64_t>(n);
+#pragma omp parallel for if (len > (1 << 16))
+    for (int64_t i = 0; i < len; i++) {
+      const float gi = g[i];
+      const float mi = m[i] * beta1 + gi * oneMinusBeta1;
+      const float vi = v[i] * beta2 + (gi * gi) * oneMinusBeta2;
+      const float mHat = mi / correction1;
+      const float vHat = vi / correction2;
+      outM[i] = mi;
+      outV[i] = vi;
+      outValue[i] = (mHat / (std::sqrt(vHat) + epsilon)) * negLr + value[i];
     }
     return undefinedValue(env);
   });
@@ -939,6 +1060,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrain", nullptr, BatchNormTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrainGrad", nullptr, BatchNormTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"getThreads", nullptr, GetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},

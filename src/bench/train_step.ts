@@ -8,6 +8,7 @@ import '@tensorflow/tfjs';
 import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { Rng } from '../rng.js';
+import { FusedAdamOptimizer } from '../train/fused_adam.js';
 import { jointLoss } from '../train/loss.js';
 
 /** Plain LeNet (20/50 channels, as Caffe's): one exit. */
@@ -57,7 +58,7 @@ export function createTrainer(spec: BranchyNetSpec, seed = 0, learningRate = 1e-
   dispose(): void;
 } {
   const net = new BranchyNet(spec, seed);
-  const optimizer = tf.train.adam(learningRate);
+  const optimizer = new FusedAdamOptimizer(learningRate);
   const variables = net.variables;
   const rng = new Rng(seed + 1);   // dropout masks
   const lossWeights = spec.lossWeights ?? spec.segments.map(() => 1);

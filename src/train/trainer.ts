@@ -7,6 +7,7 @@ import type { AugmentOptions } from '../data/transform.js';
 import { makeAugmentation } from '../data/transform.js';
 import { deriveSeed, Rng } from '../rng.js';
 import { accuracyOf, allExitLogits } from '../runtime/full_forward.js';
+import { FusedAdamOptimizer } from './fused_adam.js';
 import { jointLoss } from './loss.js';
 
 export interface OptimizerConfig {
@@ -51,8 +52,9 @@ export interface PhaseState {
   optimizer: tf.AdamOptimizer;
 }
 
+/** Adam (tfjs's state and formula; each variable's update is one native call on onednn: fused_adam.ts). */
 export function createOptimizer(config: OptimizerConfig): tf.AdamOptimizer {
-  return tf.train.adam(config.learningRate, config.beta1, config.beta2, config.epsilon);
+  return new FusedAdamOptimizer(config.learningRate, config.beta1, config.beta2, config.epsilon);
 }
 
 /** The optimiser's state as plain arrays (its step count first), for checkpoints. */

@@ -45,6 +45,13 @@ export interface OneDnnAddon {
   batchNormTrainGrad(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, variance: Float32Array,
     dmean: Float32Array | null, dvariance: Float32Array | null, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
     geom: readonly number[], epsilon: number): void;
+  /**
+   * One Adam step of one variable (tfjs's AdamOptimizer formula, float32 operations in its order) into
+   * newValue / newM / newV (all of value's length). params = [beta1, 1 - beta1, beta2, 1 - beta2, epsilon,
+   * -learningRate, 1 - beta1^t, 1 - beta2^t], each already rounded to float32.
+   */
+  adamUpdate(value: Float32Array, m: Float32Array, v: Float32Array, gradient: Float32Array,
+    newValue: Float32Array, newM: Float32Array, newV: Float32Array, params: readonly number[]): void;
   setThreads(n: number): void;
   getThreads(): number;
   /** oneDNN's version, e.g. '2.6.3'. */

@@ -18,6 +18,7 @@ import { addConfig, multiplyConfig, negConfig, realDivConfig, reluConfig, sqrtCo
 import { sliceConfig, splitVConfig } from './kernels/Slice.js';
 import { meanConfig, sumConfig } from './kernels/Sum.js';
 import { batchNormTrainConfig, batchNormTrainGradConfig, batchNormTrainGradient, reluGradConfig, reluGradient } from './kernels/BatchNorm.js';
+import { adamUpdateConfig } from './kernels/Adam.js';
 import { ONEDNN } from './kernels/util.js';
 
 export { ONEDNN };
@@ -51,6 +52,7 @@ export const ONEDNN_KERNEL_CONFIGS: readonly KernelConfig[] = [
   batchNormTrainConfig,
   batchNormTrainGradConfig,
   reluGradConfig,
+  adamUpdateConfig,
 ];
 
 /** Relu gradients registered by registerOneDnnGradients (not to be wrapped again). */

@@ -14,3 +14,10 @@ export const BATCH_NORM_TRAIN = 'BranchyBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'BranchyBatchNormTrainGrad';
 /** Relu's gradient dy * step(x) in one pass: inputs { dy, x }. */
 export const RELU_GRAD = 'BranchyReluGrad';
+/**
+ * One Adam step of one variable: inputs { value, m, v, gradient } (float32, one shape), attrs
+ * { beta1, beta2, epsilon, learningRate, biasCorrection1, biasCorrection2 } (the corrections are
+ * 1 - beta1^t and 1 - beta2^t); outputs [newValue, newM, newV], fresh tensors. The same float32
+ * operations, in the same order, as tfjs's AdamOptimizer (src/train/fused_adam.ts uses it).
+ */
+export const ADAM_UPDATE = 'BranchyAdamUpdate';

@@ -204,6 +204,41 @@ test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties) and AvgPoolG
   }
 });
 
+test('onednn MaxPoolGrad equals the cpu backend bit for bit: -Infinity / NaN windows, signed zeros, ties, gaps', { skip }, async () => {
+  const rand = rng(29);
+  type PoolCase = { x: Shape4; size: [number, number]; s: [number, number]; pad: Pad };
+  const cases: PoolCase[] = [
+    { x: [2, 24, 24, 20], size: [2, 2], s: [2, 2], pad: 'valid' },     // LeNet 20/50's first pool
+    { x: [3, 7, 9, 5], size: [2, 2], s: [2, 2], pad: 'same' },          // pads at the bottom / right
+    { x: [2, 9, 8, 3], size: [2, 2], s: [3, 3], pad: 'valid' },         // gaps between windows
+    { x: [2, 9, 9, 6], size: [3, 3], s: [2, 2], pad: [[0, 0], [1, 0], [0, 2], [0, 0]] },   // overlapping
+  ];
+  for (const c of cases) {
+    const info = tf.backend_util.computePool2DInfo(c.x, c.size, c.s, 1, c.pad as 'same');
+    // Coarse values (ties), some -Infinity, NaN, +0 and -0; dy with -0 and NaN too.
+    const pick = [-Infinity, NaN, 0, -0, 1, 0.5, -0.5, Infinity];
+    const xv = randomValues(c.x, rand).map((v) => {
+      const u = Math.abs(v);
+      return u < 0.3 ? pick[Math.floor(u * 26.6)]! : Math.round(v * 2) / 2;
+    });
+    // Whole -Infinity channels and windows: no cell wins there (the cpu backend gives no gradient).
+    for (let i = 0; i < xv.length; i += c.x[3] * 3) xv[i] = -Infinity;
+    xv.fill(-Infinity, 0, c.x[2] * c.x[3] * 2);
+    const dyv = randomValues(info.outShape, rand).map((v, i) => (i % 17 === 0 ? -0 : i % 29 === 0 ? NaN : v));
+    const grad = (): tf.Tensor[] => {
+      const f = (t: tf.Tensor): tf.Tensor => tf.maxPool(t as tf.Tensor4D, c.size, c.s, c.pad as 'same');
+      return [tf.grad(f)(tf.tensor4d(xv, c.x), tf.tensor4d(dyv, info.outShape))];
+    };
+    const [native] = await on('onednn', grad);
+    const [cpu] = await on('cpu', grad);
+    const what = `maxPool grad x[${c.x}] size[${c.size}] s[${c.s}] pad ${JSON.stringify(c.pad)}`;
+    assert.deepEqual(native!.shape, cpu!.shape, what);
+    for (let i = 0; i < cpu!.values.length; i++) {
+      assert.ok(Object.is(native!.values[i], cpu!.values[i]), `${what}: dx[${i}] ${native!.values[i]} vs cpu ${cpu!.values[i]}`);
+    }
+  }
+});
+
 test('onednn falls back to the cpu kernels for what it does not cover (NCHW-free prelu, int32)', { skip }, async () => {
   const rand = rng(17);
   const xv = randomValues([2, 7, 7, 3], rand);
