@@ -7,6 +7,8 @@ import { initBackend } from './backend.js';
 import { kernelsRegistered, registerKernels, unregisterKernels, WASM_KERNEL_CONFIGS } from './register_kernels.js';
 import { convCaseName as caseName, convCases, sizeOf, uniform as rng } from '../testing/kernel_cases.js';
 import type { Pad, Shape4 } from '../testing/kernel_cases.js';
+import type { Result } from '../testing/assert_close.js';
+import { assertCloseOne as assertClose } from '../testing/assert_close.js';
 
 function randomValues(size: number, rand: () => number): Float32Array {
   const v = new Float32Array(size);
@@ -14,7 +16,6 @@ function randomValues(size: number, rand: () => number): Float32Array {
   return v;
 }
 
-interface Result { shape: number[]; values: Float32Array }
 
 /** Runs `fn` on `backend` and reads back its (single) output. */
 async function on(backend: 'wasm' | 'cpu', fn: () => tf.Tensor): Promise<Result> {
@@ -25,18 +26,6 @@ async function on(backend: 'wasm' | 'cpu', fn: () => tf.Tensor): Promise<Result>
   return result;
 }
 
-/** Asserts max |a-b| <= tol * max(1, max |ref|). */
-function assertClose(actual: Result, expected: Result, what: string, tol = 1e-4): void {
-  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
-  let maxErr = 0;
-  let maxRef = 0;
-  for (let i = 0; i < expected.values.length; i++) {
-    maxErr = Math.max(maxErr, Math.abs(actual.values[i]! - expected.values[i]!));
-    maxRef = Math.max(maxRef, Math.abs(expected.values[i]!));
-  }
-  assert.ok(Number.isFinite(maxErr) && maxErr <= tol * Math.max(1, maxRef),
-    `${what}: max abs error ${maxErr.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`);
-}
 
 test('our kernels are registered on the wasm backend, idempotently', async () => {
   await initBackend('wasm');

@@ -5,16 +5,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { loadOneDnnAddon } from './addon.js';
-import { ONEDNN_KERNEL_CONFIGS } from './backend.js';
+import { countNativeCalls } from '../../testing/native_calls.js';
 import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, RELU_GRAD } from './kernel_names.js';
 import { batchNormForward } from '../../model/layers/batch_norm.js';
 import { sizeOf, uniform as rng } from '../../testing/kernel_cases.js';
+import type { Result } from '../../testing/assert_close.js';
+import { assertCloseAll as assertClose } from '../../testing/assert_close.js';
 
 const { addon, reason } = loadOneDnnAddon();
 /** Skip message when the addon is not built (docs/onednn.md). */
 const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
 
-interface Result { shape: number[]; values: Float32Array }
 
 function randomValues(shape: readonly number[], rand: () => number, scale = 1, offset = 0): Float32Array {
   const v = new Float32Array(sizeOf(shape));
@@ -25,42 +26,14 @@ function randomValues(shape: readonly number[], rand: () => number, scale = 1, o
 /** Runs `fn` on `backend`, reads back its outputs and counts the calls of the onednn kernels. */
 async function on(backend: 'onednn' | 'cpu', fn: () => tf.Tensor[]): Promise<{ results: Result[]; calls: Map<string, number> }> {
   await initBackend(backend, { fallback: false });
-  const calls = new Map<string, number>();
-  const saved = ONEDNN_KERNEL_CONFIGS.map((c) => ({ c, f: c.kernelFunc }));
-  for (const { c, f } of saved) {
-    (c as { kernelFunc: tf.KernelFunc }).kernelFunc = (args) => {
-      calls.set(c.kernelName, (calls.get(c.kernelName) ?? 0) + 1);
-      return f(args);
-    };
-  }
-  try {
-    const before = tf.memory().numTensors;
-    const outs = tf.tidy(fn);
-    const results = outs.map((o) => ({ shape: o.shape.slice(), values: o.dataSync() as Float32Array }));
-    tf.dispose(outs);
-    assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
-    return { results, calls };
-  } finally {
-    for (const { c, f } of saved) (c as { kernelFunc: tf.KernelFunc }).kernelFunc = f;
-  }
+  const before = tf.memory().numTensors;
+  const { value: outs, calls } = countNativeCalls(() => tf.tidy(fn));
+  const results = outs.map((o) => ({ shape: o.shape.slice(), values: o.dataSync() as Float32Array }));
+  tf.dispose(outs);
+  assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
+  return { results, calls };
 }
 
-/** Asserts max |a-b| <= tol * max(1, max |ref|) for every output. */
-function assertClose(actual: Result[], expected: Result[], what: string, tol: number): void {
-  assert.equal(actual.length, expected.length, `${what}: number of outputs`);
-  expected.forEach((e, k) => {
-    const a = actual[k]!;
-    assert.deepEqual(a.shape, e.shape, `${what} #${k}: shape`);
-    let maxErr = 0;
-    let maxRef = 0;
-    for (let i = 0; i < e.values.length; i++) {
-      maxErr = Math.max(maxErr, Math.abs(a.values[i]! - e.values[i]!));
-      maxRef = Math.max(maxRef, Math.abs(e.values[i]!));
-    }
-    assert.ok(Number.isFinite(maxErr) && maxErr <= tol * Math.max(1, maxRef),
-      `${what} #${k}: max abs error ${maxErr.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`);
-  });
-}
 
 // Odd sizes, batch 1 (one row per channel when H = W = 1), rank 2, and one large enough for the
 // threaded statistics (> 2^16 elements).

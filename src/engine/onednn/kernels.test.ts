@@ -6,8 +6,11 @@ import '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { loadOneDnnAddon } from './addon.js';
 import { ONEDNN_KERNEL_CONFIGS } from './backend.js';
+import { countNativeCalls } from '../../testing/native_calls.js';
 import { convCaseName as caseName, convCases as sharedConvCases, sizeOf, uniform as rng } from '../../testing/kernel_cases.js';
 import type { ConvCase, Pad, Shape4 } from '../../testing/kernel_cases.js';
+import type { Result } from '../../testing/assert_close.js';
+import { assertCloseAll as assertClose } from '../../testing/assert_close.js';
 
 const { addon, reason } = loadOneDnnAddon();
 /** Skip message when the addon is not built (docs/onednn.md). */
@@ -19,7 +22,6 @@ function randomValues(shape: readonly number[], rand: () => number): Float32Arra
   return v;
 }
 
-interface Result { shape: number[]; values: Float32Array }
 
 /** Runs `fn` on `backend` and reads back its outputs. */
 async function on(backend: 'onednn' | 'cpu', fn: () => tf.Tensor[]): Promise<Result[]> {
@@ -30,22 +32,6 @@ async function on(backend: 'onednn' | 'cpu', fn: () => tf.Tensor[]): Promise<Res
   return results;
 }
 
-/** Asserts max |a-b| <= tol * max(1, max |ref|) for every output. */
-function assertClose(actual: Result[], expected: Result[], what: string, tol = 1e-4): void {
-  assert.equal(actual.length, expected.length, `${what}: number of outputs`);
-  expected.forEach((e, k) => {
-    const a = actual[k]!;
-    assert.deepEqual(a.shape, e.shape, `${what} #${k}: shape`);
-    let maxErr = 0;
-    let maxRef = 0;
-    for (let i = 0; i < e.values.length; i++) {
-      maxErr = Math.max(maxErr, Math.abs(a.values[i]! - e.values[i]!));
-      maxRef = Math.max(maxRef, Math.abs(e.values[i]!));
-    }
-    assert.ok(Number.isFinite(maxErr) && maxErr <= tol * Math.max(1, maxRef),
-      `${what} #${k}: max abs error ${maxErr.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`);
-  });
-}
 
 async function compare(what: string, fn: () => tf.Tensor[], tol?: number): Promise<void> {
   assertClose(await on('onednn', fn), await on('cpu', fn), what, tol);
@@ -53,20 +39,7 @@ async function compare(what: string, fn: () => tf.Tensor[], tol?: number): Promi
 
 /** Whether a kernel ran natively (not through the cpu fallback) in `fn` on onednn. */
 function nativeKernelCalls(fn: () => void): Map<string, number> {
-  const calls = new Map<string, number>();
-  const saved = ONEDNN_KERNEL_CONFIGS.map((c) => ({ c, f: c.kernelFunc }));
-  for (const { c, f } of saved) {
-    (c as { kernelFunc: tf.KernelFunc }).kernelFunc = (args) => {
-      calls.set(c.kernelName, (calls.get(c.kernelName) ?? 0) + 1);
-      return f(args);
-    };
-  }
-  try {
-    tf.tidy(fn);
-  } finally {
-    for (const { c, f } of saved) (c as { kernelFunc: tf.KernelFunc }).kernelFunc = f;
-  }
-  return calls;
+  return countNativeCalls(() => tf.tidy(fn)).calls;
 }
 
 function convCases(): ConvCase[] {
