@@ -75,6 +75,16 @@ function spaceToDepthSpec(): BranchyNetSpec {
  * in (c, h, w) order) and after a dense layer; residual blocks of stride 2 on odd sizes, with and
  * without new channels; average pooling with stride 1 and 2; dropout at the end of a stage.
  */
+function lrnBetaSpec(beta: number): BranchyNetSpec {
+  return {
+    name: 'lrn-beta',
+    input: [5, 4, 6],
+    classes: 3,
+    segments: [[{ kind: 'lrn', n: 5, k: 1.5, alpha: 0.3, beta }, { kind: 'flatten' }, { kind: 'dense', units: 3 }]],
+    heads: [[]],
+  };
+}
+
 function cifarCasesSpec(): BranchyNetSpec {
   return {
     name: 'cifar-cases',
@@ -112,6 +122,8 @@ const SPECS: [string, () => BranchyNetSpec, GraphOptions, number?][] = [
   ['B-AlexNet', bAlexNet, {}, 4],
   ['B-ResNet-20', () => bResNet(20), {}, 4],
   ['CIFAR layer cases (LRN, batch norm, residual blocks, average pooling, dropout)', cifarCasesSpec, {}, 4],
+  ['CIFAR layer cases with ONNX LRN nodes', cifarCasesSpec, { lrnAsConv: false }, 4],
+  ['LRN of another beta (through Pow)', () => lrnBetaSpec(0.6), {}, 4],
 ];
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -298,11 +310,21 @@ test('channel padding widens exactly the convolutions pooled within a stage, to 
   net.dispose();
 });
 
+test('LRN is exported as a band 1x1 convolution of the squares unless lrnAsConv is false', () => {
+  const net = new BranchyNet(cifarCasesSpec(), 1);
+  const ops = (b: OnnxExport) => (decodeModel(b.files.get('stage-1.onnx')!).graph!.node ?? []).map((n) => n.opType);
+  const conv = ops(exportNetwork(net, trunkOf(net)));
+  assert.ok(!conv.includes('LRN'));
+  assert.equal(conv.filter((o) => o === 'Sqrt').length, 3, 'beta 0.75: two square roots; beta 0.5: one');
+  assert.equal(ops(exportNetwork(net, trunkOf(net), { lrnAsConv: false })).filter((o) => o === 'LRN').length, 2);
+  net.dispose();
+});
+
 test('the CIFAR-10 layer kinds export as standard ONNX operators with the converted attributes', () => {
   const attrs = (n: { attribute?: { name?: string | null; f?: number | null; i?: unknown }[] | null }) =>
     Object.fromEntries((n.attribute ?? []).map((a) => [a.name, a.f || Number(a.i)]));
   const net = new BranchyNet(cifarCasesSpec(), 1);
-  const bundle = exportNetwork(net, trunkOf(net));
+  const bundle = exportNetwork(net, trunkOf(net), { lrnAsConv: false });
   const nodes = (file: string) => decodeModel(bundle.files.get(file)!).graph!.node ?? [];
   const stage1 = nodes('stage-1.onnx');
   const ops = stage1.map((n) => n.opType);

@@ -4,11 +4,11 @@ import { writeFileAtomic } from '../io/tensor_pack.js';
 import type { LoadedModel } from '../model/io.js';
 import { trunkOf } from '../model/io.js';
 import type { BranchyNet, CompiledLayer } from '../model/network.js';
-import type { Conv2dSpec } from '../model/spec.js';
+import type { Conv2dSpec, LrnSpec } from '../model/spec.js';
 import type { Dim } from './graph.js';
 import { encodeModel, GraphBuilder, IR_VERSION, OPSET } from './graph.js';
 import type { OnnxValue, ParamReader } from './layers.js';
-import { exportLayer, exportOrder, exportSpaceToDepthConvPool, graphDims, matchSpaceToDepth } from './layers.js';
+import { exportLayer, exportLrnAsConv, exportOrder, exportSpaceToDepthConvPool, graphDims, matchSpaceToDepth } from './layers.js';
 import { padPooledChannels } from './pad_channels.js';
 
 export const ONNX_FORMAT = 'branchynet-onnx';
@@ -86,7 +86,10 @@ function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxV
     options.padChannels === false ? { layers: ordered, read: direct } : padPooledChannels(ordered, direct, (i) => spaceToDepth(ordered, i));
   for (let i = 0; i < planned.length; i++) {
     const layer = planned[i];
-    if (spaceToDepth(planned, i)) {
+    if (layer.spec.kind === 'lrn' && options.lrnAsConv !== false) {
+      v = exportLrnAsConv(g, layer as CompiledLayer & { spec: LrnSpec }, v);
+      kinds.push('lrn');
+    } else if (spaceToDepth(planned, i)) {
       v = exportSpaceToDepthConvPool(g, layer as CompiledLayer & { spec: Conv2dSpec }, planned[i + 2], v, read(layer));
       kinds.push('conv2d+relu+maxPool (space-to-depth)');
       i += 2;
@@ -107,6 +110,8 @@ export interface GraphOptions {
    * zeros, so that ONNX Runtime pools in its blocked layout (default true; see pad_channels.ts).
    */
   padChannels?: boolean;
+  /** Export LRN as a 1x1 band convolution of the squares and elementwise ops, not ONNX's slow LRN (default true). */
+  lrnAsConv?: boolean;
   /**
    * Compute each exit's softmax entropy in the graph (default true: an exported stage gives all
    * a caller needs to decide). Our runtime turns it off and computes the entropy from the logits
