@@ -44,10 +44,6 @@ export function describeCalibration(c: Calibration): string {
   );
 }
 
-function baselineProvenance(source: BaselineSource | undefined): Partial<TrainOptions> {
-  return source ? { baselineEpochs: source.epochs, baselineFrom: source.from } : {};
-}
-
 /** Trains (or resumes), calibrates and saves a model directory. */
 export async function trainAndSave(args: {
   spec: BranchyNetSpec;
@@ -64,7 +60,7 @@ export async function trainAndSave(args: {
   log: Log;
   progress?: Log;
 }): Promise<{ net: BranchyNet; baseline: BranchyNet; calibration: Calibration }> {
-  const { net, baseline, history, seconds } = await trainBranchyNet({ ...args });
+  const { net, baseline, history, seconds, options } = await trainBranchyNet({ ...args });
   const reference = baseline ?? trunkOf(net);
   const calibration = calibrateModel(net, reference, args.validation, args.maxDrop);
   args.log(describeCalibration(calibration));
@@ -73,7 +69,7 @@ export async function trainAndSave(args: {
     calibration,
     dataset: args.datasetName,
     normalization: args.normalization ?? null,
-    training: { options: { ...args.options, ...baselineProvenance(args.baselineSource), lossWeights: args.options.lossWeights ?? args.spec.lossWeights }, validationSize: args.validation.count, history, seconds },
+    training: { options, validationSize: args.validation.count, history, seconds },
   });
   args.log(`saved ${join(args.outDir, 'model.json')}`);
   return { net, baseline: reference, calibration };

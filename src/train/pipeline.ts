@@ -133,7 +133,7 @@ export async function trainBranchyNet(args: {
   baselineSource?: BaselineSource;
   log: (line: string) => void;
   progress?: (line: string) => void;
-}): Promise<{ net: BranchyNet; baseline: BranchyNet | null; history: TrainHistory; seconds: number }> {
+}): Promise<{ net: BranchyNet; baseline: BranchyNet | null; history: TrainHistory; seconds: number; options: TrainOptions }> {
   const { spec, train, validation, outDir, log } = args;
   const source = args.baselineSource;
   const layersOf = ({ input, classes, segments }: BranchyNetSpec) => ({ input, classes, segments });
@@ -251,5 +251,6 @@ export async function trainBranchyNet(args: {
     onEpoch: (s) => checkpoint('joint', s.epochsDone, s, nets(net)),
   });
   state.optimizer.dispose();
-  return { net, baseline, history: header.history, seconds: (performance.now() - started) / 1000 };
+  // `options` as run: loss weights resolved, the baseline's epochs and source when taken from another run.
+  return { net, baseline, history: header.history, seconds: (performance.now() - started) / 1000, options: resolved };
 }
