@@ -58,64 +58,79 @@ const REFERENCE_LRN: LayerSpec = { kind: 'lrn', n: 3, k: 2, alpha: 5e-5, beta: 0
  * (the reference's "about 28.2 M"), plus 1,774,592 in exit 1's head and 443,648 in exit 2's:
  * 30,465,536 in all; LRN, pooling and dropout are counted as 0.
  */
-export function bAlexNet(): BranchyNetSpec {
+export interface BAlexNetOptions {
+  /**
+   * Convolutions (1 to 4) after which the exits branch off, increasing; default [2, 3], the
+   * reference code's. [1, 2] is the paper's text. The first exit gets the reference's first head
+   * (two 3x3 convolutions), a second exit the reference's second (one).
+   */
+  exitsAfter?: number[];
+}
+
+const ALEXNET_DEFAULT_EXITS = [2, 3];
+
+export function bAlexNet(options: BAlexNetOptions = {}): BranchyNetSpec {
+  const exitsAfter = options.exitsAfter ?? ALEXNET_DEFAULT_EXITS;
+  if (exitsAfter.length < 1 || exitsAfter.length > 2 || exitsAfter.some((c, i) => !Number.isInteger(c) || c < 1 || c > 4 || (i > 0 && c <= exitsAfter[i - 1]))) {
+    throw new UserError(`b-alexnet: exits follow one or two convolutions, increasing, from 1 to 4; got [${exitsAfter.join(', ')}]`);
+  }
   const lrn = REFERENCE_LRN;
+  const conv = (filters: number, kernel: number): LayerSpec => ({ kind: 'conv2d', filters, kernel, pad: (kernel - 1) / 2 });
+  // The trunk as runs of layers, each run ending with convolution k (k = 1..5), then the classifier.
+  const convRuns: LayerSpec[][] = [
+    [conv(32, 5)],
+    [{ kind: 'relu' }, { kind: 'maxPool', size: 3, stride: 2 }, lrn, conv(64, 5)],
+    [{ kind: 'relu' }, { kind: 'maxPool', size: 3, stride: 2 }, lrn, conv(96, 3)],
+    [{ kind: 'relu' }, conv(96, 3)],
+    [{ kind: 'relu' }, conv(64, 3)],
+  ];
+  const classifier: LayerSpec[] = [
+    { kind: 'relu' },
+    { kind: 'maxPool', size: 3, stride: 2 },
+    { kind: 'flatten' },
+    { kind: 'dense', units: 256 },
+    { kind: 'relu' },
+    { kind: 'dropout', rate: 0.5 },
+    { kind: 'dense', units: 128 },
+    { kind: 'relu' },
+    { kind: 'dropout', rate: 0.5 },
+    { kind: 'dense', units: 10 },
+  ];
+  const cuts = [...exitsAfter, convRuns.length];
+  const segments = cuts.map((end, k) => convRuns.slice(k === 0 ? 0 : cuts[k - 1], end).flat());
+  segments[segments.length - 1].push(...classifier);
+  const referenceHeads: LayerSpec[][] = [
+    [
+      { kind: 'relu' },
+      { kind: 'maxPool', size: 3, stride: 2 },
+      lrn,
+      conv(32, 3),
+      { kind: 'relu' },
+      conv(32, 3),
+      { kind: 'relu' },
+      { kind: 'maxPool', size: 3, stride: 2 },
+      { kind: 'flatten' },
+      { kind: 'dense', units: 10 },
+    ],
+    [
+      { kind: 'relu' },
+      { kind: 'maxPool', size: 3, stride: 2 },
+      lrn,
+      conv(32, 3),
+      { kind: 'relu' },
+      { kind: 'maxPool', size: 3, stride: 2 },
+      { kind: 'flatten' },
+      { kind: 'dense', units: 10 },
+    ],
+  ];
+  const defaultLayout = exitsAfter.join() === ALEXNET_DEFAULT_EXITS.join();
   return {
-    name: 'b-alexnet',
+    name: `b-alexnet${defaultLayout ? '' : `@${exitsAfter.join(',')}`}`,
     input: [32, 32, 3],
     classes: 10,
-    segments: [
-      [
-        { kind: 'conv2d', filters: 32, kernel: 5, pad: 2 },
-        { kind: 'relu' },
-        { kind: 'maxPool', size: 3, stride: 2 },
-        lrn,
-        { kind: 'conv2d', filters: 64, kernel: 5, pad: 2 },
-      ],
-      [{ kind: 'relu' }, { kind: 'maxPool', size: 3, stride: 2 }, lrn, { kind: 'conv2d', filters: 96, kernel: 3, pad: 1 }],
-      [
-        { kind: 'relu' },
-        { kind: 'conv2d', filters: 96, kernel: 3, pad: 1 },
-        { kind: 'relu' },
-        { kind: 'conv2d', filters: 64, kernel: 3, pad: 1 },
-        { kind: 'relu' },
-        { kind: 'maxPool', size: 3, stride: 2 },
-        { kind: 'flatten' },
-        { kind: 'dense', units: 256 },
-        { kind: 'relu' },
-        { kind: 'dropout', rate: 0.5 },
-        { kind: 'dense', units: 128 },
-        { kind: 'relu' },
-        { kind: 'dropout', rate: 0.5 },
-        { kind: 'dense', units: 10 },
-      ],
-    ],
-    heads: [
-      [
-        { kind: 'relu' },
-        { kind: 'maxPool', size: 3, stride: 2 },
-        lrn,
-        { kind: 'conv2d', filters: 32, kernel: 3, pad: 1 },
-        { kind: 'relu' },
-        { kind: 'conv2d', filters: 32, kernel: 3, pad: 1 },
-        { kind: 'relu' },
-        { kind: 'maxPool', size: 3, stride: 2 },
-        { kind: 'flatten' },
-        { kind: 'dense', units: 10 },
-      ],
-      [
-        { kind: 'relu' },
-        { kind: 'maxPool', size: 3, stride: 2 },
-        lrn,
-        { kind: 'conv2d', filters: 32, kernel: 3, pad: 1 },
-        { kind: 'relu' },
-        { kind: 'maxPool', size: 3, stride: 2 },
-        { kind: 'flatten' },
-        { kind: 'dense', units: 10 },
-      ],
-      [],
-    ],
-    lossWeights: [1, 1, 1],
+    segments,
+    heads: [...referenceHeads.slice(0, exitsAfter.length), []],
+    lossWeights: new Array(exitsAfter.length + 1).fill(1),
   };
 }
 
@@ -212,7 +227,7 @@ export function bResNet(depth: number, options: BResNetOptions = {}): BranchyNet
 }
 
 /**
- * A zoo model by name: b-lenet, b-alexnet, b-resnet-<depth> (depth 6n+2, the reference heads) or
+ * A zoo model by name: b-lenet, b-alexnet (b-alexnet@1,2: exits after other convolutions), b-resnet-<depth> (depth 6n+2, the reference heads) or
  * b-resnet-<depth>-compact, optionally with exit positions: b-resnet-20-compact@3,6.
  */
 export const MODEL_ZOO: Record<string, () => BranchyNetSpec> = {
@@ -225,12 +240,14 @@ export const MODEL_ZOO: Record<string, () => BranchyNetSpec> = {
 };
 
 export function zooSpec(name: string): BranchyNetSpec {
+  const alexnet = /^b-alexnet@(\d+(?:,\d+)*)$/.exec(name);
+  if (alexnet) return bAlexNet({ exitsAfter: alexnet[1].split(',').map(Number) });
   const resnet = /^b-resnet-(\d+)(-compact)?(?:@(\d+(?:,\d+)*))?$/.exec(name);
   if (resnet) {
     const exitsAfter = resnet[3]?.split(',').map(Number);
     return bResNet(Number(resnet[1]), { heads: resnet[2] ? 'compact' : 'reference', ...(exitsAfter ? { exitsAfter } : {}) });
   }
   const make = MODEL_ZOO[name];
-  if (!make) throw new UserError(`unknown model '${name}' (known: ${Object.keys(MODEL_ZOO).join(', ')}; b-resnet-<6n+2>[-compact][@blocks,...])`);
+  if (!make) throw new UserError(`unknown model '${name}' (known: ${Object.keys(MODEL_ZOO).join(', ')}; b-alexnet@convs,...; b-resnet-<6n+2>[-compact][@blocks,...])`);
   return make();
 }

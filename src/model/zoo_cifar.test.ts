@@ -60,6 +60,21 @@ test('B-AlexNet: the reference shapes (exits after conv2 and conv3; 1024, 512 an
   assert.equal(trunk + heads[0].macs + heads[1].macs, 30_465_536);
 });
 
+test('B-AlexNet@1,2 (the paper\'s text): the same trunk cut after conv1 and conv2, the reference heads in order', () => {
+  const spec = zooSpec('b-alexnet@1,2');
+  assert.equal(spec.name, 'b-alexnet@1,2');
+  assert.deepEqual(baselineOf(spec).segments, baselineOf(bAlexNet()).segments);
+  const { segments, heads } = analyseSpec(spec);
+  assert.deepEqual(segments.map((s) => s.outputShape), [[32, 32, 32], [16, 16, 64], [10]]);
+  assert.equal(segments[0].macs, conv(32, 5, 3, 32));
+  assert.equal(heads[0].macs, conv(16, 3, 32, 32) + conv(16, 3, 32, 32) + 8 * 8 * 32 * 10);
+  assert.equal(heads[1].macs, conv(8, 3, 64, 32) + 4 * 4 * 32 * 10);
+  assert.equal(zooSpec('b-alexnet@2,3').name, 'b-alexnet');
+  assert.deepEqual(zooSpec('b-alexnet@2,3'), bAlexNet());
+  assert.equal(analyseSpec(zooSpec('b-alexnet@3')).segments.length, 2);
+  for (const bad of ['b-alexnet@0,2', 'b-alexnet@2,2', 'b-alexnet@5', 'b-alexnet@1,2,3']) assert.throws(() => zooSpec(bad), /b-alexnet: exits follow/);
+});
+
 test('B-ResNet-(6n+2): shapes and MACs; 110 has the reference\'s ~232 M, 20 has 37.2 M (pad-0 stem, not He et al.\'s 40.6 M)', () => {
   const block = (o: number, cin: number, cout: number) => conv(o, 3, cin, cout) + conv(o, 3, cout, cout);
   for (const [depth, trunkMacs] of [[20, 37_217_088], [32, 63_243_072], [110, 232_411_968]] as const) {
