@@ -84,7 +84,7 @@ export function createTrainer(spec: BranchyNetSpec, seed = 0, learningRate = 1e-
     },
     dispose() {
       optimizer.dispose();
-      for (const v of variables) v.dispose();
+      net.dispose();   // its trainable variables and layer state (batch-norm running statistics)
     },
   };
 }

@@ -36,11 +36,15 @@ class CountingRunner<A> implements StageRunner<A> {
   get exits() { return this.inner.exits; }
   get classes() { return this.inner.classes; }
   input(images: Float32Array, count: number) { return this.inner.input(images, count); }
+  /** Rows of each run, per stage. */
+  runs: number[][] = [];
   runStage(k: number, a: A) {
     this.rowsPerStage[k] += this.rowsOf(a);
+    (this.runs[k] ??= []).push(this.rowsOf(a));
     return this.inner.runStage(k, a);
   }
   selectRows(a: A, rows: Int32Array) { return this.inner.selectRows(a, rows); }
+  concatRows(parts: A[]) { return this.inner.concatRows(parts); }
   dispose(a: A) { this.inner.dispose(a); }
 }
 
@@ -60,6 +64,7 @@ class AsyncRunner<A> implements StageRunner<A> {
     return { ...out, entropies };
   }
   selectRows(a: A, rows: Int32Array) { return this.inner.selectRows(a, rows); }
+  concatRows(parts: A[]) { return this.inner.concatRows(parts); }
   dispose(a: A) { this.inner.dispose(a); }
 }
 
@@ -94,6 +99,10 @@ for (const [name, makeSpec] of [['tiny (3 exits)', tinySpec], ['B-LeNet', bLeNet
       let remaining = count;
       for (let k = 0; k < net.exits; k++) {
         assert.equal(runner.rowsPerStage[k], remaining, `rows through stage ${k + 1} at batch ${batchSize}`);
+        // Continuing rows are regrouped: every run of a stage is a full batch but its last.
+        const runs = runner.runs[k] ?? [];
+        assert.equal(runs.length, Math.ceil(remaining / batchSize), `runs of stage ${k + 1} at batch ${batchSize}: ${runs}`);
+        assert.ok(runs.slice(0, -1).every((n) => n === batchSize), `runs of stage ${k + 1} at batch ${batchSize}: ${runs}`);
         remaining -= exitCounts[k];
       }
     }

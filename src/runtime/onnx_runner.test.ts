@@ -57,18 +57,22 @@ function assertSameAnswers(got: ExitResults, want: ExitResults, what: string): v
 }
 
 /** Counts the rows each stage sees (compaction check). */
-function counting<A>(inner: StageRunner<A>, rowsOf: (a: A) => number): StageRunner<A> & { rows: number[] } {
+function counting<A>(inner: StageRunner<A>, rowsOf: (a: A) => number): StageRunner<A> & { rows: number[]; runs: number[] } {
   const rows = new Array(inner.exits).fill(0);
+  const runs = new Array(inner.exits).fill(0);
   return {
     rows,
+    runs,
     exits: inner.exits,
     classes: inner.classes,
     input: (images, count) => inner.input(images, count),
     runStage: (k, a) => {
       rows[k] += rowsOf(a);
+      runs[k]++;
       return inner.runStage(k, a);
     },
     selectRows: (a, r) => inner.selectRows(a, r),
+    concatRows: (parts) => inner.concatRows(parts),
     dispose: (a) => inner.dispose(a),
   };
 }
@@ -142,6 +146,7 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
       let remaining = count;
       for (let k = 0; k < net.exits; k++) {
         assert.equal(runner.rows[k], remaining, `rows through stage ${k + 1} at batch ${batchSize}`);
+        assert.equal(runner.runs[k], Math.ceil(remaining / batchSize), `runs of stage ${k + 1} at batch ${batchSize} (continuing rows regrouped)`);
         remaining -= reference.exits.filter((e) => e === k).length;
       }
       assertSameAnswers(earlyExit(tfjs, data.images, count, thresholds, batchSize), reference, `tfjs at batch ${batchSize}`);

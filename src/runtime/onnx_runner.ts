@@ -182,6 +182,18 @@ export class OnnxRunner implements StageRunner<Tensor> {
     return new this.ort.Tensor('float32', out, [rows.length, ...dims.slice(1)]);
   }
 
+  concatRows(activations: Tensor[]): Tensor {
+    const rows = activations.reduce((n, a) => n + a.dims[0], 0);
+    const dims = activations[0].dims;
+    const out = new Float32Array(rows * (activations[0].data.length / dims[0]));
+    let at = 0;
+    for (const a of activations) {
+      out.set(a.data as Float32Array, at);
+      at += a.data.length;
+    }
+    return new this.ort.Tensor('float32', out, [rows, ...dims.slice(1)]);
+  }
+
   dispose(_activation: Tensor): void {
     // CPU tensors hold plain typed arrays, reclaimed by the garbage collector. (Tensor.dispose
     // would also drop the reference to the caller's image memory, which `input` wraps.)

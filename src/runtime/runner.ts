@@ -27,5 +27,7 @@ export interface StageRunner<A> {
   runStage(k: number, activation: A): StageOutput<A> | Promise<StageOutput<A>>;
   /** The given rows of an activation, as a new activation (compaction between stages). */
   selectRows(activation: A, rows: Int32Array): A;
+  /** The rows of several activations of one stage, stacked in order, as a new activation (regrouping). */
+  concatRows(activations: A[]): A;
   dispose(activation: A): void;
 }

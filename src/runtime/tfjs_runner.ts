@@ -34,6 +34,10 @@ export class TfjsRunner implements StageRunner<tf.Tensor> {
     return tf.tidy(() => tf.gather(activation, tf.tensor1d(rows, 'int32')));
   }
 
+  concatRows(activations: tf.Tensor[]): tf.Tensor {
+    return tf.concat(activations, 0);
+  }
+
   dispose(activation: tf.Tensor): void {
     activation.dispose();
   }
