@@ -10,18 +10,17 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { headDataset, loadDataset } from '../data/index.js';
-import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
 import { initBackend } from '../engine/backend.js';
 import type { BackendName } from '../engine/backend.js';
 import { cumulativeExitMacs } from '../eval/calibrate.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { encodeModel, GraphBuilder } from '../onnx/graph.js';
-import type { ExitResults } from '../runtime/early_exit.js';
-import { earlyExit, earlyExitAsync } from '../runtime/early_exit.js';
+import { earlyExitAsync } from '../runtime/early_exit.js';
 import { loadOnnxRuntime, OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
+import { type Contender, interleaved } from './interleave.js';
 
 const HELP = `usage: npm run bench:onnx -- [options]
   --model DIR          saved model directory (default models/b-lenet-mnist)
@@ -59,48 +58,6 @@ function positive(name: keyof typeof values, fallback: number): number {
 }
 
 const log = (line: string) => process.stderr.write(line + '\n');
-
-interface Contender {
-  name: string;
-  runner: StageRunner<unknown>;
-  thresholds: number[];
-  sync: boolean;
-}
-
-/** One early-exit pass; the tfjs runners take the synchronous loop, ONNX Runtime's the asynchronous one. */
-async function pass(c: Contender, images: Float32Array, count: number, batchSize: number): Promise<ExitResults> {
-  return c.sync ? earlyExit(c.runner, images, count, c.thresholds, batchSize) : earlyExitAsync(c.runner, images, count, c.thresholds, batchSize);
-}
-
-/**
- * Times every contender on the same samples, chunk by chunk, rotating the order each round so
- * that drift in machine load hits all alike; `passes` times over. A chunk's time is its best
- * pass, which filters out bursts of load from other processes (this machine's 2 cores are shared)
- * while keeping each contender's exact mix of exits. Returns seconds and results per contender.
- */
-async function interleaved(contenders: Contender[], data: Dataset, count: number, batchSize: number, chunk: number, passes: number) {
-  const size = imageSize(data);
-  const seconds = contenders.map(() => 0);
-  const results = contenders.map(() => ({ predictions: new Int32Array(count), exits: new Uint8Array(count) }));
-  let round = 0;
-  for (let first = 0; first < count; first += chunk) {
-    const n = Math.min(chunk, count - first);
-    const images = data.images.subarray(first * size, (first + n) * size);
-    const best = contenders.map(() => Infinity);
-    for (let p = 0; p < passes; p++, round++) {
-      for (let j = 0; j < contenders.length; j++) {
-        const i = round % 2 === 0 ? (j + round) % contenders.length : (contenders.length - 1 - j + round) % contenders.length;
-        const start = performance.now();
-        const r = await pass(contenders[i], images, n, batchSize);
-        best[i] = Math.min(best[i], (performance.now() - start) / 1000);
-        results[i].predictions.set(r.predictions, first);
-        results[i].exits.set(r.exits, first);
-      }
-    }
-    best.forEach((t, i) => (seconds[i] += t));
-  }
-  return { seconds, results };
-}
 
 /**
  * Best mean time (µs) of each case's `reps` calls over `rounds` rounds, the cases taking turns

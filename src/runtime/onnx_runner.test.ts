@@ -22,7 +22,7 @@ import { earlyExit, earlyExitAsync } from './early_exit.js';
 import { rowEntropy } from './entropy.js';
 import { allExitLogits } from './full_forward.js';
 import { chooseRuntime, loadOnnxRuntime, OnnxRunner, readManifest } from './onnx_runner.js';
-import type { StageRunner } from './runner.js';
+import type { StageOutput, StageRunner } from './runner.js';
 import { TfjsRunner } from './tfjs_runner.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -156,6 +156,33 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
     net.dispose();
   });
 }
+
+test('a batch larger than maxRunRows runs as tiles: the same outputs as one run, and a bad maxRunRows is refused', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const spec = tinySpec();
+  const net = new BranchyNet(spec, 9);
+  const count = 23;
+  const data = randomDataset(count, spec.input, spec.classes, 5);
+  const whole = await OnnxRunner.fromNet(net, { maxRunRows: 256 });
+  const tiled = await OnnxRunner.fromNet(net, { maxRunRows: 4 });
+  let a: Tensor | null = whole.input(data.images, count);
+  let b: Tensor | null = tiled.input(data.images, count);
+  for (let k = 0; k < net.exits; k++) {
+    const x: StageOutput<Tensor> = await whole.runStage(k, a!);
+    const y: StageOutput<Tensor> = await tiled.runStage(k, b!);
+    assert.equal(y.logits.length, count * spec.classes);
+    assert.ok(maxAbsDiff(x.logits, y.logits) <= 1e-5, `stage ${k + 1} logits`);
+    assert.equal(x.next === null, y.next === null);
+    if (x.next && y.next) {
+      assert.deepEqual(y.next.dims, x.next.dims);
+      assert.ok(maxAbsDiff(x.next.data as Float32Array, y.next.data as Float32Array) <= 1e-5, `stage ${k + 1} activation`);
+    }
+    [a, b] = [x.next, y.next];
+  }
+  await Promise.all([whole.release(), tiled.release()]);
+  await assert.rejects(() => OnnxRunner.fromNet(net, { maxRunRows: 0 }), /maxRunRows must be an integer >= 1/);
+  net.dispose();
+});
 
 test('an export directory loads back: stages and baseline give the in-memory export\'s answers', async (t) => {
   if (skipReason) return t.skip(skipReason);

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+/**
+ * Benchmark: ONNX Runtime's batched early exit and baseline with batches run whole or as tiles of
+ * fewer rows (`OnnxRunner`'s `maxRunRows`), all timed in one run, interleaved chunk by chunk.
+ * `npm run bench:tiles -- --help` for the options.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadDataset } from '../data/index.js';
+import { initBackend } from '../engine/backend.js';
+import { loadModel, trunkOf } from '../model/io.js';
+import { OnnxRunner } from '../runtime/onnx_runner.js';
+import type { StageRunner } from '../runtime/runner.js';
+import { type Contender, interleaved } from './interleave.js';
+
+const HELP = `usage: npm run bench:tiles -- [options]
+  --model DIR          saved model directory (default models/b-lenet-mnist)
+  --tiles a,b,..       most rows per session run to compare (default 256,64,32)
+  --batch-size N       batch size (default 256)
+  --passes N           passes over the test set; each chunk counts its best pass (default 3)
+`;
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    tiles: { type: 'string' },
+    'batch-size': { type: 'string' },
+    passes: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+function positive(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected an integer >= 1, got '${raw}'`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const dir = values.model ?? 'models/b-lenet-mnist';
+  if (!existsSync(join(dir, 'model.json'))) throw new Error(`${dir}: no model.json; pass --model DIR (a directory written by 'branchynet train')`);
+  const tiles = (values.tiles ?? '256,64,32').split(',').map((t) => positive(t.trim(), 'tiles', 1));
+  const batchSize = positive(values['batch-size'], 'batch-size', 256);
+  const passes = positive(values.passes, 'passes', 3);
+  await initBackend('cpu');   // only to hold the weights while exporting
+  const model = loadModel(dir);
+  const thresholds = model.thresholds;
+  if (!thresholds) throw new Error(`${dir}: no calibrated thresholds`);
+  const baselineNet = model.baseline ?? trunkOf(model.net);
+  const test = loadDataset(model.dataset ?? 'mnist').test;
+  const contenders: Contender[] = [];
+  for (const maxRunRows of tiles) {
+    const base = await OnnxRunner.fromNet(baselineNet, { maxRunRows });
+    const early = await OnnxRunner.fromNet(model.net, { maxRunRows });
+    contenders.push({ name: `baseline, tiles ${maxRunRows}`, runner: base as StageRunner<unknown>, thresholds: [], sync: false });
+    contenders.push({ name: `early exit, tiles ${maxRunRows}`, runner: early as StageRunner<unknown>, thresholds, sync: false });
+  }
+  // Warm-up: one pass of everyone over a few batches.
+  await interleaved(contenders, test, Math.min(4 * batchSize, test.count), batchSize, batchSize, 1);
+  const { seconds } = await interleaved(contenders, test, test.count, batchSize, 8 * batchSize, passes);
+  process.stdout.write(`${model.spec.name}, ONNX Runtime (1 thread), batch ${batchSize}, ${test.count} test samples, best of ${passes} passes per chunk\n`);
+  for (let t = 0; t < tiles.length; t++) {
+    const [b, e] = [seconds[2 * t], seconds[2 * t + 1]];
+    process.stdout.write(`rows per run ${String(tiles[t]).padStart(4)}: baseline ${Math.round(test.count / b)} samples/s, early exit ${Math.round(test.count / e)} samples/s, speed-up ${(b / e).toFixed(2)}x\n`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
