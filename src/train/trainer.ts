@@ -57,19 +57,41 @@ export function createOptimizer(config: OptimizerConfig): tf.AdamOptimizer {
   return new FusedAdamOptimizer(config.learningRate, config.beta1, config.beta2, config.epsilon);
 }
 
-/** The optimiser's state as plain arrays (its step count first), for checkpoints. */
+/**
+ * Adam's running products beta1^t and beta2^t, saved beside its moments: tfjs's setWeights
+ * recomputes them as pow(beta, t + 1), which differs in float32 from the product the run built up
+ * step by step (0.7399692 against 0.7399693 for beta2 after 300 steps), so a resumed run would not
+ * continue exactly where the killed one stopped.
+ */
+const ACC_BETAS = ['#accBeta1', '#accBeta2'] as const;
+
+interface AdamProducts { accBeta1?: tf.Variable; accBeta2?: tf.Variable }
+
+/** The optimiser's state as plain arrays (its step count first, Adam's beta products last), for checkpoints. */
 export async function saveOptimizer(optimizer: tf.Optimizer, prefix: string): Promise<NamedArray[]> {
   const weights = await optimizer.getWeights();
-  return weights.map((w) => ({ name: prefix + w.name, shape: w.tensor.shape.slice(), data: Float32Array.from(w.tensor.dataSync()) }));
+  const arrays = weights.map((w) => ({ name: prefix + w.name, shape: w.tensor.shape.slice(), data: Float32Array.from(w.tensor.dataSync()) }));
+  const adam = optimizer as unknown as AdamProducts;
+  if (adam.accBeta1 && adam.accBeta2) {
+    [adam.accBeta1, adam.accBeta2].forEach((v, i) => arrays.push({ name: prefix + ACC_BETAS[i], shape: [], data: Float32Array.from(v.dataSync()) }));
+  }
+  return arrays;
 }
 
+/** Restores `saveOptimizer`'s arrays (prefix removed); checkpoints without the beta products get tfjs's pow(beta, t + 1). */
 export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArray[]): Promise<void> {
   if (arrays.length === 0) return;
-  const [iter, ...rest] = arrays;
+  const products = arrays.filter((a) => (ACC_BETAS as readonly string[]).includes(a.name));
+  const [iter, ...rest] = arrays.filter((a) => !products.includes(a));
   await optimizer.setWeights([
     { name: 'iter', tensor: tf.scalar(Math.round(iter.data[0]), 'int32') },
     ...rest.map((a) => ({ name: a.name, tensor: tf.tensor(a.data, a.shape) })),
   ]);
+  const adam = optimizer as unknown as AdamProducts;
+  for (const p of products) {
+    const target = p.name === ACC_BETAS[0] ? adam.accBeta1 : adam.accBeta2;
+    if (target) tf.tidy(() => target.assign(tf.scalar(p.data[0])));
+  }
 }
 
 /** The step size of batch `batch` (0-based) of epoch `epoch` (1-based) of a phase of `epochs` epochs. */
