@@ -50,6 +50,8 @@ train / run
   --lr X                 Adam step size (default 0.001)
   --loss-weights a,b,..  weight of each exit's loss (default 1 each)
   --max-drop X           calibration: accuracy the early-exit net may lose against the baseline, in points (default 0)
+  --grid reference|fine  calibration's candidate thresholds: the reference's 17 values (default), or those plus
+                         each exit's validation-entropy quantiles at 5 % steps
   --augment              random crops (4-pixel padding) and horizontal flips of training images
   --lr-schedule constant|cosine  step size over each phase: constant (default, the paper) or cosine decay to 0
   --freeze-trunk         second phase trains only the branch heads, on the baseline's trunk left frozen
@@ -72,7 +74,7 @@ eval
 
 calibrate
   --model DIR            saved model directory (rewritten with the new thresholds)
-  --max-drop X           as above
+  --max-drop X, --grid G as above
 
 export
   --model DIR            saved model directory
@@ -93,6 +95,7 @@ const OPTIONS = {
   lr: { type: 'string' },
   'loss-weights': { type: 'string' },
   'max-drop': { type: 'string' },
+  grid: { type: 'string' },
   resume: { type: 'boolean' },
   augment: { type: 'boolean' },
   'lr-schedule': { type: 'string' },
@@ -173,6 +176,7 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     ...(values['freeze-trunk'] ? { freezeTrunk: true } : {}),
   };
   const maxDrop = num(values, 'max-drop', 0) / 100;
+  const grid = thresholdGrid(values);
   const data = splits(values, values.dataset ?? 'mnist');
   await start();
   const baselineSource = values['baseline-from'] === undefined ? undefined : readBaselineSource(values['baseline-from']);
@@ -188,11 +192,18 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     resume: values.resume ?? false,
     baselineSource,
     maxDrop,
+    grid,
     normalization: data.normalization,
     log: logLine,
     progress,
   });
   return { ...result, data };
+}
+
+function thresholdGrid(values: Values): 'reference' | 'fine' {
+  const grid = values.grid ?? 'reference';
+  if (grid !== 'reference' && grid !== 'fine') throw new UserError(`--grid: expected reference or fine, got '${grid}'`);
+  return grid;
 }
 
 function runtimeOptions(values: Values): { runtime?: RuntimeName; threads?: number } {
@@ -248,10 +259,12 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'calibrate': {
       const dir = requireModelDir(values);
+      const maxDrop = num(values, 'max-drop', 0) / 100;
+      const grid = thresholdGrid(values);
       await initBackend(backendFor(true));
       const model = loadModel(dir);
       const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization);
-      const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, num(values, 'max-drop', 0) / 100);
+      const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, maxDrop, grid);
       log(describeCalibration(calibration));
       saveModel(dir, model.net, model.baseline, { ...model, thresholds: calibration.chosen.thresholds, calibration });
       return;

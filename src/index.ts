@@ -21,7 +21,7 @@ export { TfjsRunner } from './runtime/tfjs_runner.js';
 export { OnnxRunner, chooseRuntime, loadOnnxRuntime, readManifest, type OnnxRunnerOptions, type OnnxSource, type RuntimeName } from './runtime/onnx_runner.js';
 export { exportNetwork, exportModel, exportStages, writeExport, toNetworkOrder, type OnnxExport, type OnnxManifest, type StageManifest, type IoSpec, type ExportOptions, type GraphOptions } from './onnx/export.js';
 export { allExitLogits } from './runtime/full_forward.js';
-export { calibrate, paretoFrontier, REFERENCE_GRID, type Calibration, type OperatingPoint } from './eval/calibrate.js';
+export { calibrate, paretoFrontier, REFERENCE_GRID, type Calibration, type OperatingPoint, type ThresholdGrid } from './eval/calibrate.js';
 export { evaluate, formatReport, type EvalReport } from './eval/report.js';
 export { calibrateModel, evaluateModel, trainAndSave, type EvaluateOptions } from './workflow.js';
 export { UserError } from './errors.js';

@@ -3,7 +3,8 @@ import type { Dataset } from './data/dataset.js';
 import { UserError } from './errors.js';
 import type { ChannelStats } from './data/transform.js';
 import type { Calibration } from './eval/calibrate.js';
-import { calibrate, cumulativeExitMacs, REFERENCE_GRID } from './eval/calibrate.js';
+import type { ThresholdGrid } from './eval/calibrate.js';
+import { calibrate, cumulativeExitMacs } from './eval/calibrate.js';
 import type { EvalReport } from './eval/report.js';
 import { evaluate } from './eval/report.js';
 import type { LoadedModel } from './model/io.js';
@@ -20,7 +21,7 @@ import { trainBranchyNet } from './train/pipeline.js';
 export type Log = (line: string) => void;
 
 /** Calibrates thresholds on held-out data against the baseline's accuracy there. */
-export function calibrateModel(net: BranchyNet, baseline: BranchyNet, validation: Dataset, maxDrop: number, grid = REFERENCE_GRID): Calibration {
+export function calibrateModel(net: BranchyNet, baseline: BranchyNet, validation: Dataset, maxDrop: number, grid: ThresholdGrid = 'reference'): Calibration {
   const classes = net.spec.classes;
   const baselineAccuracy = accuracyOf(allExitLogits(baseline, validation)[0], validation.labels, classes);
   return calibrate({
@@ -55,6 +56,8 @@ export async function trainAndSave(args: {
   resume: boolean;
   baselineSource?: BaselineSource;
   maxDrop: number;
+  /** Candidate thresholds for calibration (default the reference's grid). */
+  grid?: ThresholdGrid;
   /** Normalisation applied to the data passed in, saved with the model. */
   normalization?: ChannelStats | null;
   log: Log;
@@ -62,7 +65,7 @@ export async function trainAndSave(args: {
 }): Promise<{ net: BranchyNet; baseline: BranchyNet; calibration: Calibration }> {
   const { net, baseline, history, seconds, options } = await trainBranchyNet({ ...args });
   const reference = baseline ?? trunkOf(net);
-  const calibration = calibrateModel(net, reference, args.validation, args.maxDrop);
+  const calibration = calibrateModel(net, reference, args.validation, args.maxDrop, args.grid);
   args.log(describeCalibration(calibration));
   saveModel(args.outDir, net, baseline, {
     thresholds: calibration.chosen.thresholds,

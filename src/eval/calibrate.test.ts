@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../rng.js';
-import { calibrate, cumulativeExitMacs, paretoFrontier } from './calibrate.js';
+import { calibrate, cumulativeExitMacs, paretoFrontier, REFERENCE_GRID } from './calibrate.js';
 import type { OperatingPoint } from './calibrate.js';
 
 test('cumulativeExitMacs adds every segment and head up to each exit', () => {
@@ -42,4 +42,34 @@ test('calibrate sweeps the grid, and picks the cheapest setting within the toler
   const strict = calibrate({ exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineAccuracy: 1.01, grid: [0.01, 2] });
   assert.equal(strict.metTarget, false);
   assert.equal(strict.chosen.accuracy, 1);
+});
+
+test('the fine grid adds each exit\'s entropy quantiles and finds settings between the reference\'s coarse top values', () => {
+  const rng = new Rng(4);
+  const n = 1000;
+  const classes = 10;
+  const labels = Uint8Array.from({ length: n }, () => rng.int(classes));
+  // Exit 1 is unsure everywhere (entropy between 1 and 2): right on half the samples (entropy
+  // 1.17-1.36), wrong on the others (1.55-1.74). Exit 2 is always right.
+  const exit1 = new Float32Array(n * classes);
+  const exit2 = new Float32Array(n * classes);
+  for (let i = 0; i < n; i++) {
+    const sure = i % 2 === 0;
+    const top = sure ? 2.9 + rng.next() * 0.3 : 2.3 + rng.next() * 0.3;   // logit of the favoured class, others 0
+    const favoured = sure ? labels[i]! : (labels[i]! + 1) % classes;
+    exit1[i * classes + favoured] = top;
+    exit2[i * classes + labels[i]!] = 8;
+  }
+  const args = { exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineAccuracy: 1 };
+  const reference = calibrate({ ...args, grid: 'reference' });
+  const fine = calibrate({ ...args, grid: 'fine' });
+  // Every entropy lies in (1, 2): the reference grid has nothing between "nobody leaves" and "all leave".
+  assert.deepEqual(reference.chosen.exitFractions, [0, 1]);
+  assert.equal(reference.grid[0]!.length, 17);
+  // The fine grid has cut points inside (1, 2) and lets the sure half leave at exit 1, keeping 100 %.
+  assert.ok(fine.grid[0]!.filter((t) => t > 1 && t < 2).length >= 15, `${fine.grid[0]}`);
+  assert.ok(fine.grid[0]!.length > 17 && REFERENCE_GRID.every((t) => fine.grid[0]!.includes(t)));
+  assert.equal(fine.chosen.accuracy, 1);
+  assert.ok(fine.chosen.exitFractions[0]! >= 0.45, `exit-1 fraction ${fine.chosen.exitFractions[0]}`);
+  assert.ok(fine.chosen.macs < reference.chosen.macs);
 });

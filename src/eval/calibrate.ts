@@ -3,6 +3,28 @@ import { rowEntropy } from '../runtime/entropy.js';
 /** The reference code's threshold grid (LeNet and ResNet), used for every non-final exit. */
 export const REFERENCE_GRID = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2, 3, 5, 10];
 
+/**
+ * Candidate thresholds per non-final exit: 'reference' is REFERENCE_GRID for each; 'fine' adds
+ * each exit's own entropy quantiles on the calibration data at 5 % steps, so that the sweep also
+ * tries the settings between the reference's coarse top values (1, 2, 3: the entropy of 10
+ * classes is at most ln 10 = 2.30) where a weak early exit's useful thresholds lie. A list of
+ * numbers is used for every exit as given.
+ */
+export type ThresholdGrid = 'reference' | 'fine' | number[];
+
+export const FINE_GRID_QUANTILES = 20;
+
+function thresholdLists(grid: ThresholdGrid, entropy: Float64Array[]): number[][] {
+  const nonFinal = entropy.slice(0, -1);
+  if (grid === 'reference') return nonFinal.map(() => REFERENCE_GRID);
+  if (Array.isArray(grid)) return nonFinal.map(() => grid);
+  return nonFinal.map((h) => {
+    const sorted = Float64Array.from(h).sort();
+    const cuts = Array.from({ length: FINE_GRID_QUANTILES - 1 }, (_, q) => sorted[Math.floor(((q + 1) / FINE_GRID_QUANTILES) * (sorted.length - 1))]!);
+    return [...new Set([...REFERENCE_GRID, ...cuts])].sort((a, b) => a - b);
+  });
+}
+
 export interface OperatingPoint {
   thresholds: number[];
   accuracy: number;
@@ -16,7 +38,8 @@ export interface Calibration {
   samples: number;
   baselineAccuracy: number;
   maxDrop: number;
-  grid: number[];
+  /** The thresholds tried at each non-final exit. */
+  grid: number[][];
   /** The chosen point: the cheapest frontier point with accuracy >= baselineAccuracy - maxDrop. */
   chosen: OperatingPoint;
   /** False when no point met the target and the most accurate one was chosen instead. */
@@ -51,9 +74,9 @@ export function paretoFrontier(points: OperatingPoint[]): OperatingPoint[] {
 }
 
 /**
- * Sweeps the Cartesian product of `grid` over the non-final exits on held-out data, keeps the
- * monotone accuracy-versus-MACs frontier and picks the cheapest setting whose accuracy is at
- * least `baselineAccuracy - maxDrop`.
+ * Sweeps the Cartesian product of the candidate thresholds (`grid`, default the reference's) over
+ * the non-final exits on held-out data, keeps the monotone accuracy-versus-MACs frontier and picks
+ * the cheapest setting whose accuracy is at least `baselineAccuracy - maxDrop`.
  */
 export function calibrate(args: {
   exitLogits: ArrayLike<number>[];
@@ -62,11 +85,10 @@ export function calibrate(args: {
   exitMacs: number[];
   baselineAccuracy: number;
   maxDrop?: number;
-  grid?: number[];
+  grid?: ThresholdGrid;
 }): Calibration {
   const { exitLogits, labels, classes, exitMacs } = args;
   const maxDrop = args.maxDrop ?? 0;
-  const grid = args.grid ?? REFERENCE_GRID;
   const exits = exitLogits.length;
   const n = labels.length;
   if (n === 0) throw new RangeError('calibrate: no samples');
@@ -79,8 +101,9 @@ export function calibrate(args: {
       correct[k][i] = r.argmax === labels[i] ? 1 : 0;
     }
   }
+  const grid = thresholdLists(args.grid ?? 'reference', entropy);
   const points: OperatingPoint[] = [];
-  for (const thresholds of cartesian(new Array(exits - 1).fill(grid))) {
+  for (const thresholds of cartesian(grid)) {
     const counts = new Array(exits).fill(0);
     let right = 0;
     for (let i = 0; i < n; i++) {

@@ -29,6 +29,20 @@ test('a saved model directory loads back with the same weights, baseline and thr
   assert.deepEqual(json.macs.segments, net.macs().segments);
 });
 
+test('re-saving a loaded model (as calibrate does) writes only the metadata, not the loaded networks', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bn-model-'));
+  const net = new BranchyNet(tinySpec(), 1);
+  const baseline = new BranchyNet(baselineOf(tinySpec()), 2);
+  saveModel(dir, net, baseline, { thresholds: [0.1, 0.5], dataset: 'mnist', training: { seconds: 1 } });
+  const loaded = loadModel(dir);
+  saveModel(dir, loaded.net, loaded.baseline, { ...loaded, thresholds: [0.2, 0.3] });
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  assert.deepEqual(Object.keys(json).sort(), ['baseline', 'dataset', 'format', 'macs', 'normalization', 'spec', 'thresholds', 'training', 'version', 'weights']);
+  assert.deepEqual(json.thresholds, [0.2, 0.3]);
+  assert.deepEqual(json.training, { seconds: 1 });
+  [net, baseline, loaded.net, loaded.baseline!].forEach((n) => n.dispose());
+});
+
 test('broken model directories give clear one-line errors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bn-broken-'));
   assert.throws(() => loadModel(dir), (e: Error) => e instanceof UserError && /model\.json: no such file/.test(e.message));

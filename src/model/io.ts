@@ -52,11 +52,17 @@ export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | n
     baselineEntry = { spec: baseline.spec, weights: { file: 'baseline.bin', manifest: packed.manifest } };
   }
   const macs = net.macs();
+  // Only the metadata's own fields: callers may pass a whole LoadedModel (networks included).
+  const { thresholds, calibration, training, dataset, normalization } = meta;
   const json: ModelJson = {
     format: MODEL_FORMAT,
     version: MODEL_VERSION,
     spec: net.spec,
-    ...meta,
+    thresholds,
+    ...(calibration !== undefined ? { calibration } : {}),
+    ...(training !== undefined ? { training } : {}),
+    ...(dataset !== undefined ? { dataset } : {}),
+    ...(normalization !== undefined ? { normalization } : {}),
     macs: { ...macs, baseline: baseline ? baseline.macs().segments[0] : macs.segments.reduce((a, b) => a + b, 0) },
     weights: { file: 'weights.bin', manifest: weights.manifest },
     baseline: baselineEntry,
