@@ -4,7 +4,7 @@ import { UserError } from './errors.js';
 import type { ChannelStats } from './data/transform.js';
 import type { Calibration } from './eval/calibrate.js';
 import type { ThresholdGrid } from './eval/calibrate.js';
-import { calibrate, cumulativeExitMacs } from './eval/calibrate.js';
+import { calibrate, cumulativeExitMacs, formatThreshold } from './eval/calibrate.js';
 import type { EvalReport } from './eval/report.js';
 import { evaluate } from './eval/report.js';
 import type { LoadedModel } from './model/io.js';
@@ -38,7 +38,7 @@ export function calibrateModel(net: BranchyNet, baseline: BranchyNet, validation
 export function describeCalibration(c: Calibration): string {
   const p = c.chosen;
   return (
-    `calibrated on ${c.samples} validation samples: thresholds [${p.thresholds.join(', ')}], ` +
+    `calibrated on ${c.samples} validation samples: thresholds [${p.thresholds.map(formatThreshold).join(', ')}], ` +
     `accuracy ${(100 * p.accuracy).toFixed(2)}% (baseline ${(100 * c.baselineAccuracy).toFixed(2)}%, max drop ${(100 * c.maxDrop).toFixed(2)} points), ` +
     `exits ${p.exitFractions.map((f) => (100 * f).toFixed(1) + '%').join(' / ')}` +
     (c.metTarget ? '' : ' -- no setting met the target; the most accurate one was chosen')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../rng.js';
-import { calibrate, cumulativeExitMacs, paretoFrontier, REFERENCE_GRID } from './calibrate.js';
+import { calibrate, cumulativeExitMacs, formatThreshold, paretoFrontier, REFERENCE_GRID } from './calibrate.js';
 import type { OperatingPoint } from './calibrate.js';
 
 test('cumulativeExitMacs adds every segment and head up to each exit', () => {
@@ -66,6 +66,7 @@ test('the fine grid adds each exit\'s entropy quantiles and finds settings betwe
   // Every entropy lies in (1, 2): the reference grid has nothing between "nobody leaves" and "all leave".
   assert.deepEqual(reference.chosen.exitFractions, [0, 1]);
   assert.equal(reference.grid[0]!.length, 17);
+  assert.deepEqual([1.15112949607609, 0.0001, 10, 2.302585].map(formatThreshold), ['1.151', '0.0001', '10', '2.303']);
   // The fine grid has cut points inside (1, 2) and lets the sure half leave at exit 1, keeping 100 %.
   assert.ok(fine.grid[0]!.filter((t) => t > 1 && t < 2).length >= 15, `${fine.grid[0]}`);
   assert.ok(fine.grid[0]!.length > 17 && REFERENCE_GRID.every((t) => fine.grid[0]!.includes(t)));

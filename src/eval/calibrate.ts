@@ -25,6 +25,11 @@ function thresholdLists(grid: ThresholdGrid, entropy: Float64Array[]): number[][
   });
 }
 
+/** A threshold for people: at most 4 significant digits (the saved model keeps the exact value). */
+export function formatThreshold(t: number): string {
+  return String(Number(t.toPrecision(4)));
+}
+
 export interface OperatingPoint {
   thresholds: number[];
   accuracy: number;

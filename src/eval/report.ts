@@ -5,7 +5,7 @@ import type { BranchyNet } from '../model/network.js';
 import type { ExitResults } from '../runtime/early_exit.js';
 import { earlyExitAsync } from '../runtime/early_exit.js';
 import type { StageRunner } from '../runtime/runner.js';
-import { cumulativeExitMacs } from './calibrate.js';
+import { cumulativeExitMacs, formatThreshold } from './calibrate.js';
 
 export interface EvalReport {
   model: string;
@@ -192,7 +192,7 @@ export function formatReport(r: EvalReport): string {
       Math.round(r.batched.samplesPerSecond).toString(),
       `${r.speedup.toFixed(2)}x`,
       `${r.batched.speedup.toFixed(2)}x`,
-      r.thresholds.join(', '),
+      r.thresholds.map(formatThreshold).join(', '),
       r.exitFractions.map((f) => (100 * f).toFixed(1)).join(', '),
     ],
   ];
