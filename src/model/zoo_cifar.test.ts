@@ -167,7 +167,7 @@ for (const [name, make] of [['B-AlexNet', bAlexNet], ['B-ResNet-20', () => bResN
   });
 }
 
-for (const [name, make, count] of [['B-AlexNet', bAlexNet, 40], ['B-ResNet-20', () => bResNet(20), 12]] as const) test(`${name} (random weights, inference): batch-1 and batched early exit give the full forward pass's answers`, () => {
+for (const [name, make, count] of [['B-AlexNet', () => bAlexNet(), 40], ['B-AlexNet@1,2', () => bAlexNet({ exitsAfter: [1, 2] }), 40], ['B-ResNet-20', () => bResNet(20), 12]] as const) test(`${name} (random weights, inference): batch-1 and batched early exit give the full forward pass's answers`, () => {
   const net = new BranchyNet(make(), 5);
   const data = sliceDataset(images, 0, count);
   const logits = allExitLogits(net, data, 17);
