@@ -4,14 +4,13 @@
  * fewer rows (`OnnxRunner`'s `maxRunRows`), all timed in one run, interleaved chunk by chunk.
  * `npm run bench:tiles -- --help` for the options.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
+import { modelDirOption, positiveOption, runBench } from './args.js';
 import { type Contender, interleaved } from './interleave.js';
 
 const HELP = `usage: npm run bench:tiles -- [options]
@@ -31,23 +30,15 @@ const { values } = parseArgs({
   },
 });
 
-function positive(raw: string | undefined, name: string, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected an integer >= 1, got '${raw}'`);
-  return n;
-}
-
 async function main(): Promise<void> {
   if (values.help) {
     process.stdout.write(HELP);
     return;
   }
-  const dir = values.model ?? 'models/b-lenet-mnist';
-  if (!existsSync(join(dir, 'model.json'))) throw new Error(`${dir}: no model.json; pass --model DIR (a directory written by 'branchynet train')`);
-  const tiles = (values.tiles ?? '256,64,32').split(',').map((t) => positive(t.trim(), 'tiles', 1));
-  const batchSize = positive(values['batch-size'], 'batch-size', 256);
-  const passes = positive(values.passes, 'passes', 3);
+  const dir = modelDirOption(values.model);
+  const tiles = (values.tiles ?? '256,64,32').split(',').map((t) => positiveOption(t.trim(), 'tiles', 1));
+  const batchSize = positiveOption(values['batch-size'], 'batch-size', 256);
+  const passes = positiveOption(values.passes, 'passes', 3);
   await initBackend('cpu');   // only to hold the weights while exporting
   const model = loadModel(dir);
   const thresholds = model.thresholds;
@@ -71,7 +62,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+runBench(main);

@@ -4,10 +4,8 @@
  * run, interleaved chunk by chunk, at batch 1 (ms/sample) and batched (samples/s); then where
  * batch-1 time goes on ONNX Runtime. `npm run bench:onnx -- --help` for the options.
  */
-import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { headDataset, loadDataset } from '../data/index.js';
 import { imageSize } from '../data/dataset.js';
@@ -20,6 +18,7 @@ import { earlyExitAsync } from '../runtime/early_exit.js';
 import { loadOnnxRuntime, OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
+import { modelDirOption, positiveOption, runBench } from './args.js';
 import { type Contender, interleaved } from './interleave.js';
 
 const HELP = `usage: npm run bench:onnx -- [options]
@@ -49,13 +48,8 @@ const { values } = parseArgs({
   },
 });
 
-function positive(name: keyof typeof values, fallback: number): number {
-  const raw = values[name];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected an integer >= 1, got '${raw}'`);
-  return n;
-}
+const positive = (name: 'samples' | 'batched-samples' | 'batch-size' | 'threads' | 'passes', fallback: number): number =>
+  positiveOption(values[name], name, fallback);
 
 const log = (line: string) => process.stderr.write(line + '\n');
 
@@ -88,8 +82,7 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const dir = values.model ?? 'models/b-lenet-mnist';
-  if (!existsSync(join(dir, 'model.json'))) throw new Error(`${dir}: no model.json; pass --model DIR (a directory written by 'branchynet train')`);
+  const dir = modelDirOption(values.model);
   const backend = (values.backend ?? 'wasm') as BackendName;
   const threads = positive('threads', 1);
   const batchSize = positive('batch-size', 256);
@@ -274,7 +267,4 @@ async function main(): Promise<void> {
   await Promise.all([ortEarly.release(), ortBase.release()]);
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);
