@@ -179,29 +179,23 @@ export class OnnxRunner implements StageRunner<Tensor> {
   async runStage(k: number, activation: Tensor): Promise<StageOutput<Tensor>> {
     const s = this.stages[k];
     const rows = activation.dims[0];
-    if (rows <= this.maxRunRows) {
-      const out = await s.session.run({ [s.input]: activation }, s.fetches);
-      return {
-        next: s.next === null ? null : out[s.next],
-        logits: out[s.logits].data as Float32Array,
-        ...(s.entropy ? { entropies: out[s.entropy].data as Float32Array } : {}),
-      };
-    }
-    // Tiles of maxRunRows rows (views of the input, no copy), their outputs stacked.
+    // Tiles of at most maxRunRows rows (views of the input, no copy); one run when the batch fits.
     const data = activation.data as Float32Array;
-    const rowSize = data.length / rows;
+    const rowSize = rows === 0 ? 0 : data.length / rows;
     const tail = activation.dims.slice(1);
     const outs: Record<string, Tensor>[] = [];
-    for (let first = 0; first < rows; first += this.maxRunRows) {
+    let first = 0;
+    do {
       const n = Math.min(this.maxRunRows, rows - first);
-      const tile = new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]);
+      const tile = n === rows ? activation : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]);
       outs.push(await s.session.run({ [s.input]: tile }, s.fetches));
-    }
-    const stack = (name: string) => this.concatRows(outs.map((o) => o[name]));
+      first += n;
+    } while (first < rows);
+    const output = (name: string): Tensor => (outs.length === 1 ? outs[0][name] : this.concatRows(outs.map((o) => o[name])));
     return {
-      next: s.next === null ? null : stack(s.next),
-      logits: stack(s.logits).data as Float32Array,
-      ...(s.entropy ? { entropies: stack(s.entropy).data as Float32Array } : {}),
+      next: s.next === null ? null : output(s.next),
+      logits: output(s.logits).data as Float32Array,
+      ...(s.entropy ? { entropies: output(s.entropy).data as Float32Array } : {}),
     };
   }
 
