@@ -69,6 +69,7 @@ eval
   --json                 print one JSON object instead of the table
   --thresholds a,b,..    override the calibrated thresholds
   --timing-samples N     test samples timed at batch 1 (default: all)
+  --passes N             timed passes over each chunk of samples, the best counting (default 3)
   --batch-size N         batch size of the batched measurement (default 256)
   --limit N              evaluate on the first N test samples only
 
@@ -105,6 +106,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   thresholds: { type: 'string' },
   'timing-samples': { type: 'string' },
+  passes: { type: 'string' },
   limit: { type: 'string' },
   runtime: { type: 'string' },
   threads: { type: 'string' },
@@ -282,6 +284,7 @@ async function main(argv: string[]): Promise<void> {
         thresholds: list(values, 'thresholds'),
         timingSamples: values['timing-samples'] === undefined ? undefined : int(values, 'timing-samples', 0, 1),
         batchSize: int(values, 'batch-size', 256, 1),
+        passes: int(values, 'passes', 3, 1),
         log,
       });
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');

@@ -18,7 +18,7 @@ export { earlyExit, earlyExitAsync, applyExitRule, type ExitResults } from './ru
 export { rowEntropy, exitsHere } from './runtime/entropy.js';
 export type { StageRunner, StageOutput } from './runtime/runner.js';
 export { TfjsRunner } from './runtime/tfjs_runner.js';
-export { OnnxRunner, chooseRuntime, loadOnnxRuntime, readManifest, type OnnxRunnerOptions, type OnnxSource, type RuntimeName } from './runtime/onnx_runner.js';
+export { OnnxRunner, chooseRuntime, loadOnnxRuntime, readManifest, type OnnxActivation, type OnnxRunnerOptions, type OnnxSource, type RuntimeName } from './runtime/onnx_runner.js';
 export { exportNetwork, exportModel, exportStages, writeExport, toNetworkOrder, type OnnxExport, type OnnxManifest, type StageManifest, type IoSpec, type ExportOptions, type GraphOptions } from './onnx/export.js';
 export { allExitLogits } from './runtime/full_forward.js';
 export { calibrate, paretoFrontier, REFERENCE_GRID, type Calibration, type OperatingPoint, type ThresholdGrid } from './eval/calibrate.js';

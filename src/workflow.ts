@@ -82,6 +82,8 @@ export interface EvaluateOptions {
   thresholds?: number[];
   timingSamples?: number;
   batchSize?: number;
+  /** Timed passes over each chunk, the best counting (default 3). */
+  passes?: number;
   log?: Log;
   /** 'onnx' (ONNX Runtime) or 'tfjs'; default ONNX Runtime where onnxruntime-node loads and the network exports, else tfjs (with a notice). */
   runtime?: RuntimeName;
@@ -104,6 +106,7 @@ export async function evaluateModel(model: LoadedModel, test: Dataset, options: 
     thresholds,
     timingSamples: options.timingSamples,
     batchSize: options.batchSize,
+    passes: options.passes,
     log: options.log,
   };
   if (runtime === 'tfjs') return evaluate({ ...args, early: new TfjsRunner(model.net), base: new TfjsRunner(baselineNet) });

@@ -11,7 +11,7 @@ import { loadModel, trunkOf } from '../model/io.js';
 import { OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { modelDirOption, positiveOption, runBench } from './args.js';
-import { type Contender, interleaved } from './interleave.js';
+import { type Contender, interleaved } from '../eval/timing.js';
 
 const HELP = `usage: npm run bench:tiles -- [options]
   --model DIR          saved model directory (default models/b-lenet-mnist)

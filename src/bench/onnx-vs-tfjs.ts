@@ -19,7 +19,7 @@ import { loadOnnxRuntime, OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
 import { modelDirOption, positiveOption, runBench } from './args.js';
-import { type Contender, interleaved } from './interleave.js';
+import { type Contender, interleaved } from '../eval/timing.js';
 
 const HELP = `usage: npm run bench:onnx -- [options]
   --model DIR          saved model directory (default models/b-lenet-mnist)

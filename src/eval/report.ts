@@ -2,10 +2,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
 import type { BranchyNet } from '../model/network.js';
-import type { ExitResults } from '../runtime/early_exit.js';
 import { earlyExitAsync } from '../runtime/early_exit.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { cumulativeExitMacs, formatThreshold } from './calibrate.js';
+import { type Contender, interleaved } from './timing.js';
+
+/**
+ * Timed passes per chunk in `eval` (the best counting): one pass swings by 15 % or more on a
+ * shared machine; three keep eval on B-LeNet within seconds.
+ */
+export const DEFAULT_TIMING_PASSES = 3;
 
 export interface EvalReport {
   model: string;
@@ -28,68 +34,8 @@ export interface EvalReport {
   macs: { baseline: number; earlyExit: number; perExit: number[] };
   baseline: { accuracy: number; msPerSample: number; samplesPerSecond: number };
   batched: { batchSize: number; samplesPerSecond: number; baselineSamplesPerSecond: number; speedup: number };
-  timing: { batch1Samples: number; batchedSamples: number; rounds: number };
-}
-
-interface Timed {
-  seconds: number;
-}
-
-async function timeRun<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: number[], batchSize: number): Promise<ExitResults & Timed> {
-  const start = performance.now();
-  // Awaits only the stages of asynchronous runners: a synchronous (tfjs) runner runs as with earlyExit.
-  const r = await earlyExitAsync(runner, images, count, thresholds, batchSize);
-  return { ...r, seconds: (performance.now() - start) / 1000 };
-}
-
-/**
- * Times baseline and early exit side by side: the samples are cut into chunks and the two
- * alternate chunk by chunk (ABBA order), so drift in machine load hits both alike.
- */
-async function interleaved<A, B>(
-  early: StageRunner<A>,
-  base: StageRunner<B>,
-  data: Dataset,
-  count: number,
-  thresholds: number[],
-  batchSize: number,
-  chunk: number,
-): Promise<{ earlySeconds: number; baseSeconds: number; rounds: number; earlyResults: ExitResults; baseResults: ExitResults }> {
-  const size = imageSize(data);
-  const results = (): ExitResults => ({ predictions: new Int32Array(count), exits: new Uint8Array(count), entropies: new Float32Array(count) });
-  const earlyResults = results();
-  const baseResults = results();
-  const keep = (into: ExitResults, from: ExitResults, first: number) => {
-    into.predictions.set(from.predictions, first);
-    into.exits.set(from.exits, first);
-    into.entropies.set(from.entropies, first);
-  };
-  let earlySeconds = 0;
-  let baseSeconds = 0;
-  let rounds = 0;
-  for (let first = 0; first < count; first += chunk) {
-    const n = Math.min(chunk, count - first);
-    const images = data.images.subarray(first * size, (first + n) * size);
-    const runEarly = async () => {
-      const r = await timeRun(early, images, n, thresholds, batchSize);
-      earlySeconds += r.seconds;
-      keep(earlyResults, r, first);
-    };
-    const runBase = async () => {
-      const r = await timeRun(base, images, n, [], batchSize);
-      baseSeconds += r.seconds;
-      keep(baseResults, r, first);
-    };
-    if (rounds % 2 === 0) {
-      await runBase();
-      await runEarly();
-    } else {
-      await runEarly();
-      await runBase();
-    }
-    rounds++;
-  }
-  return { earlySeconds, baseSeconds, rounds, earlyResults, baseResults };
+  /** Samples timed at batch 1 and batched; passes over each chunk, its best pass counting. */
+  timing: { batch1Samples: number; batchedSamples: number; passes: number };
 }
 
 export async function evaluate<A, B>(args: {
@@ -105,6 +51,8 @@ export async function evaluate<A, B>(args: {
   /** How many test samples to time at batch 1 (default: all). */
   timingSamples?: number;
   batchSize?: number;
+  /** Timed passes over each chunk of samples, the best counting (default DEFAULT_TIMING_PASSES). */
+  passes?: number;
   log?: (line: string) => void;
 }): Promise<EvalReport> {
   const { net, test, thresholds, early, base } = args;
@@ -121,17 +69,23 @@ export async function evaluate<A, B>(args: {
   await earlyExitAsync(early, test.images.subarray(0, warmBatched * size), warmBatched, thresholds, batchSize);
   await earlyExitAsync(base, test.images.subarray(0, warmBatched * size), warmBatched, [], batchSize);
 
-  log(`accuracy and batched throughput at batch ${batchSize} on ${test.count} samples...`);
-  const batchedChunk = batchSize * 8;
-  const batched = await interleaved(early, base, test, test.count, thresholds, batchSize, batchedChunk);
-  const earlyAll = batched.earlyResults;
-  const baseAll = batched.baseResults;
+  const passes = args.passes ?? DEFAULT_TIMING_PASSES;
+  // The asynchronous loop for every runner: it awaits only the stages of asynchronous ones.
+  const contenders: Contender[] = [
+    { name: 'early exit', runner: early as StageRunner<unknown>, thresholds, sync: false },
+    { name: 'baseline', runner: base as StageRunner<unknown>, thresholds: [], sync: false },
+  ];
+  log(`accuracy and batched throughput at batch ${batchSize} on ${test.count} samples (best of ${passes} passes per chunk)...`);
+  const batched = await interleaved(contenders, test, test.count, batchSize, batchSize * 8, passes);
+  const [earlyAll, baseAll] = batched.results;
+  const [earlySeconds, baseSeconds] = batched.seconds;
 
   const timingSamples = Math.min(args.timingSamples ?? test.count, test.count);
   log(`batch-1 latency on ${timingSamples} samples, interleaved with the baseline...`);
-  const single = await interleaved(early, base, test, timingSamples, thresholds, 1, 250);
+  const single = await interleaved(contenders, test, timingSamples, 1, 250, passes);
+  const [singleEarly, singleBase] = single.seconds;
   for (let i = 0; i < timingSamples; i++) {
-    if (single.earlyResults.predictions[i] !== earlyAll.predictions[i] || single.earlyResults.exits[i] !== earlyAll.exits[i]) {
+    if (single.results[0].predictions[i] !== earlyAll.predictions[i] || single.results[0].exits[i] !== earlyAll.exits[i]) {
       throw new Error(`evaluate: batch-1 and batched early exit disagree on sample ${i}`);
     }
   }
@@ -154,10 +108,10 @@ export async function evaluate<A, B>(args: {
   const perExit = cumulativeExitMacs(net.macs());
   const earlyMacs = exitFractions.reduce((s, f, k) => s + f * perExit[k], 0);
   const baselineMacs = args.baselineNet.macs().segments[0];
-  const msPerSample = (single.earlySeconds * 1000) / timingSamples;
-  const baselineMs = (single.baseSeconds * 1000) / timingSamples;
-  const earlyRate = test.count / batched.earlySeconds;
-  const baseRate = test.count / batched.baseSeconds;
+  const msPerSample = (singleEarly * 1000) / timingSamples;
+  const baselineMs = (singleBase * 1000) / timingSamples;
+  const earlyRate = test.count / earlySeconds;
+  const baseRate = test.count / baseSeconds;
   return {
     model: args.name,
     dataset: args.dataset,
@@ -174,7 +128,7 @@ export async function evaluate<A, B>(args: {
     macs: { baseline: baselineMacs, earlyExit: earlyMacs, perExit },
     baseline: { accuracy: baseCorrect / test.count, msPerSample: baselineMs, samplesPerSecond: 1000 / baselineMs },
     batched: { batchSize, samplesPerSecond: earlyRate, baselineSamplesPerSecond: baseRate, speedup: earlyRate / baseRate },
-    timing: { batch1Samples: timingSamples, batchedSamples: test.count, rounds: single.rounds },
+    timing: { batch1Samples: timingSamples, batchedSamples: test.count, passes },
   };
 }
 

@@ -54,10 +54,10 @@ function flattenInStageSpec(): BranchyNetSpec {
   };
 }
 
-/** The space-to-depth rewrite with an even kernel (odd padded size: an extra pad row and column) and 2 channels. */
-function spaceToDepthSpec(): BranchyNetSpec {
+/** The phase-convolution rewrite with an even kernel (odd padded size: an extra pad row and column) and 2 channels. */
+function phaseConvSpec(): BranchyNetSpec {
   return {
-    name: 's2d-even-kernel',
+    name: 'phase-conv-even-kernel',
     input: [9, 7, 2],
     classes: 3,
     segments: [
@@ -112,12 +112,12 @@ function cifarCasesSpec(): BranchyNetSpec {
 /** [name, spec, graph options, image scale: pixels (u - 0.5) * scale for u uniform in [0, 1), default u itself]. */
 const SPECS: [string, () => BranchyNetSpec, GraphOptions, number?][] = [
   ['B-LeNet', bLeNet, {}],
-  ['B-LeNet without the space-to-depth rewrite', bLeNet, { spaceToDepth: false }],
+  ['B-LeNet without the phase-convolution rewrite', bLeNet, { phaseConv: false }],
   ['B-LeNet without channel padding', bLeNet, { padChannels: false }],
   ['tiny (3 exits)', tinySpec, {}],
   ['flatten order (flat activation handed on)', flattenOrderSpec, {}],
   ['flatten order (inside a stage)', flattenInStageSpec, {}],
-  ['space-to-depth (even kernel, 2 channels)', spaceToDepthSpec, {}],
+  ['phase convolution (even kernel, 2 channels)', phaseConvSpec, {}],
   // CIFAR-10 networks, on images in [-2, 2] (about what the normalised CIFAR-10 pixels span).
   ['B-AlexNet', bAlexNet, {}, 4],
   ['B-ResNet-20', () => bResNet(20), {}, 4],
@@ -250,22 +250,24 @@ test('the flatten-order case is a real test: the graph flattens in (c, h, w) ord
   net.dispose();
 });
 
-test('the space-to-depth rewrite applies where it should and can be turned off', () => {
+test('the phase-convolution rewrite applies where it should and can be turned off', () => {
   const ops = (bundle: OnnxExport, file: string) => (decodeModel(bundle.files.get(file)!).graph!.node ?? []).map((n) => n.opType);
   const net = new BranchyNet(bLeNet(), 1);
   const base = trunkOf(net);
   const on = exportNetwork(net, base);
-  assert.deepEqual(on.manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (space-to-depth)']);
-  assert.deepEqual(ops(on, 'stage-1.onnx').slice(0, 7), ['Reshape', 'Pad', 'SpaceToDepth', 'Conv', 'Relu', 'Reshape', 'ReduceMax']);
+  assert.deepEqual(on.manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (phase convolution)']);
+  assert.deepEqual(ops(on, 'stage-1.onnx').slice(0, 5), ['Reshape', 'Conv', 'Relu', 'Reshape', 'ReduceMax']);
+  const phaseConvs = (b: OnnxExport, file: string) => (decodeModel(b.files.get(file)!).graph!.node ?? []).filter((n) => n.name?.includes('phase_conv')).length;
   // Only the first layer qualifies: the branch conv has 5 input channels, the trunk's next convs odd outputs.
-  assert.equal(ops(on, 'stage-2.onnx').filter((o) => o === 'SpaceToDepth').length, 0);
-  assert.equal(ops(on, 'baseline.onnx').filter((o) => o === 'SpaceToDepth').length, 1);
-  const off = exportNetwork(net, base, { spaceToDepth: false });
+  assert.equal(phaseConvs(on, 'stage-2.onnx'), 0);
+  assert.equal(phaseConvs(on, 'baseline.onnx'), 1);
+  const off = exportNetwork(net, base, { phaseConv: false });
   assert.deepEqual(off.manifest.stages[0].layers.trunk, ['conv2d', 'relu', 'maxPool']);
-  assert.ok(!ops(off, 'stage-1.onnx').includes('SpaceToDepth'));
-  const even = new BranchyNet(spaceToDepthSpec(), 1);
+  assert.ok(!ops(off, 'stage-1.onnx').includes('ReduceMax'));
+  assert.equal(phaseConvs(off, 'stage-1.onnx'), 0);
+  const even = new BranchyNet(phaseConvSpec(), 1);
   const evenTrunk = trunkOf(even);
-  assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (space-to-depth)']);
+  assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (phase convolution)']);
   for (const n of [base, net, even, evenTrunk]) n.dispose();
 });
 
@@ -296,12 +298,12 @@ test('channel padding widens exactly the convolutions pooled within a stage, to 
   const net = new BranchyNet(bLeNet(), 1);
   const base = trunkOf(net);
   const on = exportNetwork(net, base);
-  // Stage 1: the first conv is the space-to-depth one (left alone, its output is handed on); the
+  // Stage 1: the first conv is the phase convolution (left alone, its output is handed on); the
   // branch's 5->10 conv becomes 5->16 and its dense layer reads 8*8*16 features.
-  assert.deepEqual(convShapes(on, 'stage-1.onnx'), ['Conv 20,4,3,3', 'Conv 16,5,3,3', 'Gemm 1024,10']);
+  assert.deepEqual(convShapes(on, 'stage-1.onnx'), ['Conv 20,1,6,6', 'Conv 16,5,3,3', 'Gemm 1024,10']);
   // Stage 2 (as the baseline after its first layer): 5->10 becomes 5->16, 10->20 becomes 16->32, the dense layer 6*6*32 rows.
   assert.deepEqual(convShapes(on, 'stage-2.onnx'), ['Conv 16,5,5,5', 'Conv 32,16,5,5', 'Gemm 1152,84', 'Gemm 84,10']);
-  assert.deepEqual(convShapes(on, 'baseline.onnx'), ['Conv 20,4,3,3', 'Conv 16,5,5,5', 'Conv 32,16,5,5', 'Gemm 1152,84', 'Gemm 84,10']);
+  assert.deepEqual(convShapes(on, 'baseline.onnx'), ['Conv 20,1,6,6', 'Conv 16,5,5,5', 'Conv 32,16,5,5', 'Gemm 1152,84', 'Gemm 84,10']);
   const off = exportNetwork(net, base, { padChannels: false });
   assert.deepEqual(convShapes(off, 'stage-2.onnx'), ['Conv 10,5,5,5', 'Conv 20,10,5,5', 'Gemm 720,84', 'Gemm 84,10']);
   // The handed-on activation keeps its real channels.

@@ -8,7 +8,7 @@ import type { Conv2dSpec, LrnSpec } from '../model/spec.js';
 import type { Dim } from './graph.js';
 import { encodeModel, GraphBuilder, IR_VERSION, OPSET } from './graph.js';
 import type { OnnxValue, ParamReader } from './layers.js';
-import { exportLayer, exportLrnAsConv, exportOrder, exportSpaceToDepthConvPool, graphDims, matchSpaceToDepth } from './layers.js';
+import { exportLayer, exportLrnAsConv, exportOrder, exportPhaseConvPool, graphDims, matchPhaseConv } from './layers.js';
 import { padPooledChannels } from './pad_channels.js';
 
 export const ONNX_FORMAT = 'branchynet-onnx';
@@ -80,18 +80,18 @@ function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxV
   let v = x;
   const kinds: string[] = [];
   const ordered = exportOrder(layers);
-  const spaceToDepth = (list: CompiledLayer[], i: number) => options.spaceToDepth !== false && matchSpaceToDepth(list, i);
+  const phaseConv = (list: CompiledLayer[], i: number) => options.phaseConv !== false && matchPhaseConv(list, i);
   const direct = (layer: CompiledLayer) => paramReader(net, layer);
   const { layers: planned, read } =
-    options.padChannels === false ? { layers: ordered, read: direct } : padPooledChannels(ordered, direct, (i) => spaceToDepth(ordered, i));
+    options.padChannels === false ? { layers: ordered, read: direct } : padPooledChannels(ordered, direct, (i) => phaseConv(ordered, i));
   for (let i = 0; i < planned.length; i++) {
     const layer = planned[i];
     if (layer.spec.kind === 'lrn' && options.lrnAsConv !== false) {
       v = exportLrnAsConv(g, layer as CompiledLayer & { spec: LrnSpec }, v);
       kinds.push('lrn');
-    } else if (spaceToDepth(planned, i)) {
-      v = exportSpaceToDepthConvPool(g, layer as CompiledLayer & { spec: Conv2dSpec }, planned[i + 2], v, read(layer));
-      kinds.push('conv2d+relu+maxPool (space-to-depth)');
+    } else if (phaseConv(planned, i)) {
+      v = exportPhaseConvPool(g, layer as CompiledLayer & { spec: Conv2dSpec }, planned[i + 2], v, read(layer));
+      kinds.push('conv2d+relu+maxPool (phase convolution)');
       i += 2;
     } else {
       v = exportLayer(g, layer, v, read(layer));
@@ -103,8 +103,8 @@ function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxV
 
 /** Graph-level choices that do not change the arithmetic's result beyond float rounding. */
 export interface GraphOptions {
-  /** Rewrite small-channel conv + relu + 2x2 pool as a space-to-depth convolution (default true; see layers.ts). */
-  spaceToDepth?: boolean;
+  /** Rewrite small-channel conv + relu + 2x2 pool as one stride-2 convolution over the pool's phases (default true; see layers.ts). */
+  phaseConv?: boolean;
   /**
    * Pad the filters of convolutions that are max-pooled within a stage to a multiple of 16, with
    * zeros, so that ONNX Runtime pools in its blocked layout (default true; see pad_channels.ts).

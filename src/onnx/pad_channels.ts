@@ -55,7 +55,7 @@ function pooledConsumer(layers: CompiledLayer[], i: number): number {
  * in blocks of 16 (AVX-512) anyway, but pools in blocked layout only when the channel count is a
  * multiple of the block; otherwise each conv -> pool pair converts the whole activation back to
  * plain NCHW first, which costs more than the pooling itself for B-LeNet's 5- and 10-channel maps.
- * Layers for which `skip` says so (the space-to-depth rewrite) are left as they are, and so are
+ * Layers for which `skip` says so (the phase-convolution rewrite) are left as they are, and so are
  * values handed on from the block (their shape is part of the stage's interface).
  */
 export function padPooledChannels(layers: CompiledLayer[], read: Reader, skip: (i: number) => boolean): { layers: CompiledLayer[]; read: Reader } {

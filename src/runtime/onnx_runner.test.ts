@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { Tensor } from 'onnxruntime-node';
 import { headDataset, loadDataset } from '../data/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { initBackend } from '../engine/backend.js';
@@ -21,7 +20,7 @@ import type { ExitResults } from './early_exit.js';
 import { earlyExit, earlyExitAsync } from './early_exit.js';
 import { rowEntropy } from './entropy.js';
 import { allExitLogits } from './full_forward.js';
-import { chooseRuntime, loadOnnxRuntime, OnnxRunner, readManifest } from './onnx_runner.js';
+import { chooseRuntime, loadOnnxRuntime, OnnxRunner, readManifest, type OnnxActivation } from './onnx_runner.js';
 import type { StageOutput, StageRunner } from './runner.js';
 import { TfjsRunner } from './tfjs_runner.js';
 
@@ -140,7 +139,7 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
     const used = new Set(reference.exits);
     assert.equal(used.size, net.exits, `every exit should answer some samples: ${[...reference.exits]}`);
     for (const batchSize of [1, 4, 64]) {
-      const runner = counting(onnx, (a: Tensor) => a.dims[0]);
+      const runner = counting(onnx, (a: OnnxActivation) => a.rows);
       const r = await earlyExitAsync(runner, data.images, count, thresholds, batchSize);
       assertSameAnswers(r, reference, `batch ${batchSize}`);
       let remaining = count;
@@ -165,17 +164,27 @@ test('a batch larger than maxRunRows runs as tiles: the same outputs as one run,
   const data = randomDataset(count, spec.input, spec.classes, 5);
   const whole = await OnnxRunner.fromNet(net, { maxRunRows: 256 });
   const tiled = await OnnxRunner.fromNet(net, { maxRunRows: 4 });
-  let a: Tensor | null = whole.input(data.images, count);
-  let b: Tensor | null = tiled.input(data.images, count);
+  let a: OnnxActivation | null = whole.input(data.images, count);
+  let b: OnnxActivation | null = tiled.input(data.images, count);
   for (let k = 0; k < net.exits; k++) {
-    const x: StageOutput<Tensor> = await whole.runStage(k, a!);
-    const y: StageOutput<Tensor> = await tiled.runStage(k, b!);
+    const x: StageOutput<OnnxActivation> = await whole.runStage(k, a!);
+    const y: StageOutput<OnnxActivation> = await tiled.runStage(k, b!);
     assert.equal(y.logits.length, count * spec.classes);
     assert.ok(maxAbsDiff(x.logits, y.logits) <= 1e-5, `stage ${k + 1} logits`);
     assert.equal(x.next === null, y.next === null);
     if (x.next && y.next) {
-      assert.deepEqual(y.next.dims, x.next.dims);
-      assert.ok(maxAbsDiff(x.next.data as Float32Array, y.next.data as Float32Array) <= 1e-5, `stage ${k + 1} activation`);
+      // The tiled run hands on its tiles as they are (4 + 4 + ... + 3 rows), unstacked.
+      assert.deepEqual(y.next.blocks.map((t) => t.dims[0]), [4, 4, 4, 4, 4, 3]);
+      assert.equal(y.next.rows, count);
+      const stack = (r: OnnxRunner, v: OnnxActivation) => r.concatRows([v]).blocks[0];
+      assert.deepEqual(stack(tiled, y.next).dims, stack(whole, x.next).dims);
+      assert.ok(maxAbsDiff(stack(whole, x.next).data as Float32Array, stack(tiled, y.next).data as Float32Array) <= 1e-5, `stage ${k + 1} activation`);
+      // Rows picked across tiles, in any order, are the rows of the stacked activation.
+      const pick = Int32Array.from([22, 0, 3, 4, 9, 21, 5]);
+      const picked = tiled.selectRows(y.next, pick).blocks[0];
+      const whole1 = whole.selectRows(x.next, pick).blocks[0];
+      assert.deepEqual(picked.dims, whole1.dims);
+      assert.ok(maxAbsDiff(picked.data as Float32Array, whole1.data as Float32Array) <= 1e-5, `stage ${k + 1} selected rows`);
     }
     [a, b] = [x.next, y.next];
   }

@@ -47,15 +47,15 @@ export interface OnnxRunnerOptions {
    */
   enableMemPattern?: boolean;
   /**
-   * Most rows per session run (default 32): a larger batch runs as consecutive tiles of this many
-   * rows, outputs stacked, so that each run's activations stay in cache. B-LeNet's exit-1 stage
-   * takes 30-34 us per image in runs of 32-64 rows against 36-41 at 256, while the baseline's
-   * per-image time barely moves (`npm run bench:tiles`).
+   * Most rows per session run (default 64): a larger batch runs as consecutive tiles of this many
+   * rows, so that each run's activations stay in cache. B-LeNet's batched early exit at batch 256
+   * measured 3.18-3.26x over the baseline with 64-row tiles, 2.69-3.09x with 32, 2.97-3.22x with
+   * 128, 2.57x whole, each against the baseline run the same way (`npm run bench:tiles`).
    */
   maxRunRows?: number;
 }
 
-export const DEFAULT_MAX_RUN_ROWS = 32;
+export const DEFAULT_MAX_RUN_ROWS = 64;
 
 /** The stage graphs of one network: in memory, or the files an export directory names. */
 export type OnnxSource =
@@ -98,13 +98,52 @@ function imageShape(input: StageManifest['input']): [number, number, number] {
 }
 
 /**
+ * An activation on ONNX Runtime: its rows as consecutive blocks of ORT tensors (NCHW or flat,
+ * the stage's layout). A tiled run's output stays as its tiles, so compaction copies only the
+ * rows that go on (a few percent at batch 256), never the whole batch first.
+ */
+export interface OnnxActivation {
+  readonly blocks: readonly Tensor[];
+  readonly rows: number;
+}
+
+function rowSizeOf(a: OnnxActivation): number {
+  const first = a.blocks[0];
+  return first.dims.slice(1).reduce((n, d) => n * d, 1);
+}
+
+/** The index of the block holding `row`, given each block's first row (and one past the end). */
+function blockOf(starts: number[], row: number): number {
+  let lo = 0;
+  let hi = starts.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid] <= row) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The tensors' float data, stacked in order. */
+function concatData(tensors: readonly Tensor[]): Float32Array {
+  const out = new Float32Array(tensors.reduce((n, t) => n + t.data.length, 0));
+  let at = 0;
+  for (const t of tensors) {
+    out.set(t.data as Float32Array, at);
+    at += t.data.length;
+  }
+  return out;
+}
+
+/**
  * Runs an exported network's stages on ONNX Runtime (onnxruntime-node, CPU): one session per
  * stage, one session run per stage and batch (or tile of `maxRunRows` rows), the entropy computed
  * inside the graph unless the export left it to the early-exit loop. Activations
- * are ORT tensors; compaction copies the surviving rows (contiguous in NCHW) into a new tensor.
+ * are lists of ORT tensors (`OnnxActivation`); compaction copies the surviving rows (contiguous
+ * in NCHW) into a new tensor.
  * Create with `OnnxRunner.create` (sessions load asynchronously) and `release()` when done.
  */
-export class OnnxRunner implements StageRunner<Tensor> {
+export class OnnxRunner implements StageRunner<OnnxActivation> {
   readonly exits: number;
 
   private constructor(
@@ -171,56 +210,62 @@ export class OnnxRunner implements StageRunner<Tensor> {
     return OnnxRunner.create({ kind: 'stages', stages, files }, options);
   }
 
-  input(images: Float32Array, count: number): Tensor {
+  input(images: Float32Array, count: number): OnnxActivation {
     // Wraps the caller's memory; ORT reads it during the run, no copy here.
-    return new this.ort.Tensor('float32', images, [count, ...this.shape]);
+    return { blocks: [new this.ort.Tensor('float32', images, [count, ...this.shape])], rows: count };
   }
 
-  async runStage(k: number, activation: Tensor): Promise<StageOutput<Tensor>> {
+  async runStage(k: number, activation: OnnxActivation): Promise<StageOutput<OnnxActivation>> {
     const s = this.stages[k];
-    const rows = activation.dims[0];
-    // Tiles of at most maxRunRows rows (views of the input, no copy); one run when the batch fits.
-    const data = activation.data as Float32Array;
-    const rowSize = rows === 0 ? 0 : data.length / rows;
-    const tail = activation.dims.slice(1);
+    // Tiles of at most maxRunRows rows (views of the input, no copy); one run per block that fits.
     const outs: Record<string, Tensor>[] = [];
-    let first = 0;
-    do {
-      const n = Math.min(this.maxRunRows, rows - first);
-      const tile = n === rows ? activation : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]);
-      outs.push(await s.session.run({ [s.input]: tile }, s.fetches));
-      first += n;
-    } while (first < rows);
-    const output = (name: string): Tensor => (outs.length === 1 ? outs[0][name] : this.concatRows(outs.map((o) => o[name])));
+    for (const block of activation.blocks) {
+      const rows = block.dims[0];
+      const data = block.data as Float32Array;
+      const rowSize = rows === 0 ? 0 : data.length / rows;
+      const tail = block.dims.slice(1);
+      let first = 0;
+      do {
+        const n = Math.min(this.maxRunRows, rows - first);
+        const tile = n === rows ? block : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]);
+        outs.push(await s.session.run({ [s.input]: tile }, s.fetches));
+        first += n;
+      } while (first < rows);
+    }
+    const stacked = (name: string): Float32Array => (outs.length === 1 ? (outs[0][name].data as Float32Array) : concatData(outs.map((o) => o[name])));
     return {
-      next: s.next === null ? null : output(s.next),
-      logits: output(s.logits).data as Float32Array,
-      ...(s.entropy ? { entropies: output(s.entropy).data as Float32Array } : {}),
+      // The activation stays as its tiles: the rows that go on are copied out of them later.
+      next: s.next === null ? null : { blocks: outs.map((o) => o[s.next!]), rows: activation.rows },
+      logits: stacked(s.logits),
+      ...(s.entropy ? { entropies: stacked(s.entropy) } : {}),
     };
   }
 
-  selectRows(activation: Tensor, rows: Int32Array): Tensor {
-    const data = activation.data as Float32Array;
-    const dims = activation.dims;
-    const rowSize = data.length / dims[0];
+  selectRows(activation: OnnxActivation, rows: Int32Array): OnnxActivation {
+    const { blocks } = activation;
+    const rowSize = rowSizeOf(activation);
     const out = new Float32Array(rows.length * rowSize);
-    for (let i = 0; i < rows.length; i++) out.set(data.subarray(rows[i] * rowSize, (rows[i] + 1) * rowSize), i * rowSize);
-    return new this.ort.Tensor('float32', out, [rows.length, ...dims.slice(1)]);
-  }
-
-  concatRows(activations: Tensor[]): Tensor {
-    const rows = activations.reduce((n, a) => n + a.dims[0], 0);
-    const dims = activations[0].dims;
-    const out = new Float32Array(rows * (activations[0].data.length / Math.max(dims[0], 1)));
-    let at = 0;
-    for (const a of activations) {
-      out.set(a.data as Float32Array, at);
-      at += a.data.length;
+    // Block b holds rows starts[b] .. starts[b + 1] - 1.
+    const starts = [0];
+    for (const block of blocks) starts.push(starts[starts.length - 1] + block.dims[0]);
+    let b = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i];
+      if (row < starts[b] || row >= starts[b + 1]) b = blockOf(starts, row);
+      const data = blocks[b].data as Float32Array;
+      const at = (row - starts[b]) * rowSize;
+      out.set(data.subarray(at, at + rowSize), i * rowSize);
     }
-    return new this.ort.Tensor('float32', out, [rows, ...dims.slice(1)]);
+    return { blocks: [new this.ort.Tensor('float32', out, [rows.length, ...blocks[0].dims.slice(1)])], rows: rows.length };
   }
 
-  dispose(_activation: Tensor): void {
+  concatRows(activations: OnnxActivation[]): OnnxActivation {
+    const blocks = activations.flatMap((a) => a.blocks);
+    const rows = activations.reduce((n, a) => n + a.rows, 0);
+    return { blocks: [new this.ort.Tensor('float32', concatData(blocks), [rows, ...blocks[0].dims.slice(1)])], rows };
+  }
+
+  dispose(_activation: OnnxActivation): void {
     // CPU tensors hold plain typed arrays, reclaimed by the garbage collector. (Tensor.dispose
     // would also drop the reference to the caller's image memory, which `input` wraps.)
   }
