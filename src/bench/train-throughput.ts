@@ -1,10 +1,8 @@
 /**
  * Training throughput (images/s; batch 64, Adam, joint loss, synthetic data) of B-LeNet, a 20/50
- * LeNet (and B-AlexNet / B-ResNet-20 when the model zoo has them) on each tfjs backend, next to
- * PyTorch's figure for the same nets from bench/pytorch_reference.py, measured in the same run.
- * Usage: node dist/bench/train-throughput.js [--batch 64] [--seconds 3] [--threads 2]
- *          [--backends onednn,wasm] [--models b-lenet,lenet-20-50] [--no-torch]
- * The pure-JS cpu backend (~2 img/s) is only measured when listed in --backends.
+ * LeNet, B-AlexNet, B-ResNet-20 and the plain ResNet-20 on each tfjs backend, next to PyTorch's
+ * figure for the same nets from bench/pytorch_reference.py, measured in the same run.
+ * `npm run bench:train -- --help` for the options.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
@@ -17,27 +15,45 @@ import { loadOneDnnAddon } from '../engine/onednn/addon.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { baselineOf } from '../model/spec.js';
 import { bResNet, MODEL_ZOO } from '../model/zoo.js';
+import { positiveOption, runBench } from './args.js';
 import { createTrainer, lenet2050, syntheticBatches } from './train_step.js';
 
-const { values } = parseArgs({
-  options: {
-    batch: { type: 'string' }, seconds: { type: 'string' }, threads: { type: 'string' },
-    backends: { type: 'string' }, models: { type: 'string' }, 'no-torch': { type: 'boolean' },
-  },
-});
-const batch = Number(values.batch ?? 64);
-const seconds = Number(values.seconds ?? 3);
-const threads = Number(values.threads ?? Math.min(2, os.availableParallelism()));
+const HELP = `usage: npm run bench:train -- [options]
+  --batch N            batch size (default 64)
+  --seconds N          seconds of training timed per model and backend (default 3)
+  --threads N          threads for onednn, wasm and PyTorch (default min(2, cores))
+  --backends a,b       tfjs backends to time: onednn, wasm, cpu (default onednn,wasm; cpu is ~2 img/s)
+  --models a,b         b-lenet, lenet-20-50, b-alexnet, b-resnet-20, resnet-20 (default all)
+  --no-torch           skip PyTorch (bench/pytorch_reference.py, run when python3-torch is installed)
+`;
+
+const parsed = (() => {
+  try {
+    return parseArgs({
+      options: {
+        batch: { type: 'string' }, seconds: { type: 'string' }, threads: { type: 'string' },
+        backends: { type: 'string' }, models: { type: 'string' }, 'no-torch': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n${HELP}`);
+    process.exit(1);
+  }
+})();
+const { values } = parsed;
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
 
 const specs: Record<string, () => BranchyNetSpec> = { 'b-lenet': MODEL_ZOO['b-lenet']!, 'lenet-20-50': lenet2050 };
 for (const name of ['b-alexnet', 'b-resnet-20']) if (MODEL_ZOO[name]) specs[name] = MODEL_ZOO[name]!;
 // The plain ResNet-20 (B-ResNet-20's trunk alone), the network the training-speed bar names.
 specs['resnet-20'] = () => ({ ...baselineOf(bResNet(20)), name: 'resnet-20' });
-const models = values.models?.split(',') ?? Object.keys(specs);
-const backends = (values.backends?.split(',') ?? ['onednn', 'wasm']) as BackendName[];
 
 /** Images/s of training steps on the current backend: 2 warm-up steps, then at least `seconds` and 3 steps. */
-function measure(spec: BranchyNetSpec): number {
+function measure(spec: BranchyNetSpec, batch: number, seconds: number): number {
   const trainer = createTrainer(spec);
   const data = syntheticBatches(spec, batch, 4);
   for (let i = 0; i < 2; i++) trainer.step(data[i % 4]!.images, data[i % 4]!.labels);
@@ -54,7 +70,7 @@ function measure(spec: BranchyNetSpec): number {
 }
 
 /** PyTorch's images/s per model, or why there are none. */
-function torchFigures(): { figures: Record<string, number>; note: string } {
+function torchFigures(models: string[], batch: number, seconds: number, threads: number): { figures: Record<string, number>; note: string } {
   if (values['no-torch']) return { figures: {}, note: 'skipped (--no-torch)' };
   const script = fileURLToPath(new URL('../../bench/pytorch_reference.py', import.meta.url));
   // Debian's python3-torch lives in the system interpreter, which a pyenv shim on PATH may hide.
@@ -69,31 +85,43 @@ function torchFigures(): { figures: Record<string, number>; note: string } {
   return { figures: parsed.results, note: `PyTorch ${parsed.torch}, ${parsed.threads} threads` };
 }
 
-const rows: { model: string; backend: string; ips: number }[] = [];
-for (const backend of backends) {
-  if (backend === 'onednn' && loadOneDnnAddon().addon === null) {
-    console.log(`onednn: skipped (${loadOneDnnAddon().reason})`);
-    continue;
+async function main(): Promise<void> {
+  const batch = positiveOption(values.batch, 'batch', 64);
+  const seconds = positiveOption(values.seconds, 'seconds', 3);
+  const threads = positiveOption(values.threads, 'threads', Math.min(2, os.availableParallelism()));
+  const models = values.models?.split(',') ?? Object.keys(specs);
+  const unknown = models.filter((m) => specs[m] === undefined);
+  if (unknown.length > 0) throw new Error(`--models: unknown ${unknown.join(', ')} (known: ${Object.keys(specs).join(', ')})`);
+  const backends = (values.backends?.split(',') ?? ['onednn', 'wasm']) as BackendName[];
+  const badBackend = backends.find((b) => !['onednn', 'wasm', 'cpu'].includes(b));
+  if (badBackend !== undefined) throw new Error(`--backends: unknown '${badBackend}' (onednn, wasm, cpu)`);
+  const rows: { model: string; backend: string; ips: number }[] = [];
+  for (const backend of backends) {
+    if (backend === 'onednn' && loadOneDnnAddon().addon === null) {
+      console.log(`onednn: skipped (${loadOneDnnAddon().reason})`);
+      continue;
+    }
+    await initBackend(backend, { threads: backend === 'cpu' ? undefined : threads, fallback: false });
+    const label = `${backend} (${backendThreads()} thr)`;
+    for (const model of models) {
+      const make = specs[model];
+      const ips = measure(make(), batch, seconds);
+      rows.push({ model, backend: label, ips });
+      console.log(`${model.padEnd(12)} ${label.padEnd(16)} ${ips.toFixed(0).padStart(7)} img/s`);
+    }
+    tf.disposeVariables();
   }
-  await initBackend(backend, { threads: backend === 'cpu' ? undefined : threads, fallback: false });
-  const label = `${backend} (${backendThreads()} thr)`;
+  const { figures, note } = torchFigures(models, batch, seconds, threads);
+  console.log(`\nbatch ${batch}, Adam; ${note}`);
+  console.log('| model | backend | train img/s | vs PyTorch |');
+  console.log('|---|---|---|---|');
   for (const model of models) {
-    const make = specs[model];
-    if (make === undefined) throw new Error(`train-throughput: unknown model '${model}' (known: ${Object.keys(specs).join(', ')})`);
-    const ips = measure(make());
-    rows.push({ model, backend: label, ips });
-    console.log(`${model.padEnd(12)} ${label.padEnd(16)} ${ips.toFixed(0).padStart(7)} img/s`);
+    for (const r of rows.filter((x) => x.model === model)) {
+      const ref = figures[model];
+      console.log(`| ${model} | ${r.backend} | ${r.ips.toFixed(0)} | ${ref ? `${(r.ips / ref).toFixed(2)}x` : '–'} |`);
+    }
+    if (figures[model]) console.log(`| ${model} | PyTorch | ${figures[model]!.toFixed(0)} | 1.00x |`);
   }
-  tf.disposeVariables();
 }
-const { figures, note } = torchFigures();
-console.log(`\nbatch ${batch}, Adam; ${note}`);
-console.log('| model | backend | train img/s | vs PyTorch |');
-console.log('|---|---|---|---|');
-for (const model of models) {
-  for (const r of rows.filter((x) => x.model === model)) {
-    const ref = figures[model];
-    console.log(`| ${model} | ${r.backend} | ${r.ips.toFixed(0)} | ${ref ? `${(r.ips / ref).toFixed(2)}x` : '–'} |`);
-  }
-  if (figures[model]) console.log(`| ${model} | PyTorch | ${figures[model]!.toFixed(0)} | 1.00x |`);
-}
+
+runBench(main);

@@ -4,7 +4,7 @@
  * work on those arrays in place (kernels/). Needs the addon (addon.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig } from '@tensorflow/tfjs-core';
+import type { BackendValues, DataId, DataType, KernelConfig } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { loadOneDnnAddon, type OneDnnAddon } from './addon.js';
 import { conv2DConfig, fusedConv2DConfig } from './kernels/Conv2D.js';
@@ -20,6 +20,7 @@ import { meanConfig, sumConfig } from './kernels/Sum.js';
 import { batchNormTrainConfig, batchNormTrainGradConfig, batchNormTrainGradient, reluGradConfig, reluGradient } from './kernels/BatchNorm.js';
 import { adamUpdateConfig } from './kernels/Adam.js';
 import { ONEDNN } from './kernels/util.js';
+import { outputPool } from './output_pool.js';
 
 export { ONEDNN };
 
@@ -81,6 +82,36 @@ export class OneDnnBackend extends MathBackendCPU {
     super();
     // MathBackendCPU prints an "install tfjs-node" banner on first use in Node: not our advice.
     (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  // Output-array reuse (output_pool.ts): tensors' arrays are registered when written, marked
+  // never-reusable when read out, and released to the pool when their last reference goes.
+  override write(values: BackendValues, shape: number[], dtype: DataType): DataId {
+    outputPool.register(values);
+    return super.write(values, shape, dtype);
+  }
+
+  override move(dataId: DataId, values: BackendValues, shape: number[], dtype: DataType, refCount: number): void {
+    outputPool.register(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override readSync(dataId: DataId): BackendValues {
+    outputPool.expose(this.data.get(dataId)?.values);
+    return super.readSync(dataId);
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const data = this.data.get(dataId);
+    // True once the data is gone: its last reference was disposed (or it was forced).
+    const gone = super.disposeData(dataId, force);
+    if (gone && data !== undefined) outputPool.release(data.values);
+    return gone;
+  }
+
+  override dispose(): void {
+    outputPool.clear();
+    super.dispose();
   }
 }
 

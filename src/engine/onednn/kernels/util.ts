@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { ConvGeometry, OneDnnAddon, PoolGeometry } from '../addon.js';
+import { outputPool } from '../output_pool.js';
 
 export const ONEDNN = 'onednn';
 
@@ -22,11 +23,11 @@ export function allFloat32(...ts: (TensorInfo | undefined)[]): boolean {
 
 /**
  * An output array for a native kernel, not zero-filled (~30 % faster for Adam-sized elementwise
- * ops: no memset, and malloc reuses warm pages). Every native kernel writes all of its output.
+ * ops: no memset), reused from a disposed tensor where one of that length is free
+ * (output_pool.ts). Every native kernel writes all of its output.
  */
 export function uninitialized(n: number): Float32Array {
-  const bytes = Buffer.allocUnsafeSlow(n * 4);
-  return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+  return outputPool.take(n);
 }
 
 export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../backend.js';
+import { loadOneDnnAddon } from './addon.js';
+import { OutputPool, POOLED_MIN_LENGTH } from './output_pool.js';
+
+const { addon, reason } = loadOneDnnAddon();
+const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+
+const N = POOLED_MIN_LENGTH * 4;
+
+test('a released output array serves the next output of its length; other lengths get new arrays', () => {
+  const pool = new OutputPool();
+  const a = pool.take(N);
+  pool.register(a);
+  pool.release(a);
+  assert.equal(pool.pooledBytes, N * 4);
+  assert.notEqual(pool.take(N + 1), a);
+  assert.equal(pool.take(N), a);
+  assert.equal(pool.pooledBytes, 0);
+  // Small arrays are not tracked: released, they are not kept.
+  const small = pool.take(POOLED_MIN_LENGTH - 1);
+  pool.register(small);
+  pool.release(small);
+  assert.equal(pool.pooledBytes, 0);
+});
+
+test('an array read out, registered twice, or aliased by a view is never reused', () => {
+  const pool = new OutputPool();
+  const read = pool.take(N);
+  pool.register(read);
+  pool.expose(read);
+  pool.release(read);
+  const twice = pool.take(N);
+  pool.register(twice);
+  pool.register(twice);
+  pool.release(twice);
+  pool.release(twice);
+  const viewed = pool.take(N);
+  pool.register(viewed);
+  pool.register(viewed.subarray(8));
+  pool.release(viewed.subarray(8));
+  pool.release(viewed);
+  // Released but never registered (a kernel's scratch, say): not kept either.
+  pool.release(pool.take(N));
+  assert.equal(pool.pooledBytes, 0);
+  const fresh = pool.take(N);
+  for (const old of [read, twice, viewed]) assert.notEqual(fresh, old);
+});
+
+test('onednn backend: a disposed output\'s array is reused unless its values were read', { skip }, async () => {
+  await initBackend('onednn', { fallback: false });
+  const backend = tf.backend() as unknown as { data: { get(id: object): { values: unknown } } };
+  const valuesOf = (t: tf.Tensor) => backend.data.get(t.dataId).values;
+  const x = tf.randomNormal([N]);
+  const first = tf.relu(x);
+  const firstValues = valuesOf(first);
+  first.dispose();
+  const second = tf.relu(x);
+  assert.equal(valuesOf(second), firstValues, 'reused');
+  const kept = second.dataSync();
+  second.dispose();
+  const third = tf.relu(x);
+  assert.notEqual(valuesOf(third), kept, 'a read-out array is the caller\'s from then on');
+  // The caller's copy keeps its values while later outputs are computed.
+  const want = Array.from(kept);
+  tf.tidy(() => tf.relu(tf.neg(x)));
+  tf.tidy(() => tf.relu(x));
+  assert.deepEqual(Array.from(kept), want);
+  assert.deepEqual(Array.from(third.dataSync()), want);
+  tf.dispose([x, third]);
+});
+
+test('onednn backend: reshapes and clones share an array until the last of them goes', { skip }, async () => {
+  await initBackend('onednn', { fallback: false });
+  const backend = tf.backend() as unknown as { data: { get(id: object): { values: unknown } } };
+  const x = tf.randomNormal([N]);
+  const y = tf.relu(x);
+  const values = backend.data.get(y.dataId).values;
+  const alias = tf.reshape(y, [4, N / 4]);
+  const copy = tf.clone(y);
+  y.dispose();
+  // Still in use by the reshape and the clone: a new output must not land on it.
+  const other = tf.relu(x);
+  assert.notEqual(backend.data.get(other.dataId).values, values);
+  assert.deepEqual(Array.from(alias.dataSync()), Array.from(copy.dataSync()));
+  tf.dispose([x, alias, copy, other]);
+});
