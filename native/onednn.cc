@@ -49,19 +49,26 @@ napi_value* args(napi_env env, napi_callback_info info, size_t want, napi_value*
   return argv;
 }
 
-float* f32(napi_env env, napi_value v, size_t expect, const char* what) {
+// A Float32Array's data and length.
+float* f32Any(napi_env env, napi_value v, size_t* length, const char* what) {
   napi_typedarray_type type;
-  size_t length = 0;
   void* data = nullptr;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+  if (napi_get_typedarray_info(env, v, &type, length, &data, nullptr, nullptr) != napi_ok ||
       type != napi_float32_array) {
     throw JsError{std::string(what) + ": expected a Float32Array"};
   }
+  return static_cast<float*>(data);
+}
+
+// A Float32Array's data, checked to hold `expect` elements.
+float* f32(napi_env env, napi_value v, size_t expect, const char* what) {
+  size_t length = 0;
+  float* data = f32Any(env, v, &length, what);
   if (length != expect) {
     throw JsError{std::string(what) + ": expected " + std::to_string(expect) + " elements, got " +
                   std::to_string(length)};
   }
-  return static_cast<float*>(data);
+  return data;
 }
 
 bool isNullish(napi_env env, napi_value v) {
@@ -539,6 +546,67 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
 
 // avgPoolGrad(dy, dx, geom): dx[cell] = sum over windows covering the (unpadded) cell of dy / (fh * fw),
 // the cpu backend's rule (the divisor is the full window, padded cells included).
+// avgPool(x, y, geom): the cpu backend's average pooling: each window's mean over its cells inside
+// the input (padding not counted; a window with none gives NaN, 0 / 0), summed in double in the cpu
+// backend's order (rows, then columns), so the result matches it bit for bit.
+napi_value AvgPool(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[3];
+    args(env, info, 3, argv);
+    PoolGeom g = PoolGeom::from(ints(env, argv[2], 12, "avgPool geometry"));
+    const float* x = f32(env, argv[0], sz({g.n, g.h, g.w, g.c}), "avgPool x");
+    float* y = f32(env, argv[1], sz({g.n, g.ho, g.wo, g.c}), "avgPool y");
+#pragma omp parallel
+    {
+      std::vector<double> acc(static_cast<size_t>(g.c));
+#pragma omp for collapse(2)
+      for (int64_t b = 0; b < g.n; b++) {
+        for (int64_t i = 0; i < g.ho; i++) {
+          const int64_t r0 = std::max<int64_t>(0, i * g.sh - g.pt);
+          const int64_t r1 = std::min<int64_t>(g.h, i * g.sh - g.pt + g.fh);
+          for (int64_t j = 0; j < g.wo; j++) {
+            const int64_t c0 = std::max<int64_t>(0, j * g.sw - g.pl);
+            const int64_t c1 = std::min<int64_t>(g.w, j * g.sw - g.pl + g.fw);
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int64_t r = r0; r < r1; r++) {
+              for (int64_t col = c0; col < c1; col++) {
+                const float* p = x + ((b * g.h + r) * g.w + col) * g.c;
+                for (int64_t ch = 0; ch < g.c; ch++) acc[ch] += p[ch];
+              }
+            }
+            const double count = static_cast<double>(std::max<int64_t>(0, r1 - r0) * std::max<int64_t>(0, c1 - c0));
+            float* out = y + ((b * g.ho + i) * g.wo + j) * g.c;
+            for (int64_t ch = 0; ch < g.c; ch++) out[ch] = static_cast<float>(acc[ch] / count);
+          }
+        }
+      }
+    }
+    return undefinedValue(env);
+  });
+}
+
+// copyRuns(src, dst, [runs, run, srcStride, dstStride, srcStart, dstStart]): for each r < runs,
+// dst[dstStart + r * dstStride, + run) = src[srcStart + r * srcStride, + run) (float32). Concat,
+// split and one-axis slices are this (the ResNet shortcut's zero channels and their gradient).
+napi_value CopyRuns(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[3];
+    args(env, info, 3, argv);
+    auto g = ints(env, argv[2], 6, "copyRuns geometry");
+    const int64_t runs = g[0], run = g[1], srcStride = g[2], dstStride = g[3], srcStart = g[4], dstStart = g[5];
+    if (runs < 0 || run < 0 || srcStride < 0 || dstStride < 0 || srcStart < 0 || dstStart < 0) throw JsError{"copyRuns: negative geometry"};
+    size_t srcLen = 0, dstLen = 0;
+    const float* src = f32Any(env, argv[0], &srcLen, "copyRuns src");
+    float* dst = f32Any(env, argv[1], &dstLen, "copyRuns dst");
+    if (runs == 0 || run == 0) return undefinedValue(env);
+    if (static_cast<size_t>(srcStart + (runs - 1) * srcStride + run) > srcLen ||
+        static_cast<size_t>(dstStart + (runs - 1) * dstStride + run) > dstLen) throw JsError{"copyRuns: runs out of bounds"};
+#pragma omp parallel for if (runs * run > (1 << 16))
+    for (int64_t r = 0; r < runs; r++) std::memcpy(dst + dstStart + r * dstStride, src + srcStart + r * srcStride, static_cast<size_t>(run) * sizeof(float));
+    return undefinedValue(env);
+  });
+}
+
 napi_value AvgPoolGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value argv[3];
@@ -1052,7 +1120,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"avgPool", nullptr, AvgPool, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"avgPoolGrad", nullptr, AvgPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"copyRuns", nullptr, CopyRuns, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"lrn", nullptr, Lrn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"lrnGrad", nullptr, LrnGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -25,7 +25,11 @@ export interface OneDnnAddon {
     transposeA: boolean, transposeB: boolean, bias: Float32Array | null, relu: boolean): void;
   maxPool(x: Float32Array, y: Float32Array, geom: PoolGeometry): void;
   maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geom: PoolGeometry): void;
+  /** The cpu backend's average pooling (padding not counted), bit for bit. */
+  avgPool(x: Float32Array, y: Float32Array, geom: PoolGeometry): void;
   avgPoolGrad(dy: Float32Array, dx: Float32Array, geom: PoolGeometry): void;
+  /** dst[dstStart + r * dstStride, + run) = src[srcStart + r * srcStride, + run) for r < runs; geom = [runs, run, srcStride, dstStride, srcStart, dstStart]. */
+  copyRuns(src: Float32Array, dst: Float32Array, geom: readonly number[]): void;
   /** geom = [positions, channels, depthRadius], params = [bias, alpha, beta]. */
   lrn(x: Float32Array, y: Float32Array, geom: readonly number[], params: readonly number[]): void;
   lrnGrad(x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, geom: readonly number[], params: readonly number[]): void;
@@ -61,6 +65,13 @@ export interface OneDnnAddon {
   clearCache(): void;
 }
 
+/** Every function of the interface: a build from older sources lacks some, and is not used. */
+const ADDON_FUNCTIONS: readonly (keyof OneDnnAddon)[] = [
+  'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'matMul', 'maxPool', 'maxPoolGrad', 'avgPool', 'avgPoolGrad',
+  'copyRuns', 'lrn', 'lrnGrad', 'binary', 'unary', 'sum', 'batchNormTrain', 'batchNormTrainGrad', 'adamUpdate',
+  'setThreads', 'getThreads', 'version', 'convImpl',
+];
+
 /** Where the install step puts the addon (relative to this file in dist/engine/onednn/). */
 export const ADDON_PATH = node === null ? ''
   : node.url.fileURLToPath(new URL('../../../build/Release/branchynet_onednn.node', import.meta.url));
@@ -87,6 +98,11 @@ export function loadOneDnnAddon(): { addon: OneDnnAddon | null; reason: string; 
         process.env['OMP_WAIT_POLICY'] = 'passive';
       }
       const addon = node.module.createRequire(import.meta.url)(ADDON_PATH) as OneDnnAddon;
+      const missing = ADDON_FUNCTIONS.filter((f) => typeof addon[f] !== 'function');
+      if (missing.length > 0) {
+        loaded = { addon: null, reason: `addon built from older sources (no ${missing.join(', ')}); run npm rebuild`, defaultThreads: 1 };
+        return loaded;
+      }
       // OpenMP's default: one thread per core (or OMP_NUM_THREADS).
       loaded = { addon, reason: `oneDNN ${addon.version()}`, defaultThreads: addon.getThreads() };
     } catch (e) {

@@ -12,10 +12,10 @@ import { conv2DBackpropInputConfig } from './kernels/Conv2DBackpropInput.js';
 import { conv2DBackpropFilterConfig } from './kernels/Conv2DBackpropFilter.js';
 import { batchMatMulConfig, fusedMatMulConfig } from './kernels/BatchMatMul.js';
 import { lrnConfig, lrnGradConfig } from './kernels/LRN.js';
-import { avgPoolGradConfig, maxPoolConfig, maxPoolGradConfig } from './kernels/MaxPool.js';
+import { avgPoolConfig, avgPoolGradConfig, maxPoolConfig, maxPoolGradConfig } from './kernels/MaxPool.js';
 import { addConfig, multiplyConfig, negConfig, realDivConfig, reluConfig, sqrtConfig, squareConfig, stepConfig,
   subConfig } from './kernels/Elementwise.js';
-import { sliceConfig, splitVConfig } from './kernels/Slice.js';
+import { concatConfig, sliceConfig, splitVConfig } from './kernels/Slice.js';
 import { meanConfig, sumConfig } from './kernels/Sum.js';
 import { batchNormTrainConfig, batchNormTrainGradConfig, batchNormTrainGradient, reluGradConfig, reluGradient } from './kernels/BatchNorm.js';
 import { adamUpdateConfig } from './kernels/Adam.js';
@@ -34,6 +34,7 @@ export const ONEDNN_KERNEL_CONFIGS: readonly KernelConfig[] = [
   fusedMatMulConfig,
   maxPoolConfig,
   maxPoolGradConfig,
+  avgPoolConfig,
   avgPoolGradConfig,
   lrnConfig,
   lrnGradConfig,
@@ -41,6 +42,7 @@ export const ONEDNN_KERNEL_CONFIGS: readonly KernelConfig[] = [
   meanConfig,
   sliceConfig,
   splitVConfig,
+  concatConfig,
   addConfig,
   subConfig,
   multiplyConfig,

@@ -145,7 +145,7 @@ test('onednn BatchMatMul / _FusedMatMul (transposes, batches, bias, relu) and gr
   }
 });
 
-test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties) and AvgPoolGrad match the cpu backend', { skip }, async () => {
+test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties), AvgPool and AvgPoolGrad match the cpu backend', { skip }, async () => {
   const rand = rng(13);
   type PoolCase = { x: Shape4; size: [number, number]; s: [number, number]; pad: Pad };
   const cases: PoolCase[] = [
@@ -168,6 +168,9 @@ test('onednn MaxPool / MaxPoolGrad (explicit asymmetric pads, ties) and AvgPoolG
         const f = (t: tf.Tensor): tf.Tensor => tf.avgPool(t as tf.Tensor4D, c.size, c.s, c.pad as 'same');
         return [f(x), tf.grad(f)(x, tf.tensor4d(dyv, info.outShape))];
       });
+      // The forward pass sums in double in the cpu backend's order: equal bit for bit.
+      await compare(`avgPool x[${c.x}] size[${c.size}] s[${c.s}] pad ${JSON.stringify(c.pad)} (exact)`, () =>
+        [tf.avgPool(tf.tensor4d(xv, c.x), c.size, c.s, c.pad as 'same')], 0);
       await compare(`maxPool + grad x[${c.x}] size[${c.size}] s[${c.s}] pad ${JSON.stringify(c.pad)}${ties ? ' ties' : ''}`, () => {
         const x = tf.tensor4d(xv, c.x);
         const f = (t: tf.Tensor): tf.Tensor => tf.maxPool(t as tf.Tensor4D, c.size, c.s, c.pad as 'same');
@@ -276,7 +279,7 @@ test('initBackend(onednn) without the addon: one notice, wasm (child process, BR
   assert.match(notices[0]!, /native oneDNN backend unavailable \(disabled by BRANCHYNET_ONEDNN=0\); using wasm\. To enable it: apt-get install libdnnl-dev && npm rebuild branchynet/);
 });
 
-test('onednn Mean, Slice, SplitV (and Concat gradient) match the cpu backend', { skip }, async () => {
+test('onednn Mean, Slice, SplitV and Concat (and its gradient) match the cpu backend', { skip }, async () => {
   const rand = rng(23);
   for (const [shape, axis, keepDims] of [[[16, 30, 30, 16], [0, 1, 2], false], [[4, 6], 1, true], [[3, 4, 5], [0, 2], false]] as [number[], number | number[], boolean][]) {
     const xv = randomValues(shape, rand);
@@ -286,7 +289,9 @@ test('onednn Mean, Slice, SplitV (and Concat gradient) match the cpu backend', {
     }, 1e-5);
   }
   const xv = randomValues([3, 5, 7, 6], rand);
-  for (const [begin, size] of [[[0, 0, 0, 2], [3, 5, 7, 3]], [[1, 2, 3, 0], [2, 2, 3, 6]], [[2, 4, 6, 5], [1, 1, 1, 1]], [[0, 1, 0, 0], [-1, 3, -1, 4]]]) {
+  // One axis cut (a native copy of runs): the last, a middle one, the first, none; several axes (JS).
+  for (const [begin, size] of [[[0, 0, 0, 2], [3, 5, 7, 3]], [[0, 2, 0, 0], [3, 2, 7, 6]], [[1, 0, 0, 0], [2, 5, 7, 6]], [[0, 0, 0, 0], [3, 5, 7, 6]],
+    [[0, 0, 3, 0], [3, 5, 0, 6]], [[1, 2, 3, 0], [2, 2, 3, 6]], [[2, 4, 6, 5], [1, 1, 1, 1]], [[0, 1, 0, 0], [-1, 3, -1, 4]]]) {
     await compare(`slice x[3,5,7,6] begin[${begin}] size[${size}]`, () => [tf.slice(tf.tensor(xv, [3, 5, 7, 6]), begin!, size!)], 0);
   }
   await compare('slice int32 and 1-D', () => [tf.cast(tf.slice(tf.tensor([1, 2, 3, 4, 5, 6], [2, 3], 'int32'), [0, 1], [2, 2]), 'float32'),
@@ -294,6 +299,17 @@ test('onednn Mean, Slice, SplitV (and Concat gradient) match the cpu backend', {
   for (const axis of [0, 3, -2]) {
     await compare(`split x[3,5,7,6] axis ${axis}`, () => tf.split(tf.tensor(xv, [3, 5, 7, 6]), axis === 3 ? [2, 4] : axis === 0 ? 3 : [3, 4], axis));
   }
+  const yv = randomValues([3, 5, 2, 6], rand);
+  for (const axis of [0, 1, 2, 3, -1]) {
+    await compare(`concat of three along axis ${axis} (one empty)`, () => {
+      const x = tf.tensor(xv, [3, 5, 7, 6]);
+      const shape = [3, 5, 7, 6];
+      shape[axis < 0 ? 4 + axis : axis] = 0;
+      return [tf.concat([x, tf.zeros(shape), x], axis)];
+    }, 0);
+  }
+  await compare('concat of different widths along axis 2, and of 1-D tensors', () => [
+    tf.concat([tf.tensor(xv, [3, 5, 7, 6]), tf.tensor(yv, [3, 5, 2, 6])], 2), tf.concat([tf.tensor1d([1, 2]), tf.tensor1d([3]), tf.tensor1d([4, 5, 6])])], 0);
   await compare('concat of zeros and x (the ResNet shortcut) + grad', () => {
     const x = tf.tensor(xv, [3, 5, 7, 6]);
     const f = (t: tf.Tensor): tf.Tensor => tf.sin(tf.concat([tf.zeros([3, 5, 7, 10]), t], 3));

@@ -1,12 +1,13 @@
 /**
- * Slice and SplitV for numeric tensors by copying contiguous innermost runs (the cpu kernel maps
- * every element through index arithmetic when the slice is not contiguous; SplitV is the
- * gradient of the zero-padded ResNet shortcut's Concat). Pure JS: typed-array set/subarray.
+ * Slice, SplitV and Concat by copying contiguous runs (the cpu kernels map every element through
+ * index arithmetic; SplitV is the gradient of the zero-padded ResNet shortcut's Concat). A float32
+ * slice along one axis, a split and a float32 concat are one native call each (`copyRuns`: one
+ * memcpy per run); other slices copy innermost runs in JS (typed-array set/subarray).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, SliceAttrs, SplitVAttrs, TensorInfo } from '@tensorflow/tfjs-core';
+import type { ConcatAttrs, KernelConfig, SliceAttrs, SplitVAttrs, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { ONEDNN, cpuKernel } from './util.js';
+import { ONEDNN, cpuKernel, f32, sizeOf, uninitialized, withFallback, type OneDnnBackendLike } from './util.js';
 
 type Numeric = Float32Array | Int32Array | Uint8Array;
 
@@ -29,7 +30,30 @@ function sliceValues(vals: Numeric, shape: readonly number[], begin: readonly nu
   return out;
 }
 
+/**
+ * A slice that cuts one axis only (every other axis whole) as runs of a flat copy: `runs` blocks
+ * of `run` elements, `stride` apart in the source, the first at `start`. Null for other slices.
+ */
+function oneAxisRuns(shape: readonly number[], begin: readonly number[], size: readonly number[]): { runs: number; run: number; stride: number; start: number } | null {
+  let axis = -1;
+  for (let d = 0; d < shape.length; d++) {
+    if (begin[d] === 0 && size[d] === shape[d]) continue;
+    if (axis >= 0) return null;
+    axis = d;
+  }
+  if (axis < 0) axis = 0;
+  const inner = sizeOf(shape.slice(axis + 1));
+  return { runs: sizeOf(shape.slice(0, axis)), run: size[axis]! * inner, stride: shape[axis]! * inner, start: begin[axis]! * inner };
+}
+
 function slice(be: MathBackendCPU, x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+  const runs = x.dtype === 'float32' && x.shape.length > 0 ? oneAxisRuns(x.shape, begin, size) : null;
+  if (runs !== null) {
+    const native = be as OneDnnBackendLike;
+    const out = uninitialized(sizeOf(size));
+    if (out.length > 0) native.addon.copyRuns(f32(native, x), out, [runs.runs, runs.run, runs.stride, runs.run, runs.start, 0]);
+    return be.makeTensorInfo(size.slice(), x.dtype, out);
+  }
   const vals = be.data.get(x.dataId).values as Numeric;
   return be.makeTensorInfo(size.slice(), x.dtype, sliceValues(vals, x.shape, begin, size));
 }
@@ -68,3 +92,24 @@ export const splitVConfig: KernelConfig = {
     });
   },
 };
+
+export const concatConfig = withFallback(tf.Concat, ({ inputs, backend, attrs }) => {
+  const xs = inputs as unknown as TensorInfo[];
+  const be = backend as OneDnnBackendLike;
+  if (xs.length === 0 || !xs.every((x) => x.dtype === 'float32') || xs[0]!.shape.length === 0) return null;
+  const axis = tf.util.parseAxisParam((attrs as unknown as ConcatAttrs).axis, xs[0]!.shape)[0]!;
+  const shapes = xs.map((x) => x.shape);
+  tf.backend_util.assertParamsConsistent(shapes, axis);
+  const outShape = tf.backend_util.computeOutShape(shapes, axis);
+  const out = uninitialized(sizeOf(outShape));
+  const runs = sizeOf(outShape.slice(0, axis));
+  const inner = sizeOf(outShape.slice(axis + 1));
+  const stride = outShape[axis]! * inner;
+  let offset = 0;
+  for (const x of xs) {
+    const run = x.shape[axis]! * inner;
+    if (run > 0 && runs > 0) be.addon.copyRuns(f32(be, x), out, [runs, run, run, stride, 0, offset]);
+    offset += run;
+  }
+  return be.makeTensorInfo(outShape, 'float32', out);
+});
