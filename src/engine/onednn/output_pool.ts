@@ -24,6 +24,8 @@ function allocate(n: number): Float32Array {
 }
 
 export class OutputPool {
+  /** Off: every output is a new array and nothing is kept (BRANCHYNET_OUTPUT_POOL=0; benchmarks). */
+  enabled = true;
   private readonly free = new Map<number, Float32Array[]>();
   private freeBytes = 0;
   /** The arrays this pool handed out, by their buffer; `live`: registered to a tensor now. */
@@ -33,6 +35,7 @@ export class OutputPool {
 
   /** An output array of n elements: a released one of that length, else a new one. */
   take(n: number): Float32Array {
+    if (!this.enabled) return allocate(n);
     const list = this.free.get(n);
     const reused = list?.pop();
     if (reused !== undefined) {
@@ -64,14 +67,14 @@ export class OutputPool {
     if (entry === undefined || !entry.live) return;
     entry.live = false;
     const { array } = entry;
-    if (values !== array || this.shared.has(array.buffer) || this.freeBytes + array.byteLength > POOL_MAX_BYTES) return;
+    if (!this.enabled || values !== array || this.shared.has(array.buffer) || this.freeBytes + array.byteLength > POOL_MAX_BYTES) return;
     let list = this.free.get(array.length);
     if (list === undefined) this.free.set(array.length, (list = []));
     list.push(array);
     this.freeBytes += array.byteLength;
   }
 
-  /** Drops every waiting array (the backend was disposed). */
+  /** Drops every waiting array (the backend was disposed, or reuse is being switched off). */
   clear(): void {
     this.free.clear();
     this.freeBytes = 0;
@@ -90,3 +93,4 @@ export class OutputPool {
 
 /** The pool every onednn backend instance and kernel shares (arrays are plain memory). */
 export const outputPool = new OutputPool();
+outputPool.enabled = typeof process === 'undefined' || process.env?.['BRANCHYNET_OUTPUT_POOL'] !== '0';
