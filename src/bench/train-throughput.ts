@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { backendThreads, initBackend, type BackendName } from '../engine/backend.js';
 import { loadOneDnnAddon } from '../engine/onednn/addon.js';
+import { outputPool } from '../engine/onednn/output_pool.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { baselineOf } from '../model/spec.js';
 import { bResNet, MODEL_ZOO } from '../model/zoo.js';
@@ -66,6 +67,8 @@ function measure(spec: BranchyNetSpec, batch: number, seconds: number): number {
   }
   const ips = (steps * batch) / ((performance.now() - start) / 1000);
   trainer.dispose();
+  // Each model starts with no arrays of the one before waiting for reuse.
+  outputPool.clear();
   return ips;
 }
 
