@@ -4,13 +4,12 @@
  * fewer rows (`OnnxRunner`'s `maxRunRows`), all timed in one run, interleaved chunk by chunk.
  * `npm run bench:tiles -- --help` for the options.
  */
-import { parseArgs } from 'node:util';
 import { loadDataset } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
-import { modelDirOption, positiveOption, runBench } from './args.js';
+import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
 import { type Contender, interleaved } from '../eval/timing.js';
 
 const HELP = `usage: npm run bench:tiles -- [options]
@@ -20,21 +19,14 @@ const HELP = `usage: npm run bench:tiles -- [options]
   --passes N           passes over the test set; each chunk counts its best pass (default 3)
 `;
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string' },
-    tiles: { type: 'string' },
-    'batch-size': { type: 'string' },
-    passes: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
+const values = benchArgs({
+  model: { type: 'string' },
+  tiles: { type: 'string' },
+  'batch-size': { type: 'string' },
+  passes: { type: 'string' },
+}, HELP);
 
 async function main(): Promise<void> {
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
   const dir = modelDirOption(values.model);
   const tiles = (values.tiles ?? '256,64,32').split(',').map((t) => positiveOption(t.trim(), 'tiles', 1));
   const batchSize = positiveOption(values['batch-size'], 'batch-size', 256);

@@ -6,7 +6,6 @@
  */
 import { cpus } from 'node:os';
 import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
 import { headDataset, loadDataset } from '../data/index.js';
 import { imageSize } from '../data/dataset.js';
 import { initBackend } from '../engine/backend.js';
@@ -18,7 +17,7 @@ import { earlyExitAsync } from '../runtime/early_exit.js';
 import { loadOnnxRuntime, OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
-import { modelDirOption, positiveOption, runBench } from './args.js';
+import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
 import { type Contender, interleaved } from '../eval/timing.js';
 
 const HELP = `usage: npm run bench:onnx -- [options]
@@ -33,20 +32,17 @@ const HELP = `usage: npm run bench:onnx -- [options]
   --json               print the figures as JSON
 `;
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string' },
-    samples: { type: 'string' },
-    'batched-samples': { type: 'string' },
-    'batch-size': { type: 'string' },
-    threads: { type: 'string' },
-    backend: { type: 'string' },
-    thresholds: { type: 'string' },
-    passes: { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
+const values = benchArgs({
+  model: { type: 'string' },
+  samples: { type: 'string' },
+  'batched-samples': { type: 'string' },
+  'batch-size': { type: 'string' },
+  threads: { type: 'string' },
+  backend: { type: 'string' },
+  thresholds: { type: 'string' },
+  passes: { type: 'string' },
+  json: { type: 'boolean' },
+}, HELP);
 
 const positive = (name: 'samples' | 'batched-samples' | 'batch-size' | 'threads' | 'passes', fallback: number): number =>
   positiveOption(values[name], name, fallback);
@@ -78,10 +74,6 @@ function same(a: { predictions: Int32Array; exits: Uint8Array }, b: { prediction
 }
 
 async function main(): Promise<void> {
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
   const dir = modelDirOption(values.model);
   const backend = (values.backend ?? 'wasm') as BackendName;
   const threads = positive('threads', 1);

@@ -6,15 +6,11 @@
  * `npm run bench:step -- --help` for the options.
  */
 import { constants as perf, PerformanceObserver } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../engine/backend.js';
 import { loadOneDnnAddon } from '../engine/onednn/addon.js';
 import { outputPool } from '../engine/onednn/output_pool.js';
-import { baselineOf } from '../model/spec.js';
-import type { BranchyNetSpec } from '../model/spec.js';
-import { bResNet, MODEL_ZOO } from '../model/zoo.js';
-import { positiveOption, runBench } from './args.js';
-import { createTrainer, lenet2050, syntheticBatches } from './train_step.js';
+import { benchArgs, positiveOption, runBench } from './args.js';
+import { BENCH_MODELS, createTrainer, syntheticBatches } from './train_step.js';
 
 const HELP = `usage: npm run bench:step -- [options]
   --model NAME         b-lenet, lenet-20-50, b-alexnet, b-resnet-20, resnet-20 (default resnet-20)
@@ -24,20 +20,9 @@ const HELP = `usage: npm run bench:step -- [options]
   --rounds N           rounds, each timing reuse on and off in turn (default 3)
 `;
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string' }, threads: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' },
-    rounds: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-  },
-});
-
-const SPECS: Record<string, () => BranchyNetSpec> = {
-  'b-lenet': MODEL_ZOO['b-lenet']!,
-  'lenet-20-50': lenet2050,
-  'b-alexnet': MODEL_ZOO['b-alexnet']!,
-  'b-resnet-20': MODEL_ZOO['b-resnet-20']!,
-  'resnet-20': () => ({ ...baselineOf(bResNet(20)), name: 'resnet-20' }),
-};
+const values = benchArgs({
+  model: { type: 'string' }, threads: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, rounds: { type: 'string' },
+}, HELP);
 
 interface Costs { imagesPerSecond: number; majorGcs: number; minorGcs: number; userMs: number; systemMs: number; faults: number; switches: number }
 
@@ -75,13 +60,9 @@ async function round(trainer: ReturnType<typeof createTrainer>, data: ReturnType
 }
 
 async function main(): Promise<void> {
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
   const name = values.model ?? 'resnet-20';
-  const make = SPECS[name];
-  if (make === undefined) throw new Error(`--model: unknown '${name}' (known: ${Object.keys(SPECS).join(', ')})`);
+  const make = BENCH_MODELS[name];
+  if (make === undefined) throw new Error(`--model: unknown '${name}' (known: ${Object.keys(BENCH_MODELS).join(', ')})`);
   const threads = positiveOption(values.threads, 'threads', 2);
   const batch = positiveOption(values.batch, 'batch', 64);
   const steps = positiveOption(values.steps, 'steps', 20);

@@ -8,16 +8,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { backendThreads, initBackend, type BackendName } from '../engine/backend.js';
 import { loadOneDnnAddon } from '../engine/onednn/addon.js';
 import { outputPool } from '../engine/onednn/output_pool.js';
 import type { BranchyNetSpec } from '../model/spec.js';
-import { baselineOf } from '../model/spec.js';
-import { bResNet, MODEL_ZOO } from '../model/zoo.js';
-import { positiveOption, runBench } from './args.js';
-import { createTrainer, lenet2050, syntheticBatches } from './train_step.js';
+import { benchArgs, positiveOption, runBench } from './args.js';
+import { BENCH_MODELS, createTrainer, syntheticBatches } from './train_step.js';
 
 const HELP = `usage: npm run bench:train -- [options]
   --batch N            batch size (default 64)
@@ -28,30 +25,10 @@ const HELP = `usage: npm run bench:train -- [options]
   --no-torch           skip PyTorch (bench/pytorch_reference.py, run when python3-torch is installed)
 `;
 
-const parsed = (() => {
-  try {
-    return parseArgs({
-      options: {
-        batch: { type: 'string' }, seconds: { type: 'string' }, threads: { type: 'string' },
-        backends: { type: 'string' }, models: { type: 'string' }, 'no-torch': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n${HELP}`);
-    process.exit(1);
-  }
-})();
-const { values } = parsed;
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
-
-const specs: Record<string, () => BranchyNetSpec> = { 'b-lenet': MODEL_ZOO['b-lenet']!, 'lenet-20-50': lenet2050 };
-for (const name of ['b-alexnet', 'b-resnet-20']) if (MODEL_ZOO[name]) specs[name] = MODEL_ZOO[name]!;
-// The plain ResNet-20 (B-ResNet-20's trunk alone), the network the training-speed bar names.
-specs['resnet-20'] = () => ({ ...baselineOf(bResNet(20)), name: 'resnet-20' });
+const values = benchArgs({
+  batch: { type: 'string' }, seconds: { type: 'string' }, threads: { type: 'string' },
+  backends: { type: 'string' }, models: { type: 'string' }, 'no-torch': { type: 'boolean' },
+}, HELP);
 
 /** Images/s of training steps on the current backend: 2 warm-up steps, then at least `seconds` and 3 steps. */
 function measure(spec: BranchyNetSpec, batch: number, seconds: number): number {
@@ -92,9 +69,9 @@ async function main(): Promise<void> {
   const batch = positiveOption(values.batch, 'batch', 64);
   const seconds = positiveOption(values.seconds, 'seconds', 3);
   const threads = positiveOption(values.threads, 'threads', Math.min(2, os.availableParallelism()));
-  const models = values.models?.split(',') ?? Object.keys(specs);
-  const unknown = models.filter((m) => specs[m] === undefined);
-  if (unknown.length > 0) throw new Error(`--models: unknown ${unknown.join(', ')} (known: ${Object.keys(specs).join(', ')})`);
+  const models = values.models?.split(',') ?? Object.keys(BENCH_MODELS);
+  const unknown = models.filter((m) => BENCH_MODELS[m] === undefined);
+  if (unknown.length > 0) throw new Error(`--models: unknown ${unknown.join(', ')} (known: ${Object.keys(BENCH_MODELS).join(', ')})`);
   const backends = (values.backends?.split(',') ?? ['onednn', 'wasm']) as BackendName[];
   const badBackend = backends.find((b) => !['onednn', 'wasm', 'cpu'].includes(b));
   if (badBackend !== undefined) throw new Error(`--backends: unknown '${badBackend}' (onednn, wasm, cpu)`);
@@ -107,7 +84,7 @@ async function main(): Promise<void> {
     await initBackend(backend, { threads: backend === 'cpu' ? undefined : threads, fallback: false });
     const label = `${backend} (${backendThreads()} thr)`;
     for (const model of models) {
-      const make = specs[model];
+      const make = BENCH_MODELS[model]!;
       const ips = measure(make(), batch, seconds);
       rows.push({ model, backend: label, ips });
       console.log(`${model.padEnd(12)} ${label.padEnd(16)} ${ips.toFixed(0).padStart(7)} img/s`);

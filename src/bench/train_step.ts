@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
+import { baselineOf } from '../model/spec.js';
+import { bResNet, MODEL_ZOO } from '../model/zoo.js';
 import { Rng } from '../rng.js';
 import { FusedAdamOptimizer } from '../train/fused_adam.js';
 import { jointLoss } from '../train/loss.js';
@@ -33,6 +35,19 @@ export function lenet2050(): BranchyNetSpec {
     lossWeights: [1],
   };
 }
+
+/**
+ * The networks the training benchmarks time, by name: the zoo's B-LeNet, B-AlexNet and
+ * B-ResNet-20, a 20/50 LeNet, and the plain ResNet-20 (B-ResNet-20's trunk alone, the network the
+ * training-speed bar names).
+ */
+export const BENCH_MODELS: Readonly<Record<string, () => BranchyNetSpec>> = {
+  'b-lenet': MODEL_ZOO['b-lenet']!,
+  'lenet-20-50': lenet2050,
+  'b-alexnet': MODEL_ZOO['b-alexnet']!,
+  'b-resnet-20': MODEL_ZOO['b-resnet-20']!,
+  'resnet-20': () => ({ ...baselineOf(bResNet(20)), name: 'resnet-20' }),
+};
 
 /** Deterministic synthetic batches: `count` batches of `batchSize` images (uniform [0,1)) and labels. */
 export function syntheticBatches(spec: BranchyNetSpec, batchSize: number, count: number, seed = 1): { images: Float32Array; labels: Int32Array }[] {
