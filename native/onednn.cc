@@ -544,8 +544,6 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   });
 }
 
-// avgPoolGrad(dy, dx, geom): dx[cell] = sum over windows covering the (unpadded) cell of dy / (fh * fw),
-// the cpu backend's rule (the divisor is the full window, padded cells included).
 // avgPool(x, y, geom): the cpu backend's average pooling: each window's mean over its cells inside
 // the input (padding not counted; a window with none gives NaN, 0 / 0), summed in double in the cpu
 // backend's order (rows, then columns), so the result matches it bit for bit.
@@ -607,6 +605,8 @@ napi_value CopyRuns(napi_env env, napi_callback_info info) {
   });
 }
 
+// avgPoolGrad(dy, dx, geom): dx[cell] = sum over windows covering the (unpadded) cell of dy / (fh * fw),
+// the cpu backend's rule (the divisor is the full window, padded cells included).
 napi_value AvgPoolGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value argv[3];

@@ -5,20 +5,26 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { AvgPoolAttrs, AvgPoolGradAttrs, MaxPoolAttrs, MaxPoolGradAttrs, TensorInfo } from '@tensorflow/tfjs-core';
+import type { PoolGeometry } from '../addon.js';
 import { allFloat32, f32, poolGeometry, sizeOf, uninitialized, withFallback, type OneDnnBackendLike } from './util.js';
 
-export const maxPoolConfig = withFallback(tf.MaxPool, ({ inputs, backend, attrs }) => {
-  const { x } = inputs as { x: TensorInfo };
-  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as MaxPoolAttrs;
-  const be = backend as OneDnnBackendLike;
-  if (!allFloat32(x) || x.shape.length !== 4) return null;
-  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
-  const geom = poolGeometry(info);
-  if (geom === null) return null;
-  const y = uninitialized(sizeOf(info.outShape));
-  be.addon.maxPool(f32(be, x), y, geom);
-  return be.makeTensorInfo(info.outShape, 'float32', y);
-});
+/** A forward pooling kernel (MaxPool, AvgPool): same geometry and fallback, its own native loop. */
+function forwardPool(kernelName: string, run: (be: OneDnnBackendLike, x: Float32Array, y: Float32Array, geom: PoolGeometry) => void) {
+  return withFallback(kernelName, ({ inputs, backend, attrs }) => {
+    const { x } = inputs as { x: TensorInfo };
+    const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as MaxPoolAttrs | AvgPoolAttrs;
+    const be = backend as OneDnnBackendLike;
+    if (!allFloat32(x) || x.shape.length !== 4) return null;
+    const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+    const geom = poolGeometry(info);
+    if (geom === null) return null;
+    const y = uninitialized(sizeOf(info.outShape));
+    run(be, f32(be, x), y, geom);
+    return be.makeTensorInfo(info.outShape, 'float32', y);
+  });
+}
+
+export const maxPoolConfig = forwardPool(tf.MaxPool, (be, x, y, geom) => be.addon.maxPool(x, y, geom));
 
 export const maxPoolGradConfig = withFallback(tf.MaxPoolGrad, ({ inputs, backend, attrs }) => {
   const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
@@ -33,18 +39,7 @@ export const maxPoolGradConfig = withFallback(tf.MaxPoolGrad, ({ inputs, backend
   return be.makeTensorInfo(input.shape.slice(), 'float32', dx);
 });
 
-export const avgPoolConfig = withFallback(tf.AvgPool, ({ inputs, backend, attrs }) => {
-  const { x } = inputs as { x: TensorInfo };
-  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as AvgPoolAttrs;
-  const be = backend as OneDnnBackendLike;
-  if (!allFloat32(x) || x.shape.length !== 4) return null;
-  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
-  const geom = poolGeometry(info);
-  if (geom === null) return null;
-  const y = uninitialized(sizeOf(info.outShape));
-  be.addon.avgPool(f32(be, x), y, geom);
-  return be.makeTensorInfo(info.outShape, 'float32', y);
-});
+export const avgPoolConfig = forwardPool(tf.AvgPool, (be, x, y, geom) => be.addon.avgPool(x, y, geom));
 
 export const avgPoolGradConfig = withFallback(tf.AvgPoolGrad, ({ inputs, backend, attrs }) => {
   const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
