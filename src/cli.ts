@@ -9,7 +9,7 @@ import type { ChannelStats } from './data/transform.js';
 import { bestBackend, initBackend } from './engine/backend.js';
 import type { BackendName } from './engine/backend.js';
 import { UserError } from './errors.js';
-import { formatReport } from './eval/report.js';
+import { DEFAULT_TIMING_PASSES, formatReport } from './eval/report.js';
 import { checkModelDir, loadModel, saveModel, trunkOf } from './model/io.js';
 import { analyseSpec } from './model/network.js';
 import { zooSpec } from './model/zoo.js';
@@ -177,8 +177,7 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     ...(schedule === 'cosine' ? { lrSchedule: schedule } : {}),
     ...(values['freeze-trunk'] ? { freezeTrunk: true } : {}),
   };
-  const maxDrop = num(values, 'max-drop', 0) / 100;
-  const grid = thresholdGrid(values);
+  const { maxDrop, grid } = calibrationOptions(values);
   const data = splits(values, values.dataset ?? 'mnist');
   await start();
   const baselineSource = values['baseline-from'] === undefined ? undefined : readBaselineSource(values['baseline-from']);
@@ -202,10 +201,12 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
   return { ...result, data };
 }
 
-function thresholdGrid(values: Values): 'reference' | 'fine' {
+/** --max-drop (points, as a fraction) and --grid, for train/run and calibrate. */
+function calibrationOptions(values: Values): { maxDrop: number; grid: 'reference' | 'fine' } {
+  const maxDrop = num(values, 'max-drop', 0) / 100;
   const grid = values.grid ?? 'reference';
   if (grid !== 'reference' && grid !== 'fine') throw new UserError(`--grid: expected reference or fine, got '${grid}'`);
-  return grid;
+  return { maxDrop, grid };
 }
 
 function runtimeOptions(values: Values): { runtime?: RuntimeName; threads?: number } {
@@ -261,8 +262,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'calibrate': {
       const dir = requireModelDir(values);
-      const maxDrop = num(values, 'max-drop', 0) / 100;
-      const grid = thresholdGrid(values);
+      const { maxDrop, grid } = calibrationOptions(values);
       await initBackend(backendFor(true));
       const model = loadModel(dir);
       const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization);
@@ -286,7 +286,7 @@ async function main(argv: string[]): Promise<void> {
         thresholds: list(values, 'thresholds'),
         timingSamples: values['timing-samples'] === undefined ? undefined : int(values, 'timing-samples', 0, 1),
         batchSize: int(values, 'batch-size', 256, 1),
-        passes: int(values, 'passes', 3, 1),
+        passes: int(values, 'passes', DEFAULT_TIMING_PASSES, 1),
         log,
       });
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
