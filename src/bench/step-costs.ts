@@ -70,8 +70,9 @@ async function main(): Promise<void> {
   const { addon, reason } = loadOneDnnAddon();
   if (addon === null) throw new Error(`the onednn backend is not available (${reason}); see docs/onednn.md`);
   await initBackend('onednn', { threads, fallback: false });
-  const trainer = createTrainer(make());
-  const data = syntheticBatches(make(), batch, 2);
+  const spec = make();
+  const trainer = createTrainer(spec);
+  const data = syntheticBatches(spec, batch, 2);
   for (let i = 0; i < 3; i++) trainer.step(data[i % 2]!.images, data[i % 2]!.labels);
   const results: Record<'on' | 'off', Costs[]> = { on: [], off: [] };
   console.log(`${name}, onednn ${threads} thread(s), batch ${batch}: ${rounds} rounds of ${steps} steps, output reuse on and off in turn`);
