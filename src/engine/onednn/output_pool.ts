@@ -1,9 +1,9 @@
 /**
  * Reuse of the onednn backend's output arrays. Every kernel output used to be a fresh allocation,
  * and V8 counts that memory against its heap: a ResNet-20 training step (batch 64) allocated enough
- * to trigger about 7 full garbage collections and 14 scavenges, whose marking threads took a third
- * of a core and stalled the OpenMP worker of 2-thread runs; each fresh array's pages also fault in
- * on first write. Arrays of disposed tensors now come back here and serve later outputs of the
+ * to trigger about 7 full garbage collections and 12 scavenges (`npm run bench:step`), whose
+ * marking threads took the core the OpenMP worker of 2-thread runs needed; each fresh array's pages
+ * also fault in on first write. Arrays of disposed tensors now come back here and serve later outputs of the
  * same length.
  *
  * Reuse is safe only for an array no one else can still see, so an array is never reused once
