@@ -9,6 +9,7 @@ import type { ChannelStats } from './data/transform.js';
 import { bestBackend, initBackend } from './engine/backend.js';
 import type { BackendName } from './engine/backend.js';
 import { UserError } from './errors.js';
+import { throttledLines } from './throttle.js';
 import { DEFAULT_TIMING_PASSES, formatReport } from './eval/report.js';
 import { checkModelDir, loadModel, saveModel, trunkOf } from './model/io.js';
 import { analyseSpec } from './model/network.js';
@@ -140,8 +141,12 @@ function list(values: Values, name: keyof Values): number[] | undefined {
 }
 
 const log = (line: string) => process.stderr.write(line + '\n');
-const progress = process.stderr.isTTY ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : undefined;
-const logLine = progress ? (line: string) => process.stderr.write(`\r\x1b[K${line}\n`) : log;
+/** Seconds between progress lines when stderr is a file or pipe (a terminal gets every update in place). */
+const LOGGED_PROGRESS_INTERVAL_S = 60;
+
+const tty = process.stderr.isTTY;
+const progress = tty ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : throttledLines(log, LOGGED_PROGRESS_INTERVAL_S * 1000);
+const logLine = tty ? (line: string) => process.stderr.write(`\r\x1b[K${line}\n`) : log;
 
 /**
  * Loads the data set and splits it; for data sets that normalise their inputs, applies `stats`

@@ -181,7 +181,12 @@ export async function trainPhase(options: {
       perExit.dispose();
       for (let k = 0; k < exits; k++) lossSums[k] += values[k] * n;
       if (options.progress && (b % 10 === 9 || b === batches - 1)) {
-        options.progress(`[${phase}] epoch ${epoch}/${config.epochs} batch ${b + 1}/${batches}`);
+        const seen = start + n;
+        const rate = seen / ((performance.now() - started) / 1000);
+        options.progress(
+          `[${phase}] epoch ${epoch}/${config.epochs} batch ${b + 1}/${batches}  ${Math.round(rate)} img/s` +
+            `  epoch ETA ${formatDuration((train.count - seen) / rate)}`,
+        );
       }
     }
     const trainSeconds = (performance.now() - started) / 1000;
