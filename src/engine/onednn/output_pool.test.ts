@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend.js';
 import { loadOneDnnAddon } from './addon.js';
-import { OutputPool, POOLED_MIN_LENGTH } from './output_pool.js';
+import { defaultPoolBytes, OutputPool, POOLED_MIN_LENGTH } from './output_pool.js';
 
 const { addon, reason } = loadOneDnnAddon();
 const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
@@ -24,6 +24,44 @@ test('a released output array serves the next output of its length; other length
   pool.register(small);
   pool.release(small);
   assert.equal(pool.pooledBytes, 0);
+});
+
+test('a full pool drops the arrays of the least recently wanted lengths first', () => {
+  // Room for exactly three arrays of lengths N, N + 1 and N + 2.
+  const pool = new OutputPool((3 * N + 3) * 4);
+  const released = (n: number) => {
+    const a = pool.take(n);
+    pool.register(a);
+    pool.release(a);
+    return a;
+  };
+  const a = released(N);
+  released(N + 1);
+  const c = released(N + 2);
+  assert.equal(pool.pooledBytes, (3 * N + 3) * 4);
+  // N is wanted again: N + 1 is now the least recently wanted length.
+  assert.equal(pool.take(N), a);
+  pool.register(a);
+  pool.release(a);
+  // No room for a fourth array: N + 1's goes; N's and N + 2's stay for reuse.
+  released(N - 1);
+  assert.equal(pool.pooledBytes, (3 * N + 1) * 4);
+  assert.equal(pool.take(N), a);
+  assert.equal(pool.take(N + 2), c);
+  assert.equal(pool.pooledBytes, (N - 1) * 4);
+  // An array larger than the whole pool is never kept.
+  const big = pool.take(4 * N);
+  pool.register(big);
+  pool.release(big);
+  assert.equal(pool.pooledBytes, (N - 1) * 4);
+});
+
+test('the default pool size: a quarter of memory up to 4 GiB, or BRANCHYNET_OUTPUT_POOL_MB', () => {
+  const GiB = 1024 ** 3;
+  assert.equal(defaultPoolBytes({}, 8 * GiB), 2 * GiB);
+  assert.equal(defaultPoolBytes({}, 64 * GiB), 4 * GiB);
+  assert.equal(defaultPoolBytes({ BRANCHYNET_OUTPUT_POOL_MB: '300' }, 64 * GiB), 300 * 1024 * 1024);
+  assert.equal(defaultPoolBytes({ BRANCHYNET_OUTPUT_POOL_MB: 'lots' }, 8 * GiB), 2 * GiB);
 });
 
 test('an array read out, registered twice, or aliased by a view is never reused', () => {

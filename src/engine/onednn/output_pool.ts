@@ -1,3 +1,5 @@
+import { totalmem } from 'node:os';
+
 /**
  * Reuse of the onednn backend's output arrays. Every kernel output used to be a fresh allocation,
  * and V8 counts that memory against its heap: a ResNet-20 training step (batch 64) allocated enough
@@ -14,8 +16,18 @@
 
 /** Arrays shorter than this are left to malloc and the garbage collector (cheap, little memory). */
 export const POOLED_MIN_LENGTH = 1024;
-/** At most this many bytes wait in the pool; beyond it, released arrays are dropped. */
-export const POOL_MAX_BYTES = 256 * 1024 * 1024;
+/**
+ * Default bytes that may wait in the pool: a quarter of the machine's memory, at most 4 GiB
+ * (`BRANCHYNET_OUTPUT_POOL_MB` overrides). One training step's outputs come back at its end and
+ * serve the next step, so the pool must hold a step's worth: a ResNet-20 step at batch 128 needs
+ * about 0.5 GB, a ResNet-56 one about 1.5 GB. A cap of 256 MB left both allocating most outputs
+ * afresh (about 7 full collections per ResNet-20 step, `npm run bench:step -- --batch 128`).
+ */
+export function defaultPoolBytes(env: Record<string, string | undefined> = process.env, totalBytes = totalmem()): number {
+  const mb = Number(env['BRANCHYNET_OUTPUT_POOL_MB']);
+  if (env['BRANCHYNET_OUTPUT_POOL_MB'] !== undefined && Number.isFinite(mb) && mb >= 0) return mb * 1024 * 1024;
+  return Math.min(4 * 1024 ** 3, Math.floor(totalBytes / 4));
+}
 
 /** A float32 array of n elements, not zero-filled (no memset; see `uninitialized`). */
 function allocate(n: number): Float32Array {
@@ -26,12 +38,19 @@ function allocate(n: number): Float32Array {
 export class OutputPool {
   /** Off: every output is a new array and nothing is kept (BRANCHYNET_OUTPUT_POOL=0; benchmarks). */
   enabled = true;
+  /**
+   * Released arrays by length, least recently wanted length first: when the pool is full, those
+   * go first (a length the run no longer makes, e.g. an earlier phase's or a last partial batch's).
+   */
   private readonly free = new Map<number, Float32Array[]>();
   private freeBytes = 0;
   /** The arrays this pool handed out, by their buffer; `live`: registered to a tensor now. */
   private readonly owned = new WeakMap<ArrayBufferLike, { array: Float32Array; live: boolean }>();
   /** Buffers that must never be reused (read out or aliased). */
   private readonly shared = new WeakSet<ArrayBufferLike>();
+
+  /** @param maxBytes most bytes of released arrays kept for reuse */
+  constructor(readonly maxBytes: number = defaultPoolBytes()) {}
 
   /** An output array of n elements: a released one of that length, else a new one. */
   take(n: number): Float32Array {
@@ -40,6 +59,9 @@ export class OutputPool {
     const reused = list?.pop();
     if (reused !== undefined) {
       this.freeBytes -= reused.byteLength;
+      // Now the most recently wanted length.
+      this.free.delete(n);
+      this.free.set(n, list!);
       return reused;
     }
     const array = allocate(n);
@@ -67,11 +89,21 @@ export class OutputPool {
     if (entry === undefined || !entry.live) return;
     entry.live = false;
     const { array } = entry;
-    if (!this.enabled || values !== array || this.shared.has(array.buffer) || this.freeBytes + array.byteLength > POOL_MAX_BYTES) return;
+    if (!this.enabled || values !== array || this.shared.has(array.buffer) || array.byteLength > this.maxBytes) return;
+    this.evictFor(array.byteLength);
     let list = this.free.get(array.length);
     if (list === undefined) this.free.set(array.length, (list = []));
     list.push(array);
     this.freeBytes += array.byteLength;
+  }
+
+  /** Drops arrays of the least recently wanted lengths until `bytes` more fit. */
+  private evictFor(bytes: number): void {
+    for (const [length, list] of this.free) {
+      if (this.freeBytes + bytes <= this.maxBytes) return;
+      while (list.length > 0 && this.freeBytes + bytes > this.maxBytes) this.freeBytes -= list.pop()!.byteLength;
+      if (list.length === 0) this.free.delete(length);
+    }
   }
 
   /** Drops every waiting array (the backend was disposed, or reuse is being switched off). */
