@@ -19,9 +19,9 @@ export const POOLED_MIN_LENGTH = 1024;
 /**
  * Default bytes that may wait in the pool: a quarter of the machine's memory, at most 4 GiB
  * (`BRANCHYNET_OUTPUT_POOL_MB` overrides). One training step's outputs come back at its end and
- * serve the next step, so the pool must hold a step's worth: a ResNet-20 step at batch 128 needs
- * about 0.5 GB, a ResNet-56 one about 1.5 GB. A cap of 256 MB left both allocating most outputs
- * afresh (about 7 full collections per ResNet-20 step, `npm run bench:step -- --batch 128`).
+ * serve the next step, so the pool must hold a step's worth. A cap of 256 MB left ResNet-20 at
+ * batch 128 allocating most outputs afresh (about 7 full collections per step, `npm run bench:step
+ * -- --batch 128`; docs/onednn.md).
  */
 export function defaultPoolBytes(env: Record<string, string | undefined> = process.env, totalBytes = totalmem()): number {
   const mb = Number(env['BRANCHYNET_OUTPUT_POOL_MB']);
