@@ -330,7 +330,9 @@ test('the CIFAR-10 layer kinds export as standard ONNX operators with the conver
   const nodes = (file: string) => decodeModel(bundle.files.get(file)!).graph!.node ?? [];
   const stage1 = nodes('stage-1.onnx');
   const ops = stage1.map((n) => n.opType);
-  for (const op of ['BatchNormalization', 'LRN', 'Slice', 'Pad', 'Add', 'AveragePool']) assert.ok(ops.includes(op), `stage 1 has ${op}: ${ops}`);
+  for (const op of ['BatchNormalization', 'LRN', 'Add', 'AveragePool']) assert.ok(ops.includes(op), `stage 1 has ${op}: ${ops}`);
+  // The shortcut is a 1x1 convolution, so that ONNX Runtime keeps the block in its blocked layout.
+  for (const op of ['Slice', 'Pad']) assert.ok(!ops.includes(op), `stage 1 has no ${op}: ${ops}`);
   assert.ok(!ops.includes('Dropout'), 'dropout is no node at inference');
   // Chainer's LRN (n = 4: channels c-2..c+2, alpha not divided) is ONNX LRN of size 5 with alpha * 5.
   const [lrn4, lrn3] = stage1.filter((n) => n.opType === 'LRN').map(attrs);
@@ -340,10 +342,14 @@ test('the CIFAR-10 layer kinds export as standard ONNX operators with the conver
   // The stem's batch norm (0.5) and the residual block's two (the default 2e-5).
   assert.deepEqual(eps('stage-1.onnx'), [0.5, 2e-5, 2e-5].map(Math.fround));
   assert.deepEqual(eps('stage-3.onnx'), [Math.fround(0.1)]);
-  // The zero channels go in front (begin pads of axis 1), as Chainer's concat((zeros, x)).
-  const pad = stage1.find((n) => n.opType === 'Pad')!;
-  const init = decodeModel(bundle.files.get('stage-1.onnx')!).graph!.initializer!.find((i) => i.name === pad.input![1])!;
-  assert.deepEqual(Array.from(new BigInt64Array(Uint8Array.from(init.rawData!).buffer)).map(Number), [0, 2, 0, 0, 0, 0, 0, 0]);
+  // The shortcut (4 -> 6 channels, stride 2) takes every second pixel and puts the zero channels
+  // in front, as Chainer's concat((zeros, x)): output channel o is input channel o - 2.
+  const shortcut = stage1.find((n) => n.opType === 'Conv' && Number(n.attribute!.find((a) => a.name === 'kernel_shape')!.ints![0]) === 1)!;
+  assert.deepEqual(shortcut.attribute!.find((a) => a.name === 'strides')!.ints!.map(Number), [2, 2]);
+  const weights = decodeModel(bundle.files.get('stage-1.onnx')!).graph!.initializer!.find((i) => i.name === shortcut.input![1])!;
+  assert.deepEqual(weights.dims!.map(Number), [6, 4, 1, 1]);
+  const w = new Float32Array(Uint8Array.from(weights.rawData!).buffer);
+  for (let o = 0; o < 6; o++) for (let i = 0; i < 4; i++) assert.equal(w[o * 4 + i], o === i + 2 ? 1 : 0, `weight ${o},${i}`);
   assert.deepEqual(bundle.manifest.stages[1].layers.trunk, ['resBlock', 'avgPool', 'flatten', 'batchNorm', 'dropout']);
   assert.deepEqual(bundle.manifest.stages[1].outputs.activation, { name: 'next_activation', shape: ['N', 12], layout: 'NF', flattenedFrom: [2, 1, 6] });
   net.dispose();

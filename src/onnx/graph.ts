@@ -67,6 +67,11 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Whether `name` is one of the graph's inputs. */
+  isInput(name: string): boolean {
+    return this.inputs.some((i) => i.name === name);
+  }
+
   /**
    * Declares `value` a graph output under `name`: the node computing it is renamed (every run op
    * counts at batch 1), or, for a graph input or a value already output, an Identity copies it.

@@ -233,16 +233,33 @@ const avgPool: LayerExporter<AvgPoolSpec> = (g, layer, x) => {
 const dropout: LayerExporter<DropoutSpec> = (_g, _layer, x) => x;
 
 /**
+ * The option-A shortcut of a block that subsamples or widens: every stride-th pixel of the input
+ * (tfjs: a 1x1 average pool of that stride), its c channels after f - c new zero ones. Exported as
+ * a 1x1 convolution whose weights select those channels (exact: each output is one input times 1
+ * plus zeros), not as Slice + Pad: ONNX Runtime runs a convolution in its blocked channel layout,
+ * where the residual Add and Relu fuse into the block's second convolution. Slice and Pad have no
+ * blocked form, so they left every later block converting layouts back and forth around a separate
+ * Add and Relu (ResNet-20's baseline: 7 of its 9 blocks). For the same reason a block whose input
+ * is the graph's input (a stage's first) takes its identity shortcut through this convolution:
+ * ONNX Runtime converts a graph input to the blocked layout for the convolution only, and an Add
+ * of it stayed unfused for the whole stage.
+ */
+function shortcutConv(g: GraphBuilder, x: string, c: number, f: number, stride: number): string {
+  const hwio = new Float32Array(c * f);
+  for (let i = 0; i < c; i++) hwio[i * f + (f - c) + i] = 1;
+  return convNode(g, x, { values: hwio, shape: [1, 1, c, f] }, new Float32Array(f), stride, 0);
+}
+
+/**
  * The residual block (see ResBlockSpec): Conv(3x3, stride) -> BatchNormalization -> Relu ->
- * Conv(3x3) -> BatchNormalization, plus the shortcut, then Relu. The shortcut takes every
- * stride-th pixel from the first (tfjs: a 1x1 average pool of that stride) as a strided Slice, and
- * puts the new zero channels in front of the input's (Pad on the channel axis, zeros first).
+ * Conv(3x3) -> BatchNormalization, plus the shortcut (the input, or `shortcutConv` where the block
+ * subsamples or widens or begins a stage), then Relu.
  */
 const resBlock: LayerExporter<ResBlockSpec> = (g, layer, x, param) => {
   expectNchw('resBlock', x);
   const { spec } = layer;
   const stride = spec.stride ?? 1;
-  const [h, w, c] = layer.inputShape;
+  const c = layer.inputShape[2];
   const [oh, ow, f] = layer.outputShape;
   const eps = BATCH_NORM_DEFAULTS.epsilon; // the tfjs block runs its batch norms with the defaults
   const conv = (input: string, name: string, s: number) => convNode(g, input, param(`${name}.w`), param(`${name}.b`).values, s, 1);
@@ -250,16 +267,7 @@ const resBlock: LayerExporter<ResBlockSpec> = (g, layer, x, param) => {
   let y = conv(x.name, 'conv1', stride);
   y = g.node('Relu', [batchNormNode(g, mid(y), param, eps, 'bn1.')], {}, 'relu');
   y = batchNormNode(g, mid(conv(y, 'conv2', 1)), param, eps, 'bn2.');
-  let shortcut = x.name;
-  if (stride > 1) {
-    shortcut = g.node(
-      'Slice',
-      [shortcut, g.int64Constant(`${x.name}_sub_starts`, [0, 0]), g.int64Constant(`${x.name}_sub_ends`, [h, w]), g.int64Constant(`${x.name}_sub_axes`, [2, 3]), g.int64Constant(`${x.name}_sub_steps`, [stride, stride])],
-      {},
-      'subsample',
-    );
-  }
-  if (f > c) shortcut = g.node('Pad', [shortcut, g.int64Constant(`${x.name}_zero_channels`, [0, f - c, 0, 0, 0, 0, 0, 0])], { mode: 'constant' }, 'zero_channels');
+  const shortcut = stride > 1 || f > c || g.isInput(x.name) ? shortcutConv(g, x.name, c, f, stride) : x.name;
   const sum = g.node('Add', [y, shortcut], {}, 'residual');
   return { name: g.node('Relu', [sum], {}, 'relu'), shape: layer.outputShape, layout: 'NCHW' };
 };
