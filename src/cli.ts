@@ -42,7 +42,7 @@ common options
   --seed N               seed of initialisation and shuffling (default 1)
 
 train / run
-  --model NAME           network from the zoo (default b-lenet): b-lenet, b-alexnet[@convs], b-resnet-<6n+2>[-compact][@blocks]
+  --model NAME           network from the zoo (default b-lenet): b-lenet, b-alexnet[@convs], b-resnet-<6n+2>[-compact|-2conv][@blocks]
                          (@: exit positions, e.g. b-alexnet@1,2, b-resnet-20-compact@1,3,6)
   --out DIR              model directory to write (train: required; run: runs/main-<time>)
   --baseline-epochs N    epochs of the baseline, the trunk alone (train: 50, run: 4)

@@ -160,25 +160,27 @@ export interface BResNetOptions {
   /**
    * 'reference': the reference code's two heads (only at its positions 0 and n). 'compact': at
    * any position, conv 3x3 stride 2 doubling the channels, batch norm, relu, global average
-   * pooling, dense -> classes: about 1 M MACs instead of the reference's 48 M.
+   * pooling, dense -> classes: about 1 M MACs instead of the reference's 48 M. '2conv': the same
+   * with a second such convolution (doubling again) before the pooling, about 2.2-2.4 M MACs.
    */
-  heads?: 'reference' | 'compact';
+  heads?: BResNetHeads;
 }
 
-function compactHead(blocksBefore: number, n: number): LayerSpec[] {
+export type BResNetHeads = 'reference' | 'compact' | '2conv';
+
+/** A compact head of `convs` stride-2 convolutions, each doubling the channels (batch norm, relu), then global pooling and dense. */
+function compactHead(blocksBefore: number, n: number, convs: number): LayerSpec[] {
   // Channels and map size after `blocksBefore` blocks: 16 at 30x30, 32 at 15x15, 64 at 8x8.
   const stage = Math.min(Math.floor(Math.max(blocksBefore - 1, 0) / n), 2);
-  const channels = 16 << stage;
-  const size = [30, 15, 8][stage];
-  const pooled = Math.ceil(size / 2);
-  return [
-    { kind: 'conv2d', filters: 2 * channels, kernel: 3, stride: 2, pad: 1 },
-    { kind: 'batchNorm' },
-    { kind: 'relu' },
-    { kind: 'avgPool', size: pooled },
-    { kind: 'flatten' },
-    { kind: 'dense', units: 10 },
-  ];
+  let channels = 16 << stage;
+  let size = [30, 15, 8][stage];
+  const layers: LayerSpec[] = [];
+  for (let i = 0; i < convs; i++) {
+    channels *= 2;
+    size = Math.ceil(size / 2);
+    layers.push({ kind: 'conv2d', filters: channels, kernel: 3, stride: 2, pad: 1 }, { kind: 'batchNorm' }, { kind: 'relu' });
+  }
+  return [...layers, { kind: 'avgPool', size }, { kind: 'flatten' }, { kind: 'dense', units: 10 }];
 }
 
 export function bResNet(depth: number, options: BResNetOptions = {}): BranchyNetSpec {
@@ -214,10 +216,10 @@ export function bResNet(depth: number, options: BResNetOptions = {}): BranchyNet
     ],
     [{ kind: 'resBlock', filters: 16 }, { kind: 'flatten' }, { kind: 'dense', units: 10 }],
   ];
-  const heads = headKind === 'reference' ? referenceHeads : exitsAfter.map((b) => compactHead(b, n));
+  const heads = headKind === 'reference' ? referenceHeads : exitsAfter.map((b) => compactHead(b, n, headKind === '2conv' ? 2 : 1));
   const defaultLayout = headKind === 'reference' || exitsAfter.join() === [0, n].join();
   return {
-    name: `b-resnet-${depth}${headKind === 'compact' ? '-compact' : ''}${defaultLayout ? '' : `@${exitsAfter.join(',')}`}`,
+    name: `b-resnet-${depth}${headKind === 'reference' ? '' : `-${headKind}`}${defaultLayout ? '' : `@${exitsAfter.join(',')}`}`,
     input: [32, 32, 3],
     classes: 10,
     segments,
@@ -228,7 +230,7 @@ export function bResNet(depth: number, options: BResNetOptions = {}): BranchyNet
 
 /**
  * A zoo model by name: b-lenet, b-alexnet (b-alexnet@1,2: exits after other convolutions), b-resnet-<depth> (depth 6n+2, the reference heads) or
- * b-resnet-<depth>-compact, optionally with exit positions: b-resnet-20-compact@3,6.
+ * b-resnet-<depth>-compact / -2conv, optionally with exit positions: b-resnet-20-compact@3,6.
  */
 export const MODEL_ZOO: Record<string, () => BranchyNetSpec> = {
   'b-lenet': bLeNet,
@@ -242,12 +244,12 @@ export const MODEL_ZOO: Record<string, () => BranchyNetSpec> = {
 export function zooSpec(name: string): BranchyNetSpec {
   const alexnet = /^b-alexnet@(\d+(?:,\d+)*)$/.exec(name);
   if (alexnet) return bAlexNet({ exitsAfter: alexnet[1].split(',').map(Number) });
-  const resnet = /^b-resnet-(\d+)(-compact)?(?:@(\d+(?:,\d+)*))?$/.exec(name);
+  const resnet = /^b-resnet-(\d+)(?:-(compact|2conv))?(?:@(\d+(?:,\d+)*))?$/.exec(name);
   if (resnet) {
     const exitsAfter = resnet[3]?.split(',').map(Number);
-    return bResNet(Number(resnet[1]), { heads: resnet[2] ? 'compact' : 'reference', ...(exitsAfter ? { exitsAfter } : {}) });
+    return bResNet(Number(resnet[1]), { heads: (resnet[2] as BResNetHeads | undefined) ?? 'reference', ...(exitsAfter ? { exitsAfter } : {}) });
   }
   const make = MODEL_ZOO[name];
-  if (!make) throw new UserError(`unknown model '${name}' (known: ${Object.keys(MODEL_ZOO).join(', ')}; b-alexnet@convs,...; b-resnet-<6n+2>[-compact][@blocks,...])`);
+  if (!make) throw new UserError(`unknown model '${name}' (known: ${Object.keys(MODEL_ZOO).join(', ')}; b-alexnet@convs,...; b-resnet-<6n+2>[-compact|-2conv][@blocks,...])`);
   return make();
 }

@@ -115,6 +115,12 @@ test('B-ResNet exit positions and compact heads: segments cut at the named block
   const pool = heads[2].layers.find((l) => l.spec.kind === 'avgPool')!;
   assert.deepEqual(pool.outputShape, [1, 1, 64]);
   assert.deepEqual(zooSpec('b-resnet-20-compact').segments.length, 3);
+  // 2conv heads: a second stride-2 convolution doubling the channels again, then the same pooling and dense layer.
+  assert.equal(zooSpec('b-resnet-20-2conv@1,3,6').name, 'b-resnet-20-2conv@1,3,6');
+  const twoConv = analyseSpec(zooSpec('b-resnet-20-2conv@1,3,6'));
+  assert.equal(twoConv.heads[0].macs, conv(15, 3, 16, 32) + conv(8, 3, 32, 64) + 64 * 10);
+  assert.equal(twoConv.heads[2].macs, conv(8, 3, 32, 64) + conv(4, 3, 64, 128) + 128 * 10);
+  assert.deepEqual(twoConv.heads[2].layers.at(-1)!.outputShape, [10]);
   assert.throws(() => zooSpec('b-resnet-20@1,3'), /reference heads only fit exits after blocks 0 and 3/);
   assert.throws(() => zooSpec('b-resnet-20-compact@3,3'), /exit positions must be increasing block counts from 0 to 8/);
   assert.throws(() => zooSpec('b-resnet-20-compact@9'), /from 0 to 8/);
