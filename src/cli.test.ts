@@ -37,6 +37,8 @@ test('bad input gives one clear line, never a stack trace', () => {
   assertOneLineError(run('frobnicate'), /unknown command 'frobnicate'/);
   assertOneLineError(run('train', '--out', '/tmp/x', '--epochs', 'many'), /--epochs: expected an integer >= 0, got 'many'/);
   assertOneLineError(run('eval', '--bogus'), /Unknown option '--bogus'/);
+  assertOneLineError(run('train', '--out', '/tmp/x', '--distill-temperature', '2'), /--distill-temperature: only with --distill A/);
+  assertOneLineError(run('train', '--out', '/tmp/x', '--distill', '1', '--distill-temperature', '0'), /--distill-temperature: expected a number > 0/);
   const dir = mkdtempSync(join(tmpdir(), 'bn-cli-'));
   writeFileSync(join(dir, 'train-images-idx3-ubyte'), Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]));
   assertOneLineError(run('train', '--out', join(dir, 'out'), '--data-dir', dir), /train-images-idx3-ubyte: not an IDX file \(bad magic number; is it still gzip-compressed\?\)/);

@@ -16,6 +16,7 @@ import { analyseSpec } from './model/network.js';
 import { zooSpec } from './model/zoo.js';
 import { exportModel } from './onnx/export.js';
 import type { RuntimeName } from './runtime/onnx_runner.js';
+import { DEFAULT_DISTILL_TEMPERATURE } from './train/loss.js';
 import { DEFAULT_TRAIN_OPTIONS, readBaselineSource } from './train/pipeline.js';
 import type { TrainOptions } from './train/pipeline.js';
 import { calibrateModel, describeCalibration, evaluateModel, trainAndSave } from './workflow.js';
@@ -50,6 +51,9 @@ train / run
   --batch-size N         training batch size (default 512)
   --lr X                 Adam step size (default 0.001)
   --loss-weights a,b,..  weight of each exit's loss (default 1 each)
+  --distill A            joint phase: each earlier exit also learns the last exit's softened answer,
+                         with weight A against its own loss (self-distillation; default 0: off)
+  --distill-temperature T  softening temperature of --distill (default 3)
   --max-drop X           calibration: accuracy the early-exit net may lose against the baseline, in points (default 0)
   --grid reference|fine  calibration's candidate thresholds: the reference's 17 values (default), or those plus
                          each exit's validation-entropy quantiles at 5 % steps
@@ -96,6 +100,8 @@ const OPTIONS = {
   'batch-size': { type: 'string' },
   lr: { type: 'string' },
   'loss-weights': { type: 'string' },
+  distill: { type: 'string' },
+  'distill-temperature': { type: 'string' },
   'max-drop': { type: 'string' },
   grid: { type: 'string' },
   resume: { type: 'boolean' },
@@ -165,6 +171,18 @@ function splits(values: Values, dataset: string, stats?: ChannelStats | null) {
   return { dataset, train: norm(train), validation: norm(held.validation), test: norm(test), normalization };
 }
 
+/** --distill and --distill-temperature, as the `distill` training option (absent when off). */
+function distillation(values: Values): Pick<TrainOptions, 'distill'> {
+  const weight = num(values, 'distill', 0);
+  if (weight === 0) {
+    if (values['distill-temperature'] !== undefined) throw new UserError('--distill-temperature: only with --distill A (A > 0)');
+    return {};
+  }
+  const temperature = num(values, 'distill-temperature', DEFAULT_DISTILL_TEMPERATURE);
+  if (temperature <= 0) throw new UserError(`--distill-temperature: expected a number > 0, got '${values['distill-temperature']}'`);
+  return { distill: { weight, temperature } };
+}
+
 /** Checks the options, loads the data, then starts the backend (`start`) and trains. */
 async function train(values: Values, preset: { baselineEpochs: number; epochs: number }, outDir: string, start: () => Promise<unknown>) {
   const spec = zooSpec(values.model ?? 'b-lenet');
@@ -181,13 +199,14 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     ...(values.augment ? { augment: CIFAR_AUGMENTATION } : {}),
     ...(schedule === 'cosine' ? { lrSchedule: schedule } : {}),
     ...(values['freeze-trunk'] ? { freezeTrunk: true } : {}),
+    ...distillation(values),
   };
   const { maxDrop, grid } = calibrationOptions(values);
   const data = splits(values, values.dataset ?? 'mnist');
   await start();
   const baselineSource = values['baseline-from'] === undefined ? undefined : readBaselineSource(values['baseline-from']);
   log(`training ${spec.name} on ${data.dataset}: ${data.train.count} training, ${data.validation.count} validation images; ` +
-    `baseline ${baselineSource ? `from ${baselineSource.from} (${baselineSource.epochs} epochs)` : options.baselineEpochs} + joint ${options.epochs} epochs, batch ${options.batchSize}, Adam lr ${options.learningRate}${options.lrSchedule ? ` (${options.lrSchedule})` : ''}${options.freezeTrunk ? ', frozen trunk' : ''}${options.augment ? ', augmented' : ''}, seed ${options.seed} -> ${outDir}`);
+    `baseline ${baselineSource ? `from ${baselineSource.from} (${baselineSource.epochs} epochs)` : options.baselineEpochs} + joint ${options.epochs} epochs, batch ${options.batchSize}, Adam lr ${options.learningRate}${options.lrSchedule ? ` (${options.lrSchedule})` : ''}${options.freezeTrunk ? ', frozen trunk' : ''}${options.augment ? ', augmented' : ''}${options.distill ? `, distilled (weight ${options.distill.weight}, temperature ${options.distill.temperature})` : ''}, seed ${options.seed} -> ${outDir}`);
   const result = await trainAndSave({
     spec,
     datasetName: data.dataset,

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../engine/backend.js';
 import { BranchyNet } from '../model/network.js';
 import { randomDataset, tinySpec } from '../testing/fixtures.js';
-import { jointLoss, softmaxCrossEntropy } from './loss.js';
+import { jointLoss, softmaxCrossEntropy, stopGradient } from './loss.js';
 
 before(async () => {
   await initBackend('wasm');
@@ -62,4 +62,48 @@ test('gradients of the weighted joint loss of a 3-exit net match central finite 
   assert.ok(checked >= 0.8 * 3 * names.length, `only ${checked} coordinates checked, ${kinks} at kinks`);
   tf.dispose([x, oneHot, ...Object.values(grads)]);
   net.dispose();
+});
+
+test('stopGradient passes the value on and no gradient back', () => {
+  const x = tf.tensor1d([0.5, -2, 3]);
+  // d/dx sum(stop(x) * x) = stop(x) = x; without the stop it would be 2x.
+  const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(stopGradient(a), a)))(x);
+  assert.deepEqual(Array.from(g.dataSync()), [0.5, -2, 3]);
+  assert.deepEqual(Array.from(stopGradient(x).dataSync()), [0.5, -2, 3]);
+  tf.dispose([x, g]);
+});
+
+test('distillation: earlier exits get the soft-target gradient, the last exit (the teacher) none of it', () => {
+  const rows = [[1, -0.5, 2, 0], [0.3, 0.1, -1, 1.5]];
+  const early = tf.tensor2d(rows);
+  const mid = tf.tensor2d([[0, 1, 0.5, -1], [2, 0, 0, 1]]);
+  const last = tf.tensor2d([[2, 0, -1, 0.5], [-1, 3, 0, 0]]);
+  const oneHot = tf.tensor2d([[0, 0, 1, 0], [0, 0, 0, 1]]);
+  const weights = [2, 0.5, 1];
+  const distill = { weight: 0.7, temperature: 3 };
+  const grads = (d?: typeof distill) =>
+    tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => jointLoss([a, b, c], oneHot, weights, d).total)([early, mid, last]).map((t) => Array.from(t.dataSync()));
+  const [gEarly, gMid, gLast] = grads(distill);
+  const [hEarly, hMid, hLast] = grads();
+  const softmax = (r: number[], t: number) => {
+    const e = r.map((v) => Math.exp(v / t));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  };
+  const lastRows = last.arraySync();
+  const n = rows.length;
+  // d/dz of w * alpha * T^2 * mean(CE(softmax(z / T), p_teacher)) = w * alpha * T * (q - p) / n.
+  const expectExtra = (k: number, zRows: number[][]) =>
+    zRows.flatMap((r, i) => {
+      const q = softmax(r, distill.temperature);
+      const p = softmax(lastRows[i], distill.temperature);
+      return q.map((qc, c) => (weights[k] * distill.weight * distill.temperature * (qc - p[c])) / n);
+    });
+  const close = (a: number[], b: number[], what: string) => a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 1e-5, `${what}[${i}]: ${v} vs ${b[i]}`));
+  close(gEarly.map((v, i) => v - hEarly[i]), expectExtra(0, rows), 'exit 1');
+  close(gMid.map((v, i) => v - hMid[i]), expectExtra(1, mid.arraySync()), 'exit 2');
+  close(gLast, hLast, 'last exit');
+  // Weight 0 is the plain joint loss.
+  close(grads({ weight: 0, temperature: 3 })[0], hEarly, 'weight 0');
+  tf.dispose([early, mid, last, oneHot]);
 });

@@ -127,3 +127,20 @@ test('--baseline-from starts the second phase from another run\'s trained baseli
   );
   assert.throws(() => readBaselineSource(mkdtempSync(join(tmpdir(), 'bn-empty-'))), /neither a model directory/);
 });
+
+test('--distill changes what the earlier exits learn, and a run resumes only with the same distillation', async () => {
+  const sourceDir = mkdtempSync(join(tmpdir(), 'bn-dsrc-'));
+  await trainBranchyNet({ spec: bLeNet(), train, validation, outDir: sourceDir, options: { ...options, epochs: 0 }, resume: false, log: quiet });
+  const source = readBaselineSource(sourceDir);
+  const run = (distill: TrainOptions['distill'], outDir = mkdtempSync(join(tmpdir(), 'bn-distill-')), resume = false) =>
+    trainBranchyNet({ spec: bLeNet(), train, validation, outDir, options: { ...options, baselineEpochs: 0, epochs: 1, ...(distill ? { distill } : {}) }, baselineSource: source, resume, log: quiet });
+  const head = (net: BranchyNet) => readWeights(net).filter((a) => a.name.startsWith('head0.')).flatMap((a) => Array.from(a.data));
+  const plain = await run(undefined);
+  assert.ok(head(plain.net).length > 0);
+  const distilledDir = mkdtempSync(join(tmpdir(), 'bn-distill-'));
+  const distilled = await run({ weight: 1, temperature: 3 }, distilledDir);
+  assert.notDeepEqual(head(distilled.net), head(plain.net));
+  // Weight 0 is the plain joint loss, bit for bit.
+  assert.deepEqual(head((await run({ weight: 0, temperature: 3 })).net), head(plain.net));
+  await assert.rejects(run(undefined, distilledDir, true), (e: Error) => e instanceof UserError && /another model, data split or settings/.test(e.message));
+});

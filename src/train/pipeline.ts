@@ -12,6 +12,7 @@ import { loadModel } from '../model/io.js';
 import type { AugmentOptions } from '../data/transform.js';
 import type { EpochRecord, LearningRateSchedule, PhaseConfig, PhaseState } from './trainer.js';
 import { createOptimizer, restoreOptimizer, saveOptimizer, trainPhase } from './trainer.js';
+import type { Distillation } from './loss.js';
 
 export interface TrainOptions {
   /** Epochs of the baseline (trunk alone); 0 skips it and the branchy net starts from scratch. */
@@ -30,6 +31,8 @@ export interface TrainOptions {
   augment?: AugmentOptions;
   /** Step size over each phase; constant by default, as in the paper. */
   lrSchedule?: LearningRateSchedule;
+  /** Second phase: earlier exits also learn the last exit's softened answer (self-distillation); off by default. */
+  distill?: Distillation;
   /** Second phase trains the branch heads only, on the baseline's trunk left as it is (RQ3 of the paper). */
   freezeTrunk?: boolean;
   /** Set when the baseline was taken from another run (`BaselineSource.from`) rather than trained. */
@@ -215,7 +218,7 @@ export async function trainBranchyNet(args: {
         net: base,
         train,
         validation,
-        config: { ...phaseConfig(resolved.baselineEpochs, resolved.seed), lossWeights: [1], freezeTrunk: false },
+        config: { ...phaseConfig(resolved.baselineEpochs, resolved.seed), lossWeights: [1], freezeTrunk: false, distill: undefined },
         state,
         log,
         progress: args.progress,

@@ -9,6 +9,7 @@ import { deriveSeed, Rng } from '../rng.js';
 import { accuracyOf, allExitLogits } from '../runtime/full_forward.js';
 import { FusedAdamOptimizer } from './fused_adam.js';
 import { jointLoss } from './loss.js';
+import type { Distillation } from './loss.js';
 
 export interface OptimizerConfig {
   learningRate: number;
@@ -32,6 +33,8 @@ export interface PhaseConfig extends OptimizerConfig {
   seed: number;
   /** Weight of each exit's loss (length = exits). */
   lossWeights: number[];
+  /** Earlier exits also learn the last exit's softened answer; off by default. */
+  distill?: Distillation;
   /** Training-batch augmentation (random crop, flip); none by default. */
   augment?: AugmentOptions;
 }
@@ -169,7 +172,7 @@ export async function trainPhase(options: {
         const oneHot = tf.oneHot(tf.tensor1d(batchLabels.subarray(0, n), 'int32'), classes);
         let losses: tf.Tensor | undefined;
         const { grads } = tf.variableGrads(() => {
-          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true, rng }, trunkOptions), oneHot, config.lossWeights);
+          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true, rng }, trunkOptions), oneHot, config.lossWeights, config.distill);
           losses = tf.keep(tf.stack(perExit));
           return total;
         }, variables);
