@@ -1058,6 +1058,59 @@ napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------- misc
+// softmaxCrossEntropy(logits, labels, loss, probs, [rows, classes]): per row, loss = logsumexp(z)
+// - sum(labels * z) (labels: one-hot or any weights) and probs = softmax(z); sums in double.
+napi_value SoftmaxCrossEntropy(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[5];
+    args(env, info, 5, argv);
+    auto g = ints(env, argv[4], 2, "softmaxCrossEntropy geometry");
+    const int64_t n = g[0], c = g[1];
+    if (n < 1 || c < 1) throw JsError{"softmaxCrossEntropy: empty input"};
+    const float* z = f32(env, argv[0], sz({n, c}), "softmaxCrossEntropy logits");
+    const float* y = f32(env, argv[1], sz({n, c}), "softmaxCrossEntropy labels");
+    float* loss = f32(env, argv[2], n, "softmaxCrossEntropy loss");
+    float* p = f32(env, argv[3], sz({n, c}), "softmaxCrossEntropy probs");
+    for (int64_t r = 0; r < n; r++) {
+      const float* zr = z + r * c;
+      const float* yr = y + r * c;
+      float* pr = p + r * c;
+      double top = zr[0];
+      for (int64_t j = 1; j < c; j++) top = std::max(top, double(zr[j]));
+      double total = 0, dot = 0;
+      for (int64_t j = 0; j < c; j++) {
+        total += std::exp(double(zr[j]) - top);
+        dot += double(yr[j]) * double(zr[j]);
+      }
+      for (int64_t j = 0; j < c; j++) pr[j] = static_cast<float>(std::exp(double(zr[j]) - top) / total);
+      loss[r] = static_cast<float>(top + std::log(total) - dot);
+    }
+    return undefinedValue(env);
+  });
+}
+
+// softmaxCrossEntropyGrad(dy, probs, labels, dlogits, [rows, classes]): the gradient of the per-row
+// loss above with respect to the logits, dy[r] * (probs - labels).
+napi_value SoftmaxCrossEntropyGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    napi_value argv[5];
+    args(env, info, 5, argv);
+    auto g = ints(env, argv[4], 2, "softmaxCrossEntropyGrad geometry");
+    const int64_t n = g[0], c = g[1];
+    if (n < 1 || c < 1) throw JsError{"softmaxCrossEntropyGrad: empty input"};
+    const float* dy = f32(env, argv[0], n, "softmaxCrossEntropyGrad dy");
+    const float* p = f32(env, argv[1], sz({n, c}), "softmaxCrossEntropyGrad probs");
+    const float* y = f32(env, argv[2], sz({n, c}), "softmaxCrossEntropyGrad labels");
+    float* dz = f32(env, argv[3], sz({n, c}), "softmaxCrossEntropyGrad dlogits");
+    for (int64_t r = 0; r < n; r++) {
+      const float* pr = p + r * c;
+      const float* yr = y + r * c;
+      for (int64_t j = 0; j < c; j++) dz[r * c + j] = static_cast<float>(double(dy[r]) * (double(pr[j]) - double(yr[j])));
+    }
+    return undefinedValue(env);
+  });
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value argv[1];
@@ -1130,6 +1183,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrain", nullptr, BatchNormTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrainGrad", nullptr, BatchNormTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmaxCrossEntropy", nullptr, SoftmaxCrossEntropy, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmaxCrossEntropyGrad", nullptr, SoftmaxCrossEntropyGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"getThreads", nullptr, GetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -1,10 +1,29 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node build registers no op gradients; the union package's Node build does.
 import '@tensorflow/tfjs';
+import { SOFTMAX_CROSS_ENTROPY } from '../engine/onednn/kernel_names.js';
 
-/** Mean softmax cross-entropy of a batch of logits against one-hot labels. */
-export function softmaxCrossEntropy(logits: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => tf.mean(tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, oneHot), 1))) as tf.Scalar);
+/** Whether the active backend has the native per-row softmax cross-entropy for these tensors. */
+function nativeCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): boolean {
+  const backend = tf.getBackend();
+  return backend === 'onednn' && logits.rank === 2 && logits.dtype === 'float32' && labels.rank === 2 &&
+    tf.getKernel(SOFTMAX_CROSS_ENTROPY, backend) !== undefined;
+}
+
+/**
+ * Mean softmax cross-entropy of a batch of logits [rows, classes] against label rows (one-hot,
+ * or probabilities): the mean of logsumexp(z) - sum(labels * z). One native kernel on onednn.
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    if (nativeCrossEntropy(logits, labels)) {
+      // tf.oneHot gives int32 labels.
+      const rows = labels.dtype === 'float32' ? labels : tf.cast(labels, 'float32');
+      const [perRow] = tf.engine().runKernel(SOFTMAX_CROSS_ENTROPY, { logits, labels: rows }) as tf.Tensor[];
+      return tf.mean(perRow!) as tf.Scalar;
+    }
+    return tf.mean(tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, labels), 1))) as tf.Scalar;
+  });
 }
 
 /**
@@ -31,10 +50,7 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
 
 /** Mean cross-entropy of softmax(logits / temperature) against the probability rows `target`. */
 function softTargetCrossEntropy(logits: tf.Tensor, target: tf.Tensor, temperature: number): tf.Scalar {
-  return tf.tidy(() => {
-    const z = tf.div(logits, temperature);
-    return tf.mean(tf.sub(tf.logSumExp(z, 1), tf.sum(tf.mul(z, target), 1))) as tf.Scalar;
-  });
+  return tf.tidy(() => softmaxCrossEntropy(tf.div(logits, temperature), target));
 }
 
 /**

@@ -50,6 +50,13 @@ export interface OneDnnAddon {
     dmean: Float32Array | null, dvariance: Float32Array | null, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
     geom: readonly number[], epsilon: number): void;
   /**
+   * Per row of logits [rows, classes]: loss = logsumexp(z) - sum(labels * z) and probs = softmax(z)
+   * (double sums). geom = [rows, classes].
+   */
+  softmaxCrossEntropy(logits: Float32Array, labels: Float32Array, loss: Float32Array, probs: Float32Array, geom: readonly number[]): void;
+  /** Its gradient with respect to the logits: dlogits = dy[row] * (probs - labels). */
+  softmaxCrossEntropyGrad(dy: Float32Array, probs: Float32Array, labels: Float32Array, dlogits: Float32Array, geom: readonly number[]): void;
+  /**
    * One Adam step of one variable (tfjs's AdamOptimizer formula, float32 operations in its order) into
    * newValue / newM / newV (all of value's length). params = [beta1, 1 - beta1, beta2, 1 - beta2, epsilon,
    * -learningRate, 1 - beta1^t, 1 - beta2^t], each already rounded to float32.
@@ -69,6 +76,7 @@ export interface OneDnnAddon {
 const ADDON_FUNCTIONS: readonly (keyof OneDnnAddon)[] = [
   'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'matMul', 'maxPool', 'maxPoolGrad', 'avgPool', 'avgPoolGrad',
   'copyRuns', 'lrn', 'lrnGrad', 'binary', 'unary', 'sum', 'batchNormTrain', 'batchNormTrainGrad', 'adamUpdate',
+  'softmaxCrossEntropy', 'softmaxCrossEntropyGrad',
   'setThreads', 'getThreads', 'version', 'convImpl',
 ];
 

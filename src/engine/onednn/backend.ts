@@ -19,6 +19,7 @@ import { concatConfig, sliceConfig, splitVConfig } from './kernels/Slice.js';
 import { meanConfig, sumConfig } from './kernels/Sum.js';
 import { batchNormTrainConfig, batchNormTrainGradConfig, batchNormTrainGradient, reluGradConfig, reluGradient } from './kernels/BatchNorm.js';
 import { adamUpdateConfig } from './kernels/Adam.js';
+import { softmaxCrossEntropyConfig, softmaxCrossEntropyGradConfig, softmaxCrossEntropyGradient } from './kernels/SoftmaxCrossEntropy.js';
 import { ONEDNN } from './kernels/util.js';
 import { outputPool } from './output_pool.js';
 
@@ -56,6 +57,8 @@ export const ONEDNN_KERNEL_CONFIGS: readonly KernelConfig[] = [
   batchNormTrainGradConfig,
   reluGradConfig,
   adamUpdateConfig,
+  softmaxCrossEntropyConfig,
+  softmaxCrossEntropyGradConfig,
 ];
 
 /** Relu gradients registered by registerOneDnnGradients (not to be wrapped again). */
@@ -69,6 +72,7 @@ const ourReluGradients = new WeakSet<object>();
  */
 function registerOneDnnGradients(): void {
   if (tf.getGradient(batchNormTrainGradient.kernelName) === undefined) tf.registerGradient(batchNormTrainGradient);
+  if (tf.getGradient(softmaxCrossEntropyGradient.kernelName) === undefined) tf.registerGradient(softmaxCrossEntropyGradient);
   const stock = tf.getGradient(tf.Relu);
   if (stock !== undefined && ourReluGradients.has(stock)) return;
   const ours = reluGradient(stock);

@@ -21,3 +21,11 @@ export const RELU_GRAD = 'BranchyReluGrad';
  * operations, in the same order, as tfjs's AdamOptimizer (src/train/fused_adam.ts uses it).
  */
 export const ADAM_UPDATE = 'BranchyAdamUpdate';
+/**
+ * Softmax cross-entropy per row: inputs { logits, labels } (float32 [rows, classes]; labels one-hot
+ * or any weights); outputs [loss ([rows]), probs (softmax of the logits)]. Has a gradient with
+ * respect to both inputs.
+ */
+export const SOFTMAX_CROSS_ENTROPY = 'BranchySoftmaxCrossEntropy';
+/** Its gradient with respect to the logits: inputs { dy ([rows]), probs, labels }; output dlogits. */
+export const SOFTMAX_CROSS_ENTROPY_GRAD = 'BranchySoftmaxCrossEntropyGrad';

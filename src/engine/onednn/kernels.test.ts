@@ -7,6 +7,7 @@ import { initBackend } from '../backend.js';
 import { loadOneDnnAddon } from './addon.js';
 import { ONEDNN_KERNEL_CONFIGS } from './backend.js';
 import { countNativeCalls } from '../../testing/native_calls.js';
+import { softmaxCrossEntropy } from '../../train/loss.js';
 import { convCaseName as caseName, convCases as sharedConvCases, sizeOf, uniform as rng } from '../../testing/kernel_cases.js';
 import type { ConvCase, Pad, Shape4 } from '../../testing/kernel_cases.js';
 import type { Result } from '../../testing/assert_close.js';
@@ -328,4 +329,35 @@ test('onednn LRN and LRNGrad match the cpu backend', { skip }, async () => {
       return [f(x), tf.grad(f)(x, tf.tensor4d(dyv, shape as Shape4))];
     }, 1e-5);
   }
+});
+
+test('onednn softmax cross-entropy (the training loss) and its gradients match the composite on the cpu backend', { skip }, async () => {
+  const rand = rng(31);
+  for (const [rows, classes, scale, soft] of [[64, 10, 3, false], [7, 3, 1, true], [1, 1, 1, false], [5, 4, 60, false], [3, 10, 2, true]] as [number, number, number, boolean][]) {
+    const zv = randomValues([rows, classes], () => scale * rand());
+    const yv = new Float32Array(rows * classes);
+    for (let r = 0; r < rows; r++) {
+      if (soft) {
+        let total = 0;
+        for (let c = 0; c < classes; c++) total += yv[r * classes + c] = Math.abs(rand()) + 0.01;
+        for (let c = 0; c < classes; c++) yv[r * classes + c]! /= total;
+      } else {
+        yv[r * classes + Math.floor(Math.abs(rand()) * classes) % classes] = 1;
+      }
+    }
+    const fn = () => {
+      const z = tf.tensor2d(zv, [rows, classes]);
+      const y = tf.tensor2d(yv, [rows, classes]);
+      const [dz, dy] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.mul(softmaxCrossEntropy(a, b), 3))([z, y]);
+      return [softmaxCrossEntropy(z, y), dz!, dy!];
+    };
+    await compare(`softmax cross-entropy [${rows}, ${classes}] logits x${scale}${soft ? ', soft labels' : ''} + grads`, fn, 1e-5);
+  }
+  await initBackend('onednn', { fallback: false });
+  const calls = nativeKernelCalls(() => {
+    const z = tf.randomNormal([4, 10]);
+    tf.grad((a: tf.Tensor) => softmaxCrossEntropy(a, tf.oneHot(tf.tensor1d([1, 2, 3, 4], 'int32'), 10)))(z);
+  });
+  assert.equal(calls.get('BranchySoftmaxCrossEntropy'), 1, JSON.stringify([...calls]));
+  assert.equal(calls.get('BranchySoftmaxCrossEntropyGrad'), 1);
 });
