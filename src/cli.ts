@@ -153,6 +153,10 @@ const LOGGED_PROGRESS_INTERVAL_S = 60;
 const tty = process.stderr.isTTY;
 const progress = tty ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : throttledLines(log, LOGGED_PROGRESS_INTERVAL_S * 1000);
 const logLine = tty ? (line: string) => process.stderr.write(`\r\x1b[K${line}\n`) : log;
+/** Clears a progress line left on the terminal (before the result goes to stdout). */
+const endProgress = () => {
+  if (tty) process.stderr.write('\r\x1b[K');
+};
 
 /**
  * Loads the data set and splits it; for data sets that normalise their inputs, applies `stats`
@@ -275,7 +279,8 @@ async function main(argv: string[]): Promise<void> {
       const outDir = values.out ?? `runs/main-${stamp}`;
       const { data } = await train(values, { baselineEpochs: 4, epochs: 8 }, outDir, () => initBackend(backendFor(true)));
       const model = loadModel(outDir);
-      const report = await evaluateModel(model, data.test, { timingSamples: int(values, 'timing-samples', 2000, 1), log, ...runtime });
+      const report = await evaluateModel(model, data.test, { timingSamples: int(values, 'timing-samples', 2000, 1), log: logLine, progress, ...runtime });
+      endProgress();
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
       return;
     }
@@ -311,8 +316,10 @@ async function main(argv: string[]): Promise<void> {
         timingSamples: values['timing-samples'] === undefined ? undefined : int(values, 'timing-samples', 0, 1),
         batchSize: int(values, 'batch-size', 256, 1),
         passes: int(values, 'passes', DEFAULT_TIMING_PASSES, 1),
-        log,
+        log: logLine,
+        progress,
       });
+      endProgress();
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
       return;
     }

@@ -85,6 +85,8 @@ export interface EvaluateOptions {
   /** Timed passes over each chunk, the best counting (default 3). */
   passes?: number;
   log?: Log;
+  /** Progress lines within the timed passes (the CLI: in place on a terminal, once a minute in a log). */
+  progress?: Log;
   /** 'onnx' (ONNX Runtime) or 'tfjs'; default ONNX Runtime where onnxruntime-node loads and the network exports, else tfjs (with a notice). */
   runtime?: RuntimeName;
   /** ONNX Runtime intra-op threads (default 1). */
@@ -108,6 +110,7 @@ export async function evaluateModel(model: LoadedModel, test: Dataset, options: 
     batchSize: options.batchSize,
     passes: options.passes,
     log: options.log,
+    progress: options.progress,
   };
   if (runtime === 'tfjs') return evaluate({ ...args, early: new TfjsRunner(model.net), base: new TfjsRunner(baselineNet) });
   const onnxOptions = { intraOpNumThreads: options.threads };

@@ -54,6 +54,8 @@ export async function evaluate<A, B>(args: {
   /** Timed passes over each chunk of samples, the best counting (default DEFAULT_TIMING_PASSES). */
   passes?: number;
   log?: (line: string) => void;
+  /** Progress within the timed passes (a line: what, samples done of all). */
+  progress?: (line: string) => void;
 }): Promise<EvalReport> {
   const { net, test, thresholds, early, base } = args;
   const batchSize = args.batchSize ?? 256;
@@ -76,13 +78,14 @@ export async function evaluate<A, B>(args: {
     { name: 'baseline', runner: base as StageRunner<unknown>, thresholds: [], sync: false },
   ];
   log(`accuracy and batched throughput at batch ${batchSize} on ${test.count} samples (best of ${passes} passes per chunk)...`);
-  const batched = await interleaved(contenders, test, test.count, batchSize, batchSize * 8, passes);
+  const progress = (what: string) => args.progress && ((done: number, count: number) => args.progress!(`${what}: ${done}/${count} samples`));
+  const batched = await interleaved(contenders, test, test.count, batchSize, batchSize * 8, passes, progress(`batch ${batchSize}`));
   const [earlyAll, baseAll] = batched.results;
   const [earlySeconds, baseSeconds] = batched.seconds;
 
   const timingSamples = Math.min(args.timingSamples ?? test.count, test.count);
   log(`batch-1 latency on ${timingSamples} samples, interleaved with the baseline...`);
-  const single = await interleaved(contenders, test, timingSamples, 1, 250, passes);
+  const single = await interleaved(contenders, test, timingSamples, 1, 250, passes, progress('batch 1'));
   const [singleEarly, singleBase] = single.seconds;
   for (let i = 0; i < timingSamples; i++) {
     if (single.results[0].predictions[i] !== earlyAll.predictions[i] || single.results[0].exits[i] !== earlyAll.exits[i]) {

@@ -35,6 +35,8 @@ export async function interleaved(
   batchSize: number,
   chunk: number,
   passes: number,
+  /** Called after each chunk with the samples done so far. */
+  onChunk?: (done: number, count: number) => void,
 ): Promise<{ seconds: number[]; results: ExitResults[] }> {
   if (!Number.isInteger(passes) || passes < 1) throw new RangeError(`timing: passes must be an integer >= 1, got ${passes}`);
   const size = imageSize(data);
@@ -60,6 +62,7 @@ export async function interleaved(
       }
     }
     best.forEach((t, i) => (seconds[i] += t));
+    onChunk?.(first + n, count);
   }
   return { seconds, results };
 }
