@@ -239,7 +239,7 @@ const dropout: LayerExporter<DropoutSpec> = (_g, _layer, x) => x;
  * plus zeros), not as Slice + Pad: ONNX Runtime runs a convolution in its blocked channel layout,
  * where the residual Add and Relu fuse into the block's second convolution. Slice and Pad have no
  * blocked form, so they left every later block converting layouts back and forth around a separate
- * Add and Relu (ResNet-20's baseline: 7 of its 9 blocks). For the same reason a block whose input
+ * Add and Relu (ResNet-20's baseline: 6 of its 9 blocks). For the same reason a block whose input
  * is the graph's input (a stage's first) takes its identity shortcut through this convolution:
  * ONNX Runtime converts a graph input to the blocked layout for the convolution only, and an Add
  * of it stayed unfused for the whole stage.
