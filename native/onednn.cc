@@ -95,6 +95,16 @@ std::vector<int64_t> ints(napi_env env, napi_value v, size_t expect, const char*
   return out;
 }
 
+// A [rows, columns] geometry argument of `fn`, both at least 1.
+struct Matrix {
+  int64_t rows, cols;
+};
+Matrix matrixGeom(napi_env env, napi_value v, const std::string& fn) {
+  auto g = ints(env, v, 2, (fn + " geometry").c_str());
+  if (g[0] < 1 || g[1] < 1) throw JsError{fn + ": empty input"};
+  return {g[0], g[1]};
+}
+
 bool boolean(napi_env env, napi_value v) {
   bool b = false;
   napi_get_value_bool(env, v, &b);
@@ -947,9 +957,8 @@ napi_value BatchNormTrain(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value argv[8];
     args(env, info, 8, argv);
-    auto g = ints(env, argv[6], 2, "batchNormTrain geometry");
-    const int64_t m = g[0], c = g[1];
-    if (m < 1 || c < 1) throw JsError{"batchNormTrain: empty input"};
+    const Matrix g = matrixGeom(env, argv[6], "batchNormTrain");
+    const int64_t m = g.rows, c = g.cols;
     double eps = 0;
     napi_get_value_double(env, argv[7], &eps);
     const float* x = f32(env, argv[0], sz({m, c}), "batchNormTrain x");
@@ -1003,9 +1012,8 @@ napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value argv[12];
     args(env, info, 12, argv);
-    auto g = ints(env, argv[10], 2, "batchNormTrainGrad geometry");
-    const int64_t m = g[0], c = g[1];
-    if (m < 1 || c < 1) throw JsError{"batchNormTrainGrad: empty input"};
+    const Matrix g = matrixGeom(env, argv[10], "batchNormTrainGrad");
+    const int64_t m = g.rows, c = g.cols;
     double eps = 0;
     napi_get_value_double(env, argv[11], &eps);
     const float* dy = f32(env, argv[0], sz({m, c}), "batchNormTrainGrad dy");
@@ -1064,13 +1072,13 @@ napi_value SoftmaxCrossEntropy(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value argv[5];
     args(env, info, 5, argv);
-    auto g = ints(env, argv[4], 2, "softmaxCrossEntropy geometry");
-    const int64_t n = g[0], c = g[1];
-    if (n < 1 || c < 1) throw JsError{"softmaxCrossEntropy: empty input"};
+    const Matrix g = matrixGeom(env, argv[4], "softmaxCrossEntropy");
+    const int64_t n = g.rows, c = g.cols;
     const float* z = f32(env, argv[0], sz({n, c}), "softmaxCrossEntropy logits");
     const float* y = f32(env, argv[1], sz({n, c}), "softmaxCrossEntropy labels");
     float* loss = f32(env, argv[2], n, "softmaxCrossEntropy loss");
     float* p = f32(env, argv[3], sz({n, c}), "softmaxCrossEntropy probs");
+    std::vector<double> e(c);  // one row's exp(z - max), for the sum and then the probabilities
     for (int64_t r = 0; r < n; r++) {
       const float* zr = z + r * c;
       const float* yr = y + r * c;
@@ -1079,10 +1087,10 @@ napi_value SoftmaxCrossEntropy(napi_env env, napi_callback_info info) {
       for (int64_t j = 1; j < c; j++) top = std::max(top, double(zr[j]));
       double total = 0, dot = 0;
       for (int64_t j = 0; j < c; j++) {
-        total += std::exp(double(zr[j]) - top);
+        total += e[j] = std::exp(double(zr[j]) - top);
         dot += double(yr[j]) * double(zr[j]);
       }
-      for (int64_t j = 0; j < c; j++) pr[j] = static_cast<float>(std::exp(double(zr[j]) - top) / total);
+      for (int64_t j = 0; j < c; j++) pr[j] = static_cast<float>(e[j] / total);
       loss[r] = static_cast<float>(top + std::log(total) - dot);
     }
     return undefinedValue(env);
@@ -1095,9 +1103,8 @@ napi_value SoftmaxCrossEntropyGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     napi_value argv[5];
     args(env, info, 5, argv);
-    auto g = ints(env, argv[4], 2, "softmaxCrossEntropyGrad geometry");
-    const int64_t n = g[0], c = g[1];
-    if (n < 1 || c < 1) throw JsError{"softmaxCrossEntropyGrad: empty input"};
+    const Matrix g = matrixGeom(env, argv[4], "softmaxCrossEntropyGrad");
+    const int64_t n = g.rows, c = g.cols;
     const float* dy = f32(env, argv[0], n, "softmaxCrossEntropyGrad dy");
     const float* p = f32(env, argv[1], sz({n, c}), "softmaxCrossEntropyGrad probs");
     const float* y = f32(env, argv[2], sz({n, c}), "softmaxCrossEntropyGrad labels");
