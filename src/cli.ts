@@ -61,7 +61,7 @@ train / run
   --lr-schedule constant|cosine  step size over each phase: constant (default, the paper) or cosine decay to 0
   --freeze-trunk         second phase trains only the branch heads, on the baseline's trunk left frozen
   --baseline-from DIR    take the trained baseline of another run (its model directory, or its training
-                         directory once the baseline phase is done) instead of training one
+                         directory once the baseline phase is done) instead of training one; same --val-size
   --resume               continue the run checkpointed in --out
   --train-limit N        use only the first N training images (quick experiments)
 

@@ -126,6 +126,12 @@ test('--baseline-from starts the second phase from another run\'s trained baseli
     (e: Error) => e instanceof UserError && /its baseline is not the trunk of b-alexnet/.test(e.message),
   );
   assert.throws(() => readBaselineSource(mkdtempSync(join(tmpdir(), 'bn-empty-'))), /neither a model directory/);
+  // Another validation split would validate on the baseline's training images.
+  const shifted = holdOutValidation(sliceDataset(mnist.train, 0, 700), 210);
+  await assert.rejects(
+    trainBranchyNet({ spec: bLeNet(), ...shifted, outDir: mkdtempSync(join(tmpdir(), 'bn-from3-')), options: { ...options, baselineEpochs: 0, epochs: 1 }, baselineSource: source, resume: false, log: quiet }),
+    (e: Error) => e instanceof UserError && /held out for validation, this run holds out 210.*use --val-size 200/.test(e.message),
+  );
 });
 
 test('--distill changes what the earlier exits learn, and a run resumes only with the same distillation', async () => {

@@ -76,6 +76,8 @@ export interface BaselineSource {
   arrays: NamedArray[];
   history: EpochRecord[];
   epochs: number;
+  /** Images it held out for validation, where recorded: the new run must hold out the same. */
+  split: { validation: number } | null;
 }
 
 /**
@@ -88,13 +90,14 @@ export function readBaselineSource(dir: string): BaselineSource {
     const model = loadModel(dir);
     try {
       if (!model.baseline) throw new UserError(`${dir}: the model directory has no separately trained baseline (baseline.bin)`);
-      const training = model.training as { options?: TrainOptions; history?: TrainHistory } | undefined;
+      const training = model.training as { options?: TrainOptions; history?: TrainHistory; validationSize?: number } | undefined;
       return {
         from: dir,
         spec: model.baseline.spec,
         arrays: readWeights(model.baseline, 'baseline/').map((a) => ({ ...a, data: Float32Array.from(a.data) })),
         history: training?.history?.baseline ?? [],
         epochs: training?.options?.baselineEpochs ?? training?.history?.baseline?.length ?? 0,
+        split: typeof training?.validationSize === 'number' ? { validation: training.validationSize } : null,
       };
     } finally {
       model.net.dispose();
@@ -113,6 +116,7 @@ export function readBaselineSource(dir: string): BaselineSource {
     arrays: ckpt.arrays.filter((a) => a.name.startsWith('baseline/')),
     history: ckpt.header.history.baseline,
     epochs: ckpt.header.options.baselineEpochs,
+    split: { validation: ckpt.header.dataset.validation },
   };
 }
 
@@ -142,6 +146,14 @@ export async function trainBranchyNet(args: {
   const layersOf = ({ input, classes, segments }: BranchyNetSpec) => ({ input, classes, segments });
   if (source && !sameJson(layersOf(source.spec), layersOf(baselineOf(spec)))) {
     throw new UserError(`${source.from}: its baseline is not the trunk of ${spec.name} (another model or exit layout)`);
+  }
+  // Validation is the last N training images: with another N this run would validate on images
+  // the baseline was trained on. (--train-limit only shortens the training part: no overlap.)
+  if (source?.split && source.split.validation !== validation.count) {
+    throw new UserError(
+      `${source.from}: its baseline was trained with ${source.split.validation} images held out for validation, this run holds out ${validation.count}: ` +
+        `its validation images would include the baseline's training images; use --val-size ${source.split.validation}`,
+    );
   }
   const options: TrainOptions = source ? { ...args.options, baselineEpochs: source.epochs, baselineFrom: source.from } : args.options;
   const started = performance.now();
