@@ -7,9 +7,14 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+const REPO = join(dirname(CLI), '..');
 
 function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return runIn(undefined, ...args);
+}
+
+function runIn(cwd: string | undefined, ...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
 }
 
@@ -32,11 +37,32 @@ test('info prints MACs per exit of B-LeNet', () => {
   assert.match(r.stdout, /exit 1: segment 112500 MACs -> \[30,30,5\], head 107650 MACs; answering here costs 220150 MACs \(19\.3% of the trunk\)/);
 });
 
+test('info takes a saved model directory by its bare name', () => {
+  const r = runIn(join(REPO, 'models'), 'info', '--model', 'b-lenet-mnist');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^b-lenet: input \[28,28,1\]/);
+  assert.match(runIn(REPO, 'info', '--model', 'no-such-net').stderr, /no-such-net/);
+});
+
+test('calibrate keeps the validation split the model was trained with', () => {
+  // models/b-lenet-mnist held out 5000 images: 100 would validate on its training images.
+  assertOneLineError(runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--val-size', '100'), /--val-size: the model was trained with 5000 images held out/);
+});
+
+test('a reader that closes the pipe early ends the command quietly', () => {
+  // `true` exits at once, long before node has started: every write to stdout meets a closed pipe.
+  const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" info --model b-alexnet | true`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /EPIPE|Error/);
+});
+
 test('bad input gives one clear line, never a stack trace', () => {
   assertOneLineError(run('eval', '--model', '/nonexistent/model'), /^branchynet: \/nonexistent\/model\/model\.json: no such file/);
   assertOneLineError(run('frobnicate'), /unknown command 'frobnicate'/);
   assertOneLineError(run('train', '--out', '/tmp/x', '--epochs', 'many'), /--epochs: expected an integer >= 0, got 'many'/);
   assertOneLineError(run('eval', '--bogus'), /Unknown option '--bogus'/);
+  assertOneLineError(run('run', '--passes', '5'), /^branchynet: --passes is not an option of run/);
+  assertOneLineError(run('download', 'cifar10', '--model', 'x'), /--model is not an option of download/);
   assertOneLineError(run('train', '--out', '/tmp/x', '--distill-temperature', '2'), /--distill-temperature: only with --distill A/);
   assertOneLineError(run('train', '--out', '/tmp/x', '--distill', '1', '--distill-temperature', '0'), /--distill-temperature: expected a number > 0/);
   const dir = mkdtempSync(join(tmpdir(), 'bn-cli-'));

