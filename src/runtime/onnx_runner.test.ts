@@ -19,7 +19,7 @@ import { evaluateModel } from '../workflow.js';
 import type { ExitResults } from './early_exit.js';
 import { earlyExit, earlyExitAsync } from './early_exit.js';
 import { rowEntropy } from './entropy.js';
-import { allExitLogits } from './full_forward.js';
+import { accuracyOf, allExitLogits } from './full_forward.js';
 import { chooseRuntime, loadOnnxRuntime, OnnxRunner, readManifest, type OnnxActivation } from './onnx_runner.js';
 import type { StageOutput, StageRunner } from './runner.js';
 import { TfjsRunner } from './tfjs_runner.js';
@@ -270,8 +270,11 @@ test('evaluateModel reports the same fields and answers on ONNX Runtime as on tf
   assert.equal(tfjs.runtime, 'tfjs');
   const shape = (o: object): string[] => Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? shape(v).map((s) => `${k}.${s}`) : [k])).sort();
   assert.deepEqual(shape(onnx), shape(tfjs));
-  for (const key of ['accuracy', 'exitFractions', 'exitAccuracies', 'macSpeedup', 'macs', 'samples'] as const) assert.deepEqual(onnx[key], tfjs[key], key);
+  for (const key of ['accuracy', 'exitFractions', 'exitAccuracies', 'lastExitAccuracy', 'macSpeedup', 'macs', 'samples'] as const) assert.deepEqual(onnx[key], tfjs[key], key);
   assert.equal(onnx.baseline.accuracy, tfjs.baseline.accuracy);
+  // The last exit's accuracy, from the reference path (every exit's logits, the last one's argmax).
+  const last = allExitLogits(net, test)[spec.segments.length - 1];
+  assert.equal(onnx.lastExitAccuracy, accuracyOf(last, test.labels, spec.classes));
   for (const v of [onnx.msPerSample, onnx.speedup, onnx.batched.samplesPerSecond, onnx.batched.speedup]) assert.ok(Number.isFinite(v) && v > 0);
   net.dispose();
 });
