@@ -27,3 +27,5 @@ export { calibrate, paretoFrontier, REFERENCE_GRID, type Calibration, type Opera
 export { evaluate, formatReport, type EvalReport } from './eval/report.js';
 export { calibrateModel, evaluateModel, trainAndSave, type EvaluateOptions } from './workflow.js';
 export { UserError } from './errors.js';
+export { Rng } from './rng.js';
+export type { ForwardOptions } from './model/layers/index.js';
