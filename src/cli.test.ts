@@ -63,6 +63,7 @@ test('bad input gives one clear line, never a stack trace', () => {
   assertOneLineError(run('eval', '--bogus'), /Unknown option '--bogus'/);
   assertOneLineError(run('run', '--passes', '5'), /^branchynet: --passes is not an option of run/);
   assertOneLineError(run('download', 'cifar10', '--model', 'x'), /--model is not an option of download/);
+  assertOneLineError(run('train', '--out', '/tmp/x', '--init-from', 'a', '--baseline-from', 'b'), /--init-from already takes the baseline/);
   assertOneLineError(run('train', '--out', '/tmp/x', '--distill-temperature', '2'), /--distill-temperature: only with --distill A/);
   assertOneLineError(run('train', '--out', '/tmp/x', '--distill', '1', '--distill-temperature', '0'), /--distill-temperature: expected a number > 0/);
   const dir = mkdtempSync(join(tmpdir(), 'bn-cli-'));

@@ -18,7 +18,7 @@ import { zooSpec } from './model/zoo.js';
 import { exportModel } from './onnx/export.js';
 import type { RuntimeName } from './runtime/onnx_runner.js';
 import { DEFAULT_DISTILL_TEMPERATURE } from './train/loss.js';
-import { DEFAULT_TRAIN_OPTIONS, readBaselineSource } from './train/pipeline.js';
+import { DEFAULT_TRAIN_OPTIONS, readBaselineSource, readInitSource } from './train/pipeline.js';
 import type { TrainOptions } from './train/pipeline.js';
 import { calibrateModel, describeCalibration, evaluateModel, trainAndSave } from './workflow.js';
 
@@ -65,6 +65,8 @@ train / run
   --freeze-trunk         second phase trains only the branch heads, on the baseline's trunk left frozen
   --baseline-from DIR    take the trained baseline of another run (its model directory, or its training
                          directory once the baseline phase is done) instead of training one; same --val-size
+  --init-from DIR        continue training a finished run (its model directory, same network): its baseline is
+                         taken as with --baseline-from, and the joint phase starts from its branchy net
   --resume               continue the run checkpointed in --out
   --train-limit N        use only the first N training images (quick experiments)
 
@@ -118,6 +120,7 @@ const OPTIONS = {
   'lr-schedule': { type: 'string' },
   'freeze-trunk': { type: 'boolean' },
   'baseline-from': { type: 'string' },
+  'init-from': { type: 'string' },
   'train-limit': { type: 'string' },
   json: { type: 'boolean' },
   thresholds: { type: 'string' },
@@ -133,7 +136,7 @@ type OptionName = keyof typeof OPTIONS;
 
 const TRAINING_OPTIONS: OptionName[] = [
   'model', 'out', 'baseline-epochs', 'epochs', 'batch-size', 'lr', 'loss-weights', 'distill', 'distill-temperature', 'max-drop', 'grid',
-  'resume', 'augment', 'lr-schedule', 'freeze-trunk', 'baseline-from', 'train-limit',
+  'resume', 'augment', 'lr-schedule', 'freeze-trunk', 'baseline-from', 'init-from', 'train-limit',
 ];
 const DATA_OPTIONS: OptionName[] = ['dataset', 'data-dir'];
 
@@ -227,6 +230,9 @@ function distillation(values: Values): Pick<TrainOptions, 'distill'> {
 /** Checks the options, loads the data, then starts the backend (`start`) and trains. */
 async function train(values: Values, preset: { baselineEpochs: number; epochs: number }, outDir: string, start: () => Promise<unknown>) {
   const spec = zooSpec(values.model ?? 'b-lenet');
+  if (values['baseline-from'] !== undefined && values['init-from'] !== undefined) {
+    throw new UserError('--init-from already takes the baseline of the run it continues: drop --baseline-from');
+  }
   const schedule = values['lr-schedule'] ?? 'constant';
   if (schedule !== 'constant' && schedule !== 'cosine') throw new UserError(`--lr-schedule: expected constant or cosine, got '${schedule}'`);
   const options: TrainOptions = {
@@ -245,9 +251,12 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
   const { maxDrop, grid } = calibrationOptions(values);
   const data = splits(values, values.dataset ?? 'mnist');
   await start();
-  const baselineSource = values['baseline-from'] === undefined ? undefined : readBaselineSource(values['baseline-from']);
+  const baselineSource =
+    values['init-from'] !== undefined ? readInitSource(values['init-from'])
+    : values['baseline-from'] !== undefined ? readBaselineSource(values['baseline-from'])
+    : undefined;
   log(`training ${spec.name} on ${data.dataset}: ${data.train.count} training, ${data.validation.count} validation images; ` +
-    `baseline ${baselineSource ? `from ${baselineSource.from} (${baselineSource.epochs} epochs)` : options.baselineEpochs} + joint ${options.epochs} epochs, batch ${options.batchSize}, Adam lr ${options.learningRate}${options.lrSchedule ? ` (${options.lrSchedule})` : ''}${options.freezeTrunk ? ', frozen trunk' : ''}${options.augment ? ', augmented' : ''}${options.distill ? `, distilled (weight ${options.distill.weight}, temperature ${options.distill.temperature})` : ''}, seed ${options.seed} -> ${outDir}`);
+    `baseline ${baselineSource ? `from ${baselineSource.from} (${baselineSource.epochs} epochs)` : options.baselineEpochs} + joint ${options.epochs} epochs${baselineSource?.branchy ? ` continuing its branchy net` : ''}, batch ${options.batchSize}, Adam lr ${options.learningRate}${options.lrSchedule ? ` (${options.lrSchedule})` : ''}${options.freezeTrunk ? ', frozen trunk' : ''}${options.augment ? ', augmented' : ''}${options.distill ? `, distilled (weight ${options.distill.weight}, temperature ${options.distill.temperature})` : ''}, seed ${options.seed} -> ${outDir}`);
   const result = await trainAndSave({
     spec,
     datasetName: data.dataset,

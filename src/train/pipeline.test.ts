@@ -11,7 +11,10 @@ import type { BranchyNet } from '../model/network.js';
 import { readWeights } from '../model/weights.js';
 import { bAlexNet, bLeNet } from '../model/zoo.js';
 import type { TrainOptions } from './pipeline.js';
-import { DEFAULT_TRAIN_OPTIONS, readBaselineSource, trainBranchyNet } from './pipeline.js';
+import { DEFAULT_TRAIN_OPTIONS, readBaselineSource, readInitSource, trainBranchyNet } from './pipeline.js';
+import { trainAndSave } from '../workflow.js';
+import { loadModel } from '../model/io.js';
+import type { BranchyNetSpec } from '../model/spec.js';
 import { scheduledLearningRate } from './trainer.js';
 
 before(async () => {
@@ -132,6 +135,37 @@ test('--baseline-from starts the second phase from another run\'s trained baseli
     trainBranchyNet({ spec: bLeNet(), ...shifted, outDir: mkdtempSync(join(tmpdir(), 'bn-from3-')), options: { ...options, baselineEpochs: 0, epochs: 1 }, baselineSource: source, resume: false, log: quiet }),
     (e: Error) => e instanceof UserError && /held out for validation, this run holds out 210.*use --val-size 200/.test(e.message),
   );
+});
+
+test('--init-from continues a finished run: the joint phase starts from its branchy net, on the same network only', async () => {
+  const first = mkdtempSync(join(tmpdir(), 'bn-init-src-'));
+  await trainAndSave({ spec: bLeNet(), datasetName: 'mnist', train, validation, outDir: first, options: { ...options, epochs: 1 }, resume: false, maxDrop: 0, log: quiet });
+  const finished = loadModel(first);
+  const source = readInitSource(first);
+  assert.equal(source.epochs, 2);
+
+  // No joint epoch: the net is the source's, bit for bit (trunk and heads), the baseline too.
+  const lines: string[] = [];
+  const same = await trainBranchyNet({ spec: bLeNet(), train, validation, outDir: mkdtempSync(join(tmpdir(), 'bn-init0-')), options: { ...options, epochs: 0 }, baselineSource: source, resume: false, log: (l) => lines.push(l) });
+  assert.deepEqual(weightsOf(same.net), weightsOf(finished.net));
+  assert.deepEqual(weightsOf(same.baseline!), weightsOf(finished.baseline!));
+  assert.equal(same.options.initFrom, first);
+  assert.ok(lines.some((l) => l.startsWith(`joint training continues from the branchy net of ${first}`)), lines.join('\n'));
+
+  // One more epoch moves on from there: its loss starts near where the source's training ended.
+  const more = await trainBranchyNet({ spec: bLeNet(), train, validation, outDir: mkdtempSync(join(tmpdir(), 'bn-init1-')), options: { ...options, epochs: 1 }, baselineSource: source, resume: false, log: quiet });
+  assert.notDeepEqual(weightsOf(more.net), weightsOf(finished.net));
+  const fresh = await trainBranchyNet({ spec: bLeNet(), train, validation, outDir: mkdtempSync(join(tmpdir(), 'bn-init2-')), options: { ...options, epochs: 1 }, baselineSource: readBaselineSource(first), resume: false, log: quiet });
+  assert.ok(more.history.joint[0].loss[0] < fresh.history.joint[0].loss[0], `exit-1 loss ${more.history.joint[0].loss[0]} continuing, ${fresh.history.joint[0].loss[0]} from the baseline`);
+
+  const other: BranchyNetSpec = { ...bLeNet(), name: 'b-lenet-other' };
+  await assert.rejects(
+    trainBranchyNet({ spec: other, train, validation, outDir: mkdtempSync(join(tmpdir(), 'bn-init3-')), options, baselineSource: source, resume: false, log: quiet }),
+    (e: Error) => e instanceof UserError && /its network is b-lenet, not b-lenet-other/.test(e.message),
+  );
+  assert.throws(() => readInitSource(mkdtempSync(join(tmpdir(), 'bn-init4-'))), /not a model directory/);
+  finished.net.dispose();
+  finished.baseline?.dispose();
 });
 
 test('--distill changes what the earlier exits learn, and a run resumes only with the same distillation', async () => {

@@ -37,6 +37,8 @@ export interface TrainOptions {
   freezeTrunk?: boolean;
   /** Set when the baseline was taken from another run (`BaselineSource.from`) rather than trained. */
   baselineFrom?: string;
+  /** Set when the joint phase started from another run's branchy net (`BaselineSource.branchy`). */
+  initFrom?: string;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -78,6 +80,8 @@ export interface BaselineSource {
   epochs: number;
   /** Images it held out for validation, where recorded: the new run must hold out the same. */
   split: { validation: number } | null;
+  /** A trained branchy net to start the joint phase from, instead of the baseline's trunk alone (`readInitSource`). */
+  branchy?: { spec: BranchyNetSpec; arrays: NamedArray[] };
 }
 
 /**
@@ -120,6 +124,22 @@ export function readBaselineSource(dir: string): BaselineSource {
   };
 }
 
+/**
+ * A finished run's model directory, to continue training from: its baseline (as
+ * `readBaselineSource`) and its branchy net's weights, where the joint phase then starts.
+ */
+export function readInitSource(dir: string): BaselineSource {
+  if (!existsSync(join(dir, 'model.json'))) throw new UserError(`${dir}: not a model directory (no model.json) to continue from`);
+  const source = readBaselineSource(dir);
+  const model = loadModel(dir);
+  try {
+    return { ...source, branchy: { spec: model.spec, arrays: readWeights(model.net, 'branchy/').map((a) => ({ ...a, data: Float32Array.from(a.data) })) } };
+  } finally {
+    model.net.dispose();
+    model.baseline?.dispose();
+  }
+}
+
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -155,7 +175,12 @@ export async function trainBranchyNet(args: {
         `its validation images would include the baseline's training images; use --val-size ${source.split.validation}`,
     );
   }
-  const options: TrainOptions = source ? { ...args.options, baselineEpochs: source.epochs, baselineFrom: source.from } : args.options;
+  if (source?.branchy && !sameJson(source.branchy.spec, spec)) {
+    throw new UserError(`${source.from}: its network is ${source.branchy.spec.name}, not ${spec.name}: training continues only on the same network`);
+  }
+  const options: TrainOptions = source
+    ? { ...args.options, baselineEpochs: source.epochs, baselineFrom: source.from, ...(source.branchy ? { initFrom: source.from } : {}) }
+    : args.options;
   const started = performance.now();
   const exits = spec.segments.length;
   const lossWeights = options.lossWeights ?? spec.lossWeights ?? new Array(exits).fill(1);
@@ -247,6 +272,9 @@ export async function trainBranchyNet(args: {
   if (header.epochsDone > 0) {
     assignWeights(net, saved, checkpointPath, 'branchy/');
     await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'));
+  } else if (source?.branchy) {
+    assignWeights(net, source.branchy.arrays, source.from, 'branchy/');
+    log(`joint training continues from the branchy net of ${source.from} (${net.paramList.length} parameters)`);
   } else if (baseline) {
     const copied = net.copyParamsFrom(baseline);
     log(resolved.freezeTrunk
