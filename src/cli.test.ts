@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -54,6 +54,22 @@ test('a reader that closes the pipe early ends the command quietly', () => {
   const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" info --model b-alexnet | true`], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stderr, /EPIPE|Error/);
+});
+
+test('download cifar10 puts the files where loading looks by default ($BRANCHYNET_CIFAR10_DIR)', (t) => {
+  const withEnv = (value: string | undefined) => {
+    const env = { ...process.env };
+    delete env.BRANCHYNET_CIFAR10_DIR;
+    if (value !== undefined) env.BRANCHYNET_CIFAR10_DIR = value;
+    const r = spawnSync(process.execPath, [CLI, 'download', 'cifar10'], { encoding: 'utf8', env });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
+  };
+  assertOneLineError(withEnv(undefined), /--data-dir DIR is required: where to put the files \(or set BRANCHYNET_CIFAR10_DIR\)/);
+  const dev = process.env.BRANCHYNET_CIFAR10_DIR || join(REPO, '..', 'shared', 'data', 'cifar-10-batches-bin');
+  if (!existsSync(join(dev, 'test_batch.bin'))) return t.skip('no CIFAR-10 files to check against');
+  const r = withEnv(dev);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /cifar10 is already there and verified/);
 });
 
 test('bad input gives one clear line, never a stack trace', () => {

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { Dataset } from './data/dataset.js';
 import { downloadDataset } from './data/download.js';
 import { headDataset, holdOutValidation, loadDataset, normalisesInputs } from './data/index.js';
+import { CIFAR10_DIR_ENV } from './data/cifar10.js';
 import { CIFAR_AUGMENTATION, channelStats, normalizeDataset } from './data/transform.js';
 import type { ChannelStats } from './data/transform.js';
 import { bestBackend, initBackend } from './engine/backend.js';
@@ -95,7 +96,7 @@ info
   --model NAME|DIR       a zoo network (default b-lenet) or a saved model directory
 
 download
-  branchynet download cifar10 --data-dir DIR
+  branchynet download cifar10 [--data-dir DIR]   (default: $BRANCHYNET_CIFAR10_DIR, where loading looks)
 `;
 
 const OPTIONS = {
@@ -377,8 +378,10 @@ async function main(argv: string[]): Promise<void> {
     case 'download': {
       const name = positionals[1];
       if (!name) throw new UserError('usage: branchynet download <dataset> --data-dir DIR');
-      if (!values['data-dir']) throw new UserError('--data-dir DIR is required: where to put the files');
-      await downloadDataset(name, values['data-dir'], log);
+      // Where loading will look by default, so that a download needs no further flag.
+      const dir = values['data-dir'] ?? (name === 'cifar10' ? process.env[CIFAR10_DIR_ENV] || undefined : undefined);
+      if (!dir) throw new UserError(`--data-dir DIR is required: where to put the files${name === 'cifar10' ? ` (or set ${CIFAR10_DIR_ENV})` : ''}`);
+      await downloadDataset(name, dir, log);
       return;
     }
     case 'export': {
