@@ -10,11 +10,15 @@ const CLI = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
 const REPO = join(dirname(CLI), '..');
 
 function run(...args: string[]) {
-  return runIn(undefined, ...args);
+  return runWith({}, ...args);
 }
 
-function runIn(cwd: string | undefined, ...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd });
+function runIn(cwd: string, ...args: string[]) {
+  return runWith({ cwd }, ...args);
+}
+
+function runWith(options: { cwd?: string; env?: NodeJS.ProcessEnv }, ...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', ...options });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
 }
 
@@ -61,8 +65,7 @@ test('download cifar10 puts the files where loading looks by default ($BRANCHYNE
     const env = { ...process.env };
     delete env.BRANCHYNET_CIFAR10_DIR;
     if (value !== undefined) env.BRANCHYNET_CIFAR10_DIR = value;
-    const r = spawnSync(process.execPath, [CLI, 'download', 'cifar10'], { encoding: 'utf8', env });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
+    return runWith({ env }, 'download', 'cifar10');
   };
   assertOneLineError(withEnv(undefined), /--data-dir DIR is required: where to put the files \(or set BRANCHYNET_CIFAR10_DIR\)/);
   const dev = process.env.BRANCHYNET_CIFAR10_DIR || join(REPO, '..', 'shared', 'data', 'cifar-10-batches-bin');

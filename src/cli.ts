@@ -13,7 +13,7 @@ import type { BackendName } from './engine/backend.js';
 import { UserError } from './errors.js';
 import { throttledLines } from './throttle.js';
 import { DEFAULT_TIMING_PASSES, formatReport } from './eval/report.js';
-import { checkModelDir, loadModel, saveModel, trunkOf } from './model/io.js';
+import { checkModelDir, loadModel, savedValidationSize, saveModel, trunkOf } from './model/io.js';
 import { analyseSpec } from './model/network.js';
 import { zooSpec } from './model/zoo.js';
 import { exportModel } from './onnx/export.js';
@@ -208,12 +208,6 @@ function splits(values: Values, dataset: string, stats?: ChannelStats | null, tr
   const normalization = stats ?? channelStats(train);
   const norm = (d: Dataset) => normalizeDataset(d, normalization);
   return { dataset, train: norm(train), validation: norm(held.validation), test: norm(test), normalization };
-}
-
-/** How many training images a saved model held out for validation, where its model.json says. */
-function savedValidationSize(model: { training?: unknown }): number | undefined {
-  const size = (model.training as { validationSize?: unknown } | undefined)?.validationSize;
-  return typeof size === 'number' ? size : undefined;
 }
 
 /** --distill and --distill-temperature, as the `distill` training option (absent when off). */

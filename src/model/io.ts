@@ -40,6 +40,12 @@ export interface LoadedModel extends ModelMeta {
   baseline: BranchyNet | null;
 }
 
+/** How many training images a saved model held out for validation, where its training record says. */
+export function savedValidationSize(meta: Pick<ModelMeta, 'training'>): number | undefined {
+  const size = (meta.training as { validationSize?: unknown } | undefined)?.validationSize;
+  return typeof size === 'number' ? size : undefined;
+}
+
 /** Saves a model directory: model.json, weights.bin and (optionally) baseline.bin. */
 export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | null, meta: ModelMeta): void {
   mkdirSync(dir, { recursive: true });

@@ -8,7 +8,7 @@ import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { baselineOf } from '../model/spec.js';
 import { assignWeights, readWeights } from '../model/weights.js';
-import { loadModel } from '../model/io.js';
+import { loadModel, savedValidationSize, type LoadedModel } from '../model/io.js';
 import type { AugmentOptions } from '../data/transform.js';
 import type { EpochRecord, LearningRateSchedule, PhaseConfig, PhaseState } from './trainer.js';
 import { createOptimizer, restoreOptimizer, saveOptimizer, trainPhase } from './trainer.js';
@@ -84,30 +84,44 @@ export interface BaselineSource {
   branchy?: { spec: BranchyNetSpec; arrays: NamedArray[] };
 }
 
+/** The separately trained baseline of a loaded model directory, as a `BaselineSource`. */
+function baselineOfModel(dir: string, model: LoadedModel): BaselineSource {
+  if (!model.baseline) throw new UserError(`${dir}: the model directory has no separately trained baseline (baseline.bin)`);
+  const training = model.training as { options?: TrainOptions; history?: TrainHistory } | undefined;
+  const validation = savedValidationSize(model);
+  return {
+    from: dir,
+    spec: model.baseline.spec,
+    arrays: copiedWeights(model.baseline, 'baseline/'),
+    history: training?.history?.baseline ?? [],
+    epochs: training?.options?.baselineEpochs ?? training?.history?.baseline?.length ?? 0,
+    split: validation === undefined ? null : { validation },
+  };
+}
+
+/** A net's weights, copied out of the tensors' buffers (the net is disposed after). */
+function copiedWeights(net: BranchyNet, prefix: string): NamedArray[] {
+  return readWeights(net, prefix).map((a) => ({ ...a, data: Float32Array.from(a.data) }));
+}
+
+/** Runs `use` on the model directory `dir`, then frees its networks. */
+function withModel<T>(dir: string, use: (model: LoadedModel) => T): T {
+  const model = loadModel(dir);
+  try {
+    return use(model);
+  } finally {
+    model.net.dispose();
+    model.baseline?.dispose();
+  }
+}
+
 /**
  * The baseline of a finished run directory (its model.json and baseline.bin), or of a training
  * directory whose checkpoint is past the baseline phase.
  */
 export function readBaselineSource(dir: string): BaselineSource {
   const checkpointPath = join(dir, CHECKPOINT_FILE);
-  if (existsSync(join(dir, 'model.json'))) {
-    const model = loadModel(dir);
-    try {
-      if (!model.baseline) throw new UserError(`${dir}: the model directory has no separately trained baseline (baseline.bin)`);
-      const training = model.training as { options?: TrainOptions; history?: TrainHistory; validationSize?: number } | undefined;
-      return {
-        from: dir,
-        spec: model.baseline.spec,
-        arrays: readWeights(model.baseline, 'baseline/').map((a) => ({ ...a, data: Float32Array.from(a.data) })),
-        history: training?.history?.baseline ?? [],
-        epochs: training?.options?.baselineEpochs ?? training?.history?.baseline?.length ?? 0,
-        split: typeof training?.validationSize === 'number' ? { validation: training.validationSize } : null,
-      };
-    } finally {
-      model.net.dispose();
-      model.baseline?.dispose();
-    }
-  }
+  if (existsSync(join(dir, 'model.json'))) return withModel(dir, (model) => baselineOfModel(dir, model));
   if (!existsSync(checkpointPath)) throw new UserError(`${dir}: neither a model directory (model.json) nor a training directory (${CHECKPOINT_FILE})`);
   const ckpt = readPackFile<CheckpointHeader>(checkpointPath);
   if (ckpt.header.kind !== 'branchynet-checkpoint') throw new UserError(`${checkpointPath}: not a training checkpoint`);
@@ -130,14 +144,7 @@ export function readBaselineSource(dir: string): BaselineSource {
  */
 export function readInitSource(dir: string): BaselineSource {
   if (!existsSync(join(dir, 'model.json'))) throw new UserError(`${dir}: not a model directory (no model.json) to continue from`);
-  const source = readBaselineSource(dir);
-  const model = loadModel(dir);
-  try {
-    return { ...source, branchy: { spec: model.spec, arrays: readWeights(model.net, 'branchy/').map((a) => ({ ...a, data: Float32Array.from(a.data) })) } };
-  } finally {
-    model.net.dispose();
-    model.baseline?.dispose();
-  }
+  return withModel(dir, (model) => ({ ...baselineOfModel(dir, model), branchy: { spec: model.spec, arrays: copiedWeights(model.net, 'branchy/') } }));
 }
 
 function sameJson(a: unknown, b: unknown): boolean {
