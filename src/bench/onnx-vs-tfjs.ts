@@ -15,6 +15,7 @@ import { loadModel, trunkOf } from '../model/io.js';
 import { encodeModel, GraphBuilder } from '../onnx/graph.js';
 import { earlyExitAsync } from '../runtime/early_exit.js';
 import { loadOnnxRuntime, OnnxRunner } from '../runtime/onnx_runner.js';
+import { openSession } from '../runtime/ort_session.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
 import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
@@ -103,7 +104,8 @@ async function main(): Promise<void> {
   const ortVersion = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
   const cpu = cpus();
   log(`${model.spec.name} (${dir}), ${model.dataset ?? 'mnist'} test set: batch 1 on ${batch1Samples} samples (chunks of 100), batch ${batchSize} on ${batchedSamples} (chunks of ${4 * batchSize}), best of ${passes} passes per chunk; thresholds [${thresholds.join(', ')}]`);
-  log(`onnxruntime-node ${ortVersion} (cpu, ${threads} intra-op thread${threads > 1 ? 's' : ''}, graph optimisation 'all'), tfjs ${backend}; ${cpu.length} x ${cpu[0]?.model.trim()}, node ${process.version}`);
+  const binding = ortEarly.direct ? 'native session called directly' : 'public InferenceSession API';
+  log(`onnxruntime-node ${ortVersion} (cpu, ${threads} intra-op thread${threads > 1 ? 's' : ''}, graph optimisation 'all', ${binding}), tfjs ${backend}; ${cpu.length} x ${cpu[0]?.model.trim()}, node ${process.version}`);
 
   log('warming up...');
   await interleaved(contenders, headDataset(test, 128), 128, 1, 64, 1);
@@ -144,7 +146,9 @@ async function main(): Promise<void> {
   log('batch-1 breakdown on ONNX Runtime...');
   const g = new GraphBuilder('identity');
   g.output(g.input('x', ['N', 1]), 'y', ['N', 1]);
-  const identity = await ort.InferenceSession.create(encodeModel(g.build('an empty graph: the cost of one session run')), { intraOpNumThreads: threads });
+  const emptyGraph = encodeModel(g.build('an empty graph: the cost of one session run'));
+  const identity = await openSession(ort, emptyGraph, { intraOpNumThreads: threads }, ['y'], ortEarly.direct);
+  const identityViaApi = await openSession(ort, emptyGraph, { intraOpNumThreads: threads }, ['y'], false);
   const one = new ort.Tensor('float32', new Float32Array(1), [1, 1]);
   const image = test.images.subarray(0, imageSize(test));
   const stageInputs = [ortEarly.input(image, 1)];
@@ -161,6 +165,7 @@ async function main(): Promise<void> {
   };
   const t = await bestOf({
     empty: [() => identity.run({ x: one }), 200],
+    emptyViaApi: [() => identityViaApi.run({ x: one }), 200],
     ...Object.fromEntries(stageInputs.map((a, k) => [`stage${k}`, [() => ortEarly.runStage(k, a), 100]])),
     baseline: [() => ortBase.runStage(0, ortBase.input(image, 1)), 100],
     // The early-exit loop itself, everyone answering at exit 1: its cost beyond the stage-1 run.
@@ -179,10 +184,12 @@ async function main(): Promise<void> {
   let expected = 0;
   for (let k = 0; k < exits; k++) expected += exitFractions[k] * stageRuns.slice(0, k + 1).reduce((a, b) => a + b, 0);
   const runsPerSample = exitFractions.reduce((s, f, k) => s + f * (k + 1), 0);
-  await identity.release();
+  await Promise.all([identity.release(), identityViaApi.release()]);
   const stage1MacShare = perExit[0] / baselineMacs;
   const breakdown = {
+    direct: ortEarly.direct,
     emptySessionRunUs: emptyRun,
+    emptySessionRunPublicApiUs: t.emptyViaApi,
     stageRunUs: stageRuns,
     baselineRunUs: baselineRun,
     sessionRunsPerSample: runsPerSample,
@@ -243,7 +250,8 @@ async function main(): Promise<void> {
         ...rows.slice(1).map(line),
         `efficiency = measured speed-up / MAC-ideal speed-up; ONNX Runtime early exit takes ${f2(figures.onnxVsTfjsBatch1)}x the tfjs runtime's time at batch 1`,
         `predictions and exits identical on ONNX Runtime and tfjs (batch 1 and ${batchSize}): ${identical ? 'yes' : 'NO'}`,
-        `where batch-1 time goes on ONNX Runtime (best of 15 rounds): an empty session run ${us(emptyRun)}; ` +
+        `where batch-1 time goes on ONNX Runtime (best of 15 rounds): an empty session run ${us(emptyRun)}` +
+          (ortEarly.direct ? ` (${us(t.emptyViaApi)} through onnxruntime-node's public API)` : '') + '; ' +
           stageRuns.map((s, k) => `stage ${k + 1} ${us(s)} (${us(s - emptyRun)} compute)`).join(', ') +
           `; baseline ${us(baselineRun)} (${us(baselineRun - emptyRun)} compute)`,
         `  the early-exit loop with every sample answering at exit 1: ${us(firstExitLoop)} per sample, ${us(breakdown.loopOverheadUs)} beyond the stage-1 run (input tensor, decision)`,

@@ -128,6 +128,10 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
     const logits = allExitLogits(net, data);
     const thresholds = safeThresholds(logits, spec.classes, count, 0.45, gap);
     const onnx = await OnnxRunner.fromNet(net);
+    // The same graphs through onnxruntime-node's public API instead of its native session.
+    const viaApi = await OnnxRunner.fromNet(net, { direct: false });
+    assert.equal(onnx.direct, true, 'runs go to the native session directly on the pinned onnxruntime-node');
+    assert.equal(viaApi.direct, false);
     const tfjs = new TfjsRunner(net);
     const stages = await stageOutputs(onnx, data.images, count);
     for (let k = 0; k < net.exits; k++) {
@@ -149,9 +153,11 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
         remaining -= reference.exits.filter((e) => e === k).length;
       }
       assertSameAnswers(earlyExit(tfjs, data.images, count, thresholds, batchSize), reference, `tfjs at batch ${batchSize}`);
+      assertSameAnswers(earlyExit(onnx, data.images, count, thresholds, batchSize), reference, `synchronous loop, batch ${batchSize}`);
+      assertSameAnswers(await earlyExitAsync(viaApi, data.images, count, thresholds, batchSize), reference, `public API, batch ${batchSize}`);
     }
-    assert.throws(() => earlyExit(onnx, data.images, count, thresholds, 1), /use earlyExitAsync/);
-    await onnx.release();
+    assert.throws(() => earlyExit(viaApi, data.images, count, thresholds, 1), /use earlyExitAsync/);
+    await Promise.all([onnx.release(), viaApi.release()]);
     net.dispose();
   });
 }

@@ -7,6 +7,7 @@ import type { BranchyNetSpec } from '../model/spec.js';
 import type { OnnxExport, OnnxManifest, StageManifest } from '../onnx/export.js';
 import { exportStages, MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION } from '../onnx/export.js';
 import { unexportableKinds } from '../onnx/layers.js';
+import { openSession, type OrtSession } from './ort_session.js';
 import type { StageOutput, StageRunner } from './runner.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -53,6 +54,13 @@ export interface OnnxRunnerOptions {
    * 128, 2.57x whole, each against the baseline run the same way (`npm run bench:tiles`).
    */
   maxRunRows?: number;
+  /**
+   * Run the stages on onnxruntime-node's native session directly, synchronously (default true
+   * where this onnxruntime-node version has it; see `directBinding`): about 8 us less per session
+   * run than its public API, which defers the same call through `setImmediate`. false: the
+   * public API. Either way a run blocks the thread it is on; the answers are the same.
+   */
+  direct?: boolean;
 }
 
 export const DEFAULT_MAX_RUN_ROWS = 64;
@@ -64,14 +72,12 @@ export type OnnxSource =
   | { kind: 'stages'; stages: StageManifest[]; files: Map<string, Uint8Array> };
 
 interface Stage {
-  session: InferenceSession;
+  session: OrtSession;
   input: string;
   next: string | null;
   logits: string;
   /** Null when the graph does not compute it: the early-exit loop then does, from the logits. */
   entropy: string | null;
-  /** Output names to fetch, in one array reused on every run. */
-  fetches: string[];
 }
 
 /** Reads and checks an export directory's manifest. */
@@ -187,12 +193,12 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
     const built: Stage[] = [];
     try {
       for (const s of stages) {
-        const session = await ort.InferenceSession.create(read(s.file), sessionOptions);
         const next = s.outputs.activation?.name ?? null;
         const logits = s.outputs.logits.name;
         const entropy = s.outputs.entropy?.name ?? null;
         const fetches = [...(next ? [next] : []), logits, ...(entropy ? [entropy] : [])];
-        built.push({ session, input: s.input.name, next, logits, entropy, fetches });
+        const session = await openSession(ort, read(s.file), sessionOptions, fetches, options.direct ?? true);
+        built.push({ session, input: s.input.name, next, logits, entropy });
       }
     } catch (e) {
       await Promise.all(built.map((s) => s.session.release()));
@@ -215,10 +221,29 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
     return { blocks: [new this.ort.Tensor('float32', images, [count, ...this.shape])], rows: count };
   }
 
-  async runStage(k: number, activation: OnnxActivation): Promise<StageOutput<OnnxActivation>> {
+  /** Whether session runs go to onnxruntime-node's native session directly (`OnnxRunnerOptions.direct`). */
+  get direct(): boolean {
+    return this.stages.every((s) => s.session.direct);
+  }
+
+  /**
+   * Synchronous where the sessions run directly (so the early-exit loop pays no Promise per
+   * stage), else a Promise.
+   */
+  runStage(k: number, activation: OnnxActivation): StageOutput<OnnxActivation> | Promise<StageOutput<OnnxActivation>> {
     const s = this.stages[k];
-    // Tiles of at most maxRunRows rows (views of the input, no copy); one run per block that fits.
-    const outs: Record<string, Tensor>[] = [];
+    const tiles = this.tiles(activation);
+    if (s.session.direct) return this.output(s, activation, tiles.map((tile) => s.session.run({ [s.input]: tile }) as Record<string, Tensor>));
+    return (async () => {
+      const outs: Record<string, Tensor>[] = [];
+      for (const tile of tiles) outs.push(await s.session.run({ [s.input]: tile }));
+      return this.output(s, activation, outs);
+    })();
+  }
+
+  /** The activation's blocks cut into runs of at most maxRunRows rows (views, no copy). */
+  private tiles(activation: OnnxActivation): Tensor[] {
+    const tiles: Tensor[] = [];
     for (const block of activation.blocks) {
       const rows = block.dims[0];
       const data = block.data as Float32Array;
@@ -227,11 +252,14 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
       let first = 0;
       do {
         const n = Math.min(this.maxRunRows, rows - first);
-        const tile = n === rows ? block : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]);
-        outs.push(await s.session.run({ [s.input]: tile }, s.fetches));
+        tiles.push(n === rows ? block : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]));
         first += n;
       } while (first < rows);
     }
+    return tiles;
+  }
+
+  private output(s: Stage, activation: OnnxActivation, outs: Record<string, Tensor>[]): StageOutput<OnnxActivation> {
     const stacked = (name: string): Float32Array => (outs.length === 1 ? (outs[0][name].data as Float32Array) : concatData(outs.map((o) => o[name])));
     return {
       // The activation stays as its tiles: the rows that go on are copied out of them later.
