@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+/**
+ * Benchmark: what each early-exit stage costs on ONNX Runtime against the baseline, in time and in
+ * MACs, all runs interleaved round by round. Where a stage's share of the time exceeds its share of
+ * the MACs, early exit there saves less than the MAC count says; the time-ideal speed-up (from
+ * these stage times and the exit fractions) is what the measured one can approach.
+ * `npm run bench:stages -- --help` for the options.
+ */
+import { initBackend } from '../engine/backend.js';
+import type { Calibration } from '../eval/calibrate.js';
+import { cumulativeExitMacs } from '../eval/calibrate.js';
+import { loadModel, trunkOf } from '../model/io.js';
+import { Rng } from '../rng.js';
+import { type OnnxActivation, OnnxRunner } from '../runtime/onnx_runner.js';
+import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
+
+const HELP = `usage: npm run bench:stages -- [options]
+  --model DIR              saved model directory (default models/b-lenet-mnist)
+  --batch-size N           rows per session run (default 1)
+  --threads N              ONNX Runtime intra-op threads (default 1)
+  --rounds N               timing rounds; each run's best round counts (default 15)
+  --exit-fractions a,b,..  fractions of samples answering at each exit (default: the model's
+                           calibration, on its validation split)
+  --json                   print the figures as JSON
+`;
+
+const values = benchArgs({
+  model: { type: 'string' },
+  'batch-size': { type: 'string' },
+  threads: { type: 'string' },
+  rounds: { type: 'string' },
+  'exit-fractions': { type: 'string' },
+  json: { type: 'boolean' },
+}, HELP);
+
+const log = (line: string) => process.stderr.write(line + '\n');
+
+/** Runs stage `k` synchronously or not, as the runner does. */
+async function run(runner: OnnxRunner, k: number, a: OnnxActivation) {
+  return runner.runStage(k, a);
+}
+
+function exitFractionsOf(raw: string | undefined, calibration: unknown, exits: number): number[] | null {
+  if (raw !== undefined) {
+    const f = raw.split(',').map(Number);
+    if (f.length !== exits || f.some((x) => !(x >= 0)) || Math.abs(f.reduce((a, b) => a + b, 0) - 1) > 1e-3) {
+      throw new Error(`--exit-fractions: expected ${exits} fractions >= 0 summing to 1, got '${raw}'`);
+    }
+    return f;
+  }
+  return (calibration as Calibration | undefined)?.chosen?.exitFractions ?? null;
+}
+
+async function main(): Promise<void> {
+  const dir = modelDirOption(values.model);
+  const rows = positiveOption(values['batch-size'], 'batch-size', 1);
+  const threads = positiveOption(values.threads, 'threads', 1);
+  const rounds = positiveOption(values.rounds, 'rounds', 15);
+  await initBackend('cpu');
+  const model = loadModel(dir);
+  const net = model.net;
+  const baselineNet = model.baseline ?? trunkOf(net);
+  const exitFractions = exitFractionsOf(values['exit-fractions'], model.calibration, net.exits);
+
+  const early = await OnnxRunner.fromNet(net, { intraOpNumThreads: threads });
+  const base = await OnnxRunner.fromNet(baselineNet, { intraOpNumThreads: threads });
+  const rng = new Rng(1);
+  const images = Float32Array.from({ length: rows * net.spec.input.reduce((a, b) => a * b, 1) }, () => rng.next());
+  // Each stage's input: what the stage before it hands on for these images.
+  const inputs = [early.input(images, rows)];
+  for (let k = 0; k + 1 < net.exits; k++) inputs.push((await run(early, k, inputs[k])).next!);
+  const baseInput = base.input(images, rows);
+
+  const reps = Math.max(1, Math.round(200 / rows));
+  const cases: [string, () => Promise<unknown>][] = [
+    ...inputs.map((a, k): [string, () => Promise<unknown>] => [`stage ${k + 1}`, () => run(early, k, a)]),
+    ['baseline', () => run(base, 0, baseInput)],
+  ];
+  log(`${net.spec.name} (${dir}) on ONNX Runtime (${early.direct ? 'native session called directly' : 'public API'}, ${threads} thread${threads > 1 ? 's' : ''}): ` +
+    `${rows} row${rows > 1 ? 's' : ''} per run, ${reps} runs per round, best of ${rounds} rounds`);
+  const best = cases.map(() => Infinity);
+  for (const [, f] of cases) for (let i = 0; i < Math.min(reps, 20); i++) await f();
+  for (let r = 0; r < rounds; r++) {
+    for (let c = 0; c < cases.length; c++) {
+      const start = performance.now();
+      for (let i = 0; i < reps; i++) await cases[c][1]();
+      best[c] = Math.min(best[c], ((performance.now() - start) * 1000) / reps / rows);
+    }
+  }
+  await Promise.all([early.release(), base.release()]);
+
+  const baselineUs = best[best.length - 1];
+  const baselineMacs = baselineNet.macs().segments[0];
+  const macs = net.macs();
+  const stageMacs = macs.segments.map((s, k) => s + macs.heads[k]);
+  const cumulativeMacs = cumulativeExitMacs(macs);
+  let elapsed = 0;
+  const stages = stageMacs.map((m, k) => {
+    const us = best[k];
+    elapsed += us;
+    return {
+      stage: k + 1,
+      macs: m,
+      macShare: m / baselineMacs,
+      usPerSample: us,
+      timeShare: us / baselineUs,
+      gmacPerSecond: m / us / 1000,
+      answeringMacShare: cumulativeMacs[k] / baselineMacs,
+      answeringTimeShare: elapsed / baselineUs,
+    };
+  });
+  const ideal = exitFractions && {
+    exitFractions,
+    macIdealSpeedup: 1 / exitFractions.reduce((s, f, k) => s + f * stages[k].answeringMacShare, 0),
+    timeIdealSpeedup: 1 / exitFractions.reduce((s, f, k) => s + f * stages[k].answeringTimeShare, 0),
+  };
+  const figures = {
+    model: net.spec.name,
+    dir,
+    rowsPerRun: rows,
+    threads,
+    direct: early.direct,
+    baseline: { macs: baselineMacs, usPerSample: baselineUs, gmacPerSecond: baselineMacs / baselineUs / 1000 },
+    stages,
+    ideal,
+  };
+  if (values.json) {
+    process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
+  const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+  const lines = [
+    '| stage | MACs | % of baseline MACs | us per sample | % of baseline time | GMAC/s | answering here: % MACs | % time |',
+    '|---|---|---|---|---|---|---|---|',
+    ...stages.map((s) =>
+      `| ${s.stage} | ${s.macs} | ${pct(s.macShare)} | ${s.usPerSample.toFixed(1)} | ${pct(s.timeShare)} | ${s.gmacPerSecond.toFixed(1)} | ${pct(s.answeringMacShare)} | ${pct(s.answeringTimeShare)} |`),
+    `| baseline | ${baselineMacs} | 100% | ${baselineUs.toFixed(1)} | 100% | ${figures.baseline.gmacPerSecond.toFixed(1)} | | |`,
+  ];
+  if (ideal) {
+    lines.push(
+      `at exit fractions ${ideal.exitFractions.map((f) => pct(f)).join(' / ')}${values['exit-fractions'] ? '' : " (the model's calibration, validation split)"}: ` +
+        `MAC-ideal speed-up ${ideal.macIdealSpeedup.toFixed(2)}x, time-ideal (these stage runs) ${ideal.timeIdealSpeedup.toFixed(2)}x`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+runBench(main);
