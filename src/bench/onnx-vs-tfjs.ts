@@ -19,6 +19,7 @@ import { openSession } from '../runtime/ort_session.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
 import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
+import { bestOf } from './best_of.js';
 import { type Contender, interleaved } from '../eval/timing.js';
 
 const HELP = `usage: npm run bench:onnx -- [options]
@@ -49,26 +50,6 @@ const positive = (name: 'samples' | 'batched-samples' | 'batch-size' | 'threads'
   positiveOption(values[name], name, fallback);
 
 const log = (line: string) => process.stderr.write(line + '\n');
-
-/**
- * Best mean time (µs) of each case's `reps` calls over `rounds` rounds, the cases taking turns
- * round by round, so that a burst of load from other processes spoils one round of each at most.
- */
-async function bestOf(cases: Record<string, [() => unknown, number]>, rounds = 15): Promise<Record<string, number>> {
-  const best: Record<string, number> = {};
-  for (const [name, [f, reps]] of Object.entries(cases)) {
-    for (let i = 0; i < Math.min(reps, 20); i++) await f();
-    best[name] = Infinity;
-  }
-  for (let r = 0; r < rounds; r++) {
-    for (const [name, [f, reps]] of Object.entries(cases)) {
-      const start = performance.now();
-      for (let i = 0; i < reps; i++) await f();
-      best[name] = Math.min(best[name], ((performance.now() - start) * 1000) / reps);
-    }
-  }
-  return best;
-}
 
 function same(a: { predictions: Int32Array; exits: Uint8Array }, b: { predictions: Int32Array; exits: Uint8Array }): boolean {
   return a.predictions.every((p, i) => p === b.predictions[i]) && a.exits.every((e, i) => e === b.exits[i]);

@@ -11,8 +11,9 @@ import type { Calibration } from '../eval/calibrate.js';
 import { cumulativeExitMacs } from '../eval/calibrate.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { Rng } from '../rng.js';
-import { type OnnxActivation, OnnxRunner } from '../runtime/onnx_runner.js';
+import { OnnxRunner } from '../runtime/onnx_runner.js';
 import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
+import { bestOf } from './best_of.js';
 
 const HELP = `usage: npm run bench:stages -- [options]
   --model DIR              saved model directory (default models/b-lenet-mnist)
@@ -34,11 +35,6 @@ const values = benchArgs({
 }, HELP);
 
 const log = (line: string) => process.stderr.write(line + '\n');
-
-/** Runs stage `k` synchronously or not, as the runner does. */
-async function run(runner: OnnxRunner, k: number, a: OnnxActivation) {
-  return runner.runStage(k, a);
-}
 
 function exitFractionsOf(raw: string | undefined, calibration: unknown, exits: number): number[] | null {
   if (raw !== undefined) {
@@ -68,35 +64,27 @@ async function main(): Promise<void> {
   const images = Float32Array.from({ length: rows * net.spec.input.reduce((a, b) => a * b, 1) }, () => rng.next());
   // Each stage's input: what the stage before it hands on for these images.
   const inputs = [early.input(images, rows)];
-  for (let k = 0; k + 1 < net.exits; k++) inputs.push((await run(early, k, inputs[k])).next!);
+  for (let k = 0; k + 1 < net.exits; k++) inputs.push((await early.runStage(k, inputs[k])).next!);
   const baseInput = base.input(images, rows);
 
   const reps = Math.max(1, Math.round(200 / rows));
-  const cases: [string, () => Promise<unknown>][] = [
-    ...inputs.map((a, k): [string, () => Promise<unknown>] => [`stage ${k + 1}`, () => run(early, k, a)]),
-    ['baseline', () => run(base, 0, baseInput)],
-  ];
+  const cases: Record<string, [() => unknown, number]> = {
+    ...Object.fromEntries(inputs.map((a, k) => [`stage ${k + 1}`, [() => early.runStage(k, a), reps]])),
+    baseline: [() => base.runStage(0, baseInput), reps],
+  };
   log(`${net.spec.name} (${dir}) on ONNX Runtime (${early.direct ? 'native session called directly' : 'public API'}, ${threads} thread${threads > 1 ? 's' : ''}): ` +
     `${rows} row${rows > 1 ? 's' : ''} per run, ${reps} runs per round, best of ${rounds} rounds`);
-  const best = cases.map(() => Infinity);
-  for (const [, f] of cases) for (let i = 0; i < Math.min(reps, 20); i++) await f();
-  for (let r = 0; r < rounds; r++) {
-    for (let c = 0; c < cases.length; c++) {
-      const start = performance.now();
-      for (let i = 0; i < reps; i++) await cases[c][1]();
-      best[c] = Math.min(best[c], ((performance.now() - start) * 1000) / reps / rows);
-    }
-  }
+  const perRun = await bestOf(cases, rounds);
   await Promise.all([early.release(), base.release()]);
 
-  const baselineUs = best[best.length - 1];
+  const baselineUs = perRun.baseline / rows;
   const baselineMacs = baselineNet.macs().segments[0];
   const macs = net.macs();
   const stageMacs = macs.segments.map((s, k) => s + macs.heads[k]);
   const cumulativeMacs = cumulativeExitMacs(macs);
   let elapsed = 0;
   const stages = stageMacs.map((m, k) => {
-    const us = best[k];
+    const us = perRun[`stage ${k + 1}`] / rows;
     elapsed += us;
     return {
       stage: k + 1,
