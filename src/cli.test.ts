@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -51,6 +51,22 @@ test('info takes a saved model directory by its bare name', () => {
 test('calibrate keeps the validation split the model was trained with', () => {
   // models/b-lenet-mnist held out 5000 images: 100 would validate on its training images.
   assertOneLineError(runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--val-size', '100'), /--val-size: the model was trained with 5000 images held out/);
+});
+
+test('calibrate --confidence holds the drop as an upper bound and saves it with the thresholds', () => {
+  assertOneLineError(runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--confidence', '1'), /--confidence: expected a probability in \[0\.5, 1\)/);
+  const dir = mkdtempSync(join(tmpdir(), 'branchynet-cal-'));
+  for (const f of ['model.json', 'weights.bin', 'baseline.bin']) cpSync(join(REPO, 'models', 'b-lenet-mnist', f), join(dir, f));
+  const r = runIn(REPO, 'calibrate', '--model', dir, '--max-drop', '0.2', '--confidence', '0.9');
+  assert.equal(r.code, 0, r.stderr);
+  const line = /drop (-?[\d.]+) \+- ([\d.]+) \(standard error\); max drop 0\.20 points at 90% confidence/.exec(r.stderr);
+  assert.ok(line, r.stderr);
+  // The bound the line states holds: drop + 1.2816 x standard error <= 0.2 points (to the printed rounding).
+  assert.ok(Number(line[1]) + 1.2816 * Number(line[2]) <= 0.2 + 0.02, r.stderr);
+  const saved = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  assert.equal(saved.calibration.confidence, 0.9);
+  assert.deepEqual(saved.thresholds, saved.calibration.chosen.thresholds);
+  assert.ok(saved.calibration.chosen.dropStdErr > 0);
 });
 
 test('a reader that closes the pipe early ends the command quietly', () => {

@@ -22,6 +22,7 @@ import { DEFAULT_DISTILL_TEMPERATURE } from './train/loss.js';
 import { DEFAULT_TRAIN_OPTIONS, readBaselineSource, readInitSource } from './train/pipeline.js';
 import type { TrainOptions } from './train/pipeline.js';
 import { calibrateModel, describeCalibration, evaluateModel, trainAndSave } from './workflow.js';
+import type { CalibrationOptions } from './workflow.js';
 
 const USAGE = `branchynet: early-exit neural networks (BranchyNet) on TensorFlow.js
 
@@ -59,6 +60,8 @@ train / run
                          with weight A against its own loss (self-distillation; default 0: off)
   --distill-temperature T  softening temperature of --distill (default 3)
   --max-drop X           calibration: accuracy the early-exit net may lose against the baseline, in points (default 0)
+  --confidence P         calibration: hold the drop to --max-drop with one-sided confidence P (e.g. 0.9): measured
+                         drop + z(P) x its standard error on the validation split (default: the measured drop alone)
   --grid reference|fine  calibration's candidate thresholds: the reference's 17 values (default), or those plus
                          each exit's validation-entropy quantiles at 5 % steps
   --augment              random crops (4-pixel padding) and horizontal flips of training images
@@ -86,7 +89,7 @@ eval
 
 calibrate
   --model DIR            saved model directory (rewritten with the new thresholds)
-  --max-drop X, --grid G as above
+  --max-drop X, --confidence P, --grid G as above
 
 export
   --model DIR            saved model directory
@@ -115,6 +118,7 @@ const OPTIONS = {
   distill: { type: 'string' },
   'distill-temperature': { type: 'string' },
   'max-drop': { type: 'string' },
+  confidence: { type: 'string' },
   grid: { type: 'string' },
   resume: { type: 'boolean' },
   augment: { type: 'boolean' },
@@ -136,8 +140,8 @@ const OPTIONS = {
 type OptionName = keyof typeof OPTIONS;
 
 const TRAINING_OPTIONS: OptionName[] = [
-  'model', 'out', 'baseline-epochs', 'epochs', 'batch-size', 'lr', 'loss-weights', 'distill', 'distill-temperature', 'max-drop', 'grid',
-  'resume', 'augment', 'lr-schedule', 'freeze-trunk', 'baseline-from', 'init-from', 'train-limit',
+  'model', 'out', 'baseline-epochs', 'epochs', 'batch-size', 'lr', 'loss-weights', 'distill', 'distill-temperature', 'max-drop', 'confidence',
+  'grid', 'resume', 'augment', 'lr-schedule', 'freeze-trunk', 'baseline-from', 'init-from', 'train-limit',
 ];
 const DATA_OPTIONS: OptionName[] = ['dataset', 'data-dir'];
 
@@ -145,7 +149,7 @@ const DATA_OPTIONS: OptionName[] = ['dataset', 'data-dir'];
 const COMMAND_OPTIONS: Record<string, OptionName[]> = {
   run: ['backend', ...DATA_OPTIONS, 'val-size', 'seed', ...TRAINING_OPTIONS, 'runtime', 'threads', 'json', 'timing-samples'],
   train: ['backend', ...DATA_OPTIONS, 'val-size', 'seed', ...TRAINING_OPTIONS],
-  calibrate: ['backend', ...DATA_OPTIONS, 'val-size', 'model', 'max-drop', 'grid'],
+  calibrate: ['backend', ...DATA_OPTIONS, 'val-size', 'model', 'max-drop', 'confidence', 'grid'],
   eval: ['backend', ...DATA_OPTIONS, 'model', 'runtime', 'threads', 'json', 'thresholds', 'timing-samples', 'passes', 'batch-size', 'limit'],
   download: ['data-dir'],
   export: ['backend', 'model', 'out'],
@@ -243,7 +247,7 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     ...(values['freeze-trunk'] ? { freezeTrunk: true } : {}),
     ...distillation(values),
   };
-  const { maxDrop, grid } = calibrationOptions(values);
+  const calibration = calibrationOptions(values);
   const data = splits(values, values.dataset ?? 'mnist');
   await start();
   const baselineSource =
@@ -261,8 +265,7 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
     options,
     resume: values.resume ?? false,
     baselineSource,
-    maxDrop,
-    grid,
+    calibration,
     normalization: data.normalization,
     log: logLine,
     progress,
@@ -270,12 +273,15 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
   return { ...result, data };
 }
 
-/** --max-drop (points, as a fraction) and --grid, for train/run and calibrate. */
-function calibrationOptions(values: Values): { maxDrop: number; grid: 'reference' | 'fine' } {
+/** --max-drop (points, as a fraction), --confidence and --grid, for train/run and calibrate. */
+function calibrationOptions(values: Values): CalibrationOptions {
   const maxDrop = num(values, 'max-drop', 0) / 100;
   const grid = values.grid ?? 'reference';
   if (grid !== 'reference' && grid !== 'fine') throw new UserError(`--grid: expected reference or fine, got '${grid}'`);
-  return { maxDrop, grid };
+  if (values.confidence === undefined) return { maxDrop, grid };
+  const confidence = Number(values.confidence);
+  if (!(confidence >= 0.5 && confidence < 1)) throw new UserError(`--confidence: expected a probability in [0.5, 1), e.g. 0.9, got '${values.confidence}'`);
+  return { maxDrop, grid, confidence };
 }
 
 function runtimeOptions(values: Values): { runtime?: RuntimeName; threads?: number } {
@@ -337,11 +343,11 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'calibrate': {
       const dir = requireModelDir(values);
-      const { maxDrop, grid } = calibrationOptions(values);
+      const options = calibrationOptions(values);
       await initBackend(backendFor(true));
       const model = loadModel(dir);
       const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization, savedValidationSize(model));
-      const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, maxDrop, grid);
+      const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, options);
       log(describeCalibration(calibration));
       saveModel(dir, model.net, model.baseline, { ...model, thresholds: calibration.chosen.thresholds, calibration });
       return;

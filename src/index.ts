@@ -25,7 +25,7 @@ export { exportNetwork, exportModel, exportStages, writeExport, toNetworkOrder, 
 export { allExitLogits } from './runtime/full_forward.js';
 export { calibrate, paretoFrontier, REFERENCE_GRID, type Calibration, type OperatingPoint, type ThresholdGrid } from './eval/calibrate.js';
 export { evaluate, formatReport, type EvalReport } from './eval/report.js';
-export { calibrateModel, evaluateModel, trainAndSave, type EvaluateOptions } from './workflow.js';
+export { calibrateModel, evaluateModel, trainAndSave, type CalibrationOptions, type EvaluateOptions } from './workflow.js';
 export { UserError } from './errors.js';
 export { Rng } from './rng.js';
 export type { ForwardOptions } from './model/layers/index.js';

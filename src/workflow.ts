@@ -11,7 +11,7 @@ import type { LoadedModel } from './model/io.js';
 import { saveModel, trunkOf } from './model/io.js';
 import type { BranchyNet } from './model/network.js';
 import type { BranchyNetSpec } from './model/spec.js';
-import { accuracyOf, allExitLogits } from './runtime/full_forward.js';
+import { allExitLogits, argmaxRow } from './runtime/full_forward.js';
 import type { RuntimeName } from './runtime/onnx_runner.js';
 import { chooseRuntime, OnnxRunner } from './runtime/onnx_runner.js';
 import { TfjsRunner } from './runtime/tfjs_runner.js';
@@ -20,26 +20,40 @@ import { trainBranchyNet } from './train/pipeline.js';
 
 export type Log = (line: string) => void;
 
+export interface CalibrationOptions {
+  /** Accuracy the early-exit net may lose against the baseline, as a fraction (default 0). */
+  maxDrop?: number;
+  /** Candidate thresholds (default the reference's grid). */
+  grid?: ThresholdGrid;
+  /** One-sided confidence that the drop is at most maxDrop, in [0.5, 1) (default: none, the measured drop). */
+  confidence?: number;
+}
+
 /** Calibrates thresholds on held-out data against the baseline's accuracy there. */
-export function calibrateModel(net: BranchyNet, baseline: BranchyNet, validation: Dataset, maxDrop: number, grid: ThresholdGrid = 'reference'): Calibration {
+export function calibrateModel(net: BranchyNet, baseline: BranchyNet, validation: Dataset, options: CalibrationOptions = {}): Calibration {
   const classes = net.spec.classes;
-  const baselineAccuracy = accuracyOf(allExitLogits(baseline, validation)[0], validation.labels, classes);
+  const baselineLogits = allExitLogits(baseline, validation)[0];
+  const baselineCorrect = Uint8Array.from(validation.labels, (label, i) => (argmaxRow(baselineLogits, i, classes) === label ? 1 : 0));
   return calibrate({
     exitLogits: allExitLogits(net, validation),
     labels: validation.labels,
     classes,
     exitMacs: cumulativeExitMacs(net.macs()),
-    baselineAccuracy,
-    maxDrop,
-    grid,
+    baselineAccuracy: baselineCorrect.reduce((sum, right) => sum + right, 0) / validation.count,
+    baselineCorrect,
+    maxDrop: options.maxDrop,
+    confidence: options.confidence,
+    grid: options.grid,
   });
 }
 
 export function describeCalibration(c: Calibration): string {
   const p = c.chosen;
+  const bound = c.confidence === null || c.confidence === undefined ? '' : ` at ${100 * c.confidence}% confidence`;
+  const stdErr = p.dropStdErr === undefined ? '' : `, drop ${(100 * (c.baselineAccuracy - p.accuracy)).toFixed(2)} +- ${(100 * p.dropStdErr).toFixed(2)} (standard error)`;
   return (
     `calibrated on ${c.samples} validation samples: thresholds [${p.thresholds.map(formatThreshold).join(', ')}], ` +
-    `accuracy ${(100 * p.accuracy).toFixed(2)}% (baseline ${(100 * c.baselineAccuracy).toFixed(2)}%, max drop ${(100 * c.maxDrop).toFixed(2)} points), ` +
+    `accuracy ${(100 * p.accuracy).toFixed(2)}% (baseline ${(100 * c.baselineAccuracy).toFixed(2)}%${stdErr}; max drop ${(100 * c.maxDrop).toFixed(2)} points${bound}), ` +
     `exits ${p.exitFractions.map((f) => (100 * f).toFixed(1) + '%').join(' / ')}` +
     (c.metTarget ? '' : ' -- no setting met the target; the most accurate one was chosen')
   );
@@ -55,9 +69,8 @@ export async function trainAndSave(args: {
   options: TrainOptions;
   resume: boolean;
   baselineSource?: BaselineSource;
-  maxDrop: number;
-  /** Candidate thresholds for calibration (default the reference's grid). */
-  grid?: ThresholdGrid;
+  /** How calibration picks the thresholds (default: the reference grid, no drop allowed). */
+  calibration?: CalibrationOptions;
   /** Normalisation applied to the data passed in, saved with the model. */
   normalization?: ChannelStats | null;
   log: Log;
@@ -65,7 +78,7 @@ export async function trainAndSave(args: {
 }): Promise<{ net: BranchyNet; baseline: BranchyNet; calibration: Calibration }> {
   const { net, baseline, history, seconds, options } = await trainBranchyNet({ ...args });
   const reference = baseline ?? trunkOf(net);
-  const calibration = calibrateModel(net, reference, args.validation, args.maxDrop, args.grid);
+  const calibration = calibrateModel(net, reference, args.validation, args.calibration);
   args.log(describeCalibration(calibration));
   saveModel(args.outDir, net, baseline, {
     thresholds: calibration.chosen.thresholds,

@@ -1,4 +1,5 @@
 import { rowEntropy } from '../runtime/entropy.js';
+import { normalQuantile } from './normal_quantile.js';
 
 /** The reference code's threshold grid (LeNet and ResNet), used for every non-final exit. */
 export const REFERENCE_GRID = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2, 3, 5, 10];
@@ -36,6 +37,11 @@ export interface OperatingPoint {
   exitFractions: number[];
   /** Expected multiply-accumulates per sample (segments and heads run up to the answering exit). */
   macs: number;
+  /**
+   * Standard error of the accuracy drop against the baseline (paired: the same samples, the
+   * baseline's answers and these), where the baseline's per-sample answers were given.
+   */
+  dropStdErr?: number;
 }
 
 export interface Calibration {
@@ -43,9 +49,17 @@ export interface Calibration {
   samples: number;
   baselineAccuracy: number;
   maxDrop: number;
+  /**
+   * One-sided confidence that the drop is at most maxDrop (null: the drop measured on the
+   * calibration data is held to maxDrop as it is).
+   */
+  confidence: number | null;
   /** The thresholds tried at each non-final exit. */
   grid: number[][];
-  /** The chosen point: the cheapest frontier point with accuracy >= baselineAccuracy - maxDrop. */
+  /**
+   * The chosen point: the cheapest setting with baselineAccuracy - accuracy <= maxDrop, or, with
+   * a confidence, with baselineAccuracy - accuracy + z * dropStdErr <= maxDrop (z its normal quantile).
+   */
   chosen: OperatingPoint;
   /** False when no point met the target and the most accurate one was chosen instead. */
   metTarget: boolean;
@@ -68,6 +82,14 @@ function* cartesian(lists: number[][]): Generator<number[]> {
   for (const v of first) for (const tail of cartesian(rest)) yield [v, ...tail];
 }
 
+/**
+ * Standard error of a paired accuracy difference: per sample d = baseline right - early exit right
+ * (in -1, 0, 1), mean `drop`, mean square `disagreeRate`; the sample variance over n gives it.
+ */
+export function pairedDropStdErr(drop: number, disagreeRate: number, n: number): number {
+  return Math.sqrt(Math.max(0, disagreeRate - drop * drop) / n);
+}
+
 /** Keeps the points that are more accurate than every cheaper point, cheapest first. */
 export function paretoFrontier(points: OperatingPoint[]): OperatingPoint[] {
   const sorted = [...points].sort((a, b) => a.macs - b.macs || b.accuracy - a.accuracy);
@@ -82,6 +104,11 @@ export function paretoFrontier(points: OperatingPoint[]): OperatingPoint[] {
  * Sweeps the Cartesian product of the candidate thresholds (`grid`, default the reference's) over
  * the non-final exits on held-out data, keeps the monotone accuracy-versus-MACs frontier and picks
  * the cheapest setting whose accuracy is at least `baselineAccuracy - maxDrop`.
+ *
+ * With `confidence` (and the baseline's per-sample answers, `baselineCorrect`), the drop must hold
+ * as a one-sided normal upper bound: measured drop + z * its paired standard error <= maxDrop. The
+ * cheapest of tens of thousands of settings that only just meets the tolerance on a few thousand
+ * samples has, on new data, usually lost more than it did here; the margin pays for that.
  */
 export function calibrate(args: {
   exitLogits: ArrayLike<number>[];
@@ -89,14 +116,27 @@ export function calibrate(args: {
   classes: number;
   exitMacs: number[];
   baselineAccuracy: number;
+  /** 1 where the baseline answers sample i correctly: gives each point its dropStdErr. */
+  baselineCorrect?: Uint8Array;
   maxDrop?: number;
+  /** In [0.5, 1): see above; needs baselineCorrect. */
+  confidence?: number;
   grid?: ThresholdGrid;
 }): Calibration {
-  const { exitLogits, labels, classes, exitMacs } = args;
+  const { exitLogits, labels, classes, exitMacs, baselineCorrect } = args;
   const maxDrop = args.maxDrop ?? 0;
+  const confidence = args.confidence ?? null;
   const exits = exitLogits.length;
   const n = labels.length;
   if (n === 0) throw new RangeError('calibrate: no samples');
+  if (baselineCorrect !== undefined && baselineCorrect.length !== n) {
+    throw new RangeError(`calibrate: ${baselineCorrect.length} baseline answers for ${n} samples`);
+  }
+  if (confidence !== null) {
+    if (!(confidence >= 0.5 && confidence < 1)) throw new RangeError(`calibrate: confidence must lie in [0.5, 1), got ${confidence}`);
+    if (baselineCorrect === undefined) throw new RangeError('calibrate: a confidence needs the baseline\'s per-sample answers (baselineCorrect)');
+  }
+  const z = confidence === null ? 0 : normalQuantile(confidence);
   const entropy = exitLogits.map(() => new Float64Array(n));
   const correct = exitLogits.map(() => new Uint8Array(n));
   for (let k = 0; k < exits; k++) {
@@ -111,23 +151,30 @@ export function calibrate(args: {
   for (const thresholds of cartesian(grid)) {
     const counts = new Array(exits).fill(0);
     let right = 0;
+    let disagreements = 0;   // samples where exactly one of baseline and early exit is right
     for (let i = 0; i < n; i++) {
       let k = 0;
       while (k < exits - 1 && !(entropy[k][i] < thresholds[k])) k++;
       counts[k]++;
       right += correct[k][i];
+      if (baselineCorrect !== undefined) disagreements += baselineCorrect[i] ^ correct[k][i];
     }
     const exitFractions = counts.map((c) => c / n);
-    points.push({ thresholds, accuracy: right / n, exitFractions, macs: exitFractions.reduce((s, f, k) => s + f * exitMacs[k], 0) });
+    const point: OperatingPoint = { thresholds, accuracy: right / n, exitFractions, macs: exitFractions.reduce((s, f, k) => s + f * exitMacs[k], 0) };
+    if (baselineCorrect !== undefined) point.dropStdErr = pairedDropStdErr(args.baselineAccuracy - point.accuracy, disagreements / n, n);
+    points.push(point);
   }
   const frontier = paretoFrontier(points);
-  const target = args.baselineAccuracy - maxDrop;
-  const meeting = frontier.find((p) => p.accuracy >= target - 1e-12);
+  const meets = (p: OperatingPoint) => args.baselineAccuracy - p.accuracy + z * (p.dropStdErr ?? 0) <= maxDrop + 1e-12;
+  // Without a confidence the cheapest point meeting the target is on the frontier; with one, a
+  // point off it (slightly less accurate, but with a smaller error) may be the cheapest that does.
+  const meeting = confidence === null ? frontier.find(meets) : [...points].sort((a, b) => a.macs - b.macs || b.accuracy - a.accuracy).find(meets);
   return {
     split: 'validation',
     samples: n,
     baselineAccuracy: args.baselineAccuracy,
     maxDrop,
+    confidence,
     grid,
     chosen: meeting ?? frontier[frontier.length - 1],
     metTarget: meeting !== undefined,

@@ -139,7 +139,7 @@ test('--baseline-from starts the second phase from another run\'s trained baseli
 
 test('--init-from continues a finished run: the joint phase starts from its branchy net, on the same network only', async () => {
   const first = mkdtempSync(join(tmpdir(), 'bn-init-src-'));
-  await trainAndSave({ spec: bLeNet(), datasetName: 'mnist', train, validation, outDir: first, options: { ...options, epochs: 1 }, resume: false, maxDrop: 0, log: quiet });
+  await trainAndSave({ spec: bLeNet(), datasetName: 'mnist', train, validation, outDir: first, options: { ...options, epochs: 1 }, resume: false, log: quiet });
   const finished = loadModel(first);
   const source = readInitSource(first);
   assert.equal(source.epochs, 2);
