@@ -65,6 +65,8 @@ interface CheckpointHeader {
   phase: 'baseline' | 'joint';
   epochsDone: number;
   history: TrainHistory;
+  /** Wall time of the run up to this checkpoint, over every process that trained it (absent in older checkpoints). */
+  seconds?: number;
 }
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
@@ -208,6 +210,9 @@ export async function trainBranchyNet(args: {
     history: { baseline: source?.history ?? [], joint: [] },
   };
   let saved: NamedArray[] = source?.arrays ?? [];
+  // Wall time spent by earlier processes of a resumed run (what a killed one did after its last checkpoint is lost with it).
+  let secondsBefore = 0;
+  const secondsSoFar = () => secondsBefore + (performance.now() - started) / 1000;
   if (existsSync(checkpointPath)) {
     if (!args.resume) {
       throw new UserError(`${checkpointPath} exists: pass --resume to continue that run, or choose another --out`);
@@ -232,6 +237,7 @@ export async function trainBranchyNet(args: {
       throw new UserError(`${checkpointPath}: the baseline already finished after ${ckpt.header.options.baselineEpochs} epochs; resume with --baseline-epochs ${ckpt.header.options.baselineEpochs}`);
     }
     header = { ...ckpt.header, options: resolved };
+    secondsBefore = ckpt.header.seconds ?? 0;
     saved = ckpt.arrays;
     log(`resuming ${checkpointPath}: ${header.phase} phase, ${header.epochsDone} epochs done`);
   } else if (args.resume) {
@@ -242,7 +248,7 @@ export async function trainBranchyNet(args: {
   const optimizerArrays = (prefix: string) =>
     saved.filter((a) => a.name.startsWith(prefix)).map((a) => ({ ...a, name: a.name.slice(prefix.length) }));
   const checkpoint = async (phase: 'baseline' | 'joint', epochsDone: number, state: PhaseState | null, nets: { prefix: string; net: BranchyNet }[]) => {
-    header = { ...header, phase, epochsDone };
+    header = { ...header, phase, epochsDone, seconds: secondsSoFar() };
     const arrays = nets.flatMap(({ prefix, net }) => readWeights(net, prefix));
     if (state) arrays.push(...(await saveOptimizer(state.optimizer, 'optimizer/')));
     writePackFile(checkpointPath, header, arrays);
@@ -302,5 +308,5 @@ export async function trainBranchyNet(args: {
   });
   state.optimizer.dispose();
   // `options` as run: loss weights resolved, the baseline's epochs and source when taken from another run.
-  return { net, baseline, history: header.history, seconds: (performance.now() - started) / 1000, options: resolved };
+  return { net, baseline, history: header.history, seconds: secondsSoFar(), options: resolved };
 }
