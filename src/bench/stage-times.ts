@@ -3,7 +3,9 @@
  * Benchmark: what each early-exit stage costs on ONNX Runtime against the baseline, in time and in
  * MACs, all runs interleaved round by round. Where a stage's share of the time exceeds its share of
  * the MACs, early exit there saves less than the MAC count says; the time-ideal speed-up (from
- * these stage times and the exit fractions) is what the measured one can approach.
+ * these stage times and the exit fractions) is what the measured one can approach. The paths
+ * "through exit k" (stages 1..k one after another, as a sample answering at exit k takes them)
+ * add what running each stage right after a different one costs over repeating it.
  * `npm run bench:stages -- --help` for the options.
  */
 import { initBackend } from '../engine/backend.js';
@@ -68,8 +70,13 @@ async function main(): Promise<void> {
   const baseInput = base.input(images, rows);
 
   const reps = Math.max(1, Math.round(200 / rows));
+  const through = (exits: number) => async () => {
+    let a = inputs[0];
+    for (let k = 0; k < exits; k++) a = (await early.runStage(k, a)).next!;
+  };
   const cases: Record<string, [() => unknown, number]> = {
     ...Object.fromEntries(inputs.map((a, k) => [`stage ${k + 1}`, [() => early.runStage(k, a), reps]])),
+    ...Object.fromEntries(inputs.map((_, k) => [`through exit ${k + 1}`, [through(k + 1), reps]])),
     baseline: [() => base.runStage(0, baseInput), reps],
   };
   log(`${net.spec.name} (${dir}) on ONNX Runtime (${early.direct ? 'native session called directly' : 'public API'}, ${threads} thread${threads > 1 ? 's' : ''}): ` +
@@ -86,6 +93,7 @@ async function main(): Promise<void> {
   const stages = stageMacs.map((m, k) => {
     const us = perRun[`stage ${k + 1}`] / rows;
     elapsed += us;
+    const pathUs = perRun[`through exit ${k + 1}`] / rows;
     return {
       stage: k + 1,
       macs: m,
@@ -95,12 +103,16 @@ async function main(): Promise<void> {
       gmacPerSecond: m / us / 1000,
       answeringMacShare: cumulativeMacs[k] / baselineMacs,
       answeringTimeShare: elapsed / baselineUs,
+      /** Stages 1..k run one after another (each after a different stage, as in early exit). */
+      pathUsPerSample: pathUs,
+      pathTimeShare: pathUs / baselineUs,
     };
   });
   const ideal = exitFractions && {
     exitFractions,
     macIdealSpeedup: 1 / exitFractions.reduce((s, f, k) => s + f * stages[k].answeringMacShare, 0),
     timeIdealSpeedup: 1 / exitFractions.reduce((s, f, k) => s + f * stages[k].answeringTimeShare, 0),
+    pathTimeIdealSpeedup: 1 / exitFractions.reduce((s, f, k) => s + f * stages[k].pathTimeShare, 0),
   };
   const figures = {
     model: net.spec.name,
@@ -118,16 +130,17 @@ async function main(): Promise<void> {
   }
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
   const lines = [
-    '| stage | MACs | % of baseline MACs | us per sample | % of baseline time | GMAC/s | answering here: % MACs | % time |',
-    '|---|---|---|---|---|---|---|---|',
+    '| stage | MACs | % of baseline MACs | us per sample | % of baseline time | GMAC/s | answering here: % MACs | % time | stages 1..k in a row: us | % time |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...stages.map((s) =>
-      `| ${s.stage} | ${s.macs} | ${pct(s.macShare)} | ${s.usPerSample.toFixed(1)} | ${pct(s.timeShare)} | ${s.gmacPerSecond.toFixed(1)} | ${pct(s.answeringMacShare)} | ${pct(s.answeringTimeShare)} |`),
-    `| baseline | ${baselineMacs} | 100% | ${baselineUs.toFixed(1)} | 100% | ${figures.baseline.gmacPerSecond.toFixed(1)} | | |`,
+      `| ${s.stage} | ${s.macs} | ${pct(s.macShare)} | ${s.usPerSample.toFixed(1)} | ${pct(s.timeShare)} | ${s.gmacPerSecond.toFixed(1)} | ${pct(s.answeringMacShare)} | ${pct(s.answeringTimeShare)} | ${s.pathUsPerSample.toFixed(1)} | ${pct(s.pathTimeShare)} |`),
+    `| baseline | ${baselineMacs} | 100% | ${baselineUs.toFixed(1)} | 100% | ${figures.baseline.gmacPerSecond.toFixed(1)} | | | | |`,
   ];
   if (ideal) {
     lines.push(
       `at exit fractions ${ideal.exitFractions.map((f) => pct(f)).join(' / ')}${values['exit-fractions'] ? '' : " (the model's calibration, validation split)"}: ` +
-        `MAC-ideal speed-up ${ideal.macIdealSpeedup.toFixed(2)}x, time-ideal (these stage runs) ${ideal.timeIdealSpeedup.toFixed(2)}x`,
+        `MAC-ideal speed-up ${ideal.macIdealSpeedup.toFixed(2)}x, time-ideal (these stage runs) ${ideal.timeIdealSpeedup.toFixed(2)}x, ` +
+        `from the stages run in a row ${ideal.pathTimeIdealSpeedup.toFixed(2)}x`,
     );
   }
   process.stdout.write(lines.join('\n') + '\n');
