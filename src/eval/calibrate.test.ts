@@ -157,4 +157,5 @@ test('with a confidence, calibration picks the cheapest setting whose drop bound
   assert.throws(() => calibrate({ ...problem, confidence: 1 }), /confidence/);
   assert.throws(() => calibrate({ ...problem, confidence: 0.4 }), /confidence/);
   assert.throws(() => calibrate({ ...problem, baselineCorrect: new Uint8Array(3) }), /baseline answers/);
+  assert.throws(() => calibrate({ ...problem, baselineAccuracy: problem.baselineAccuracy + 0.01 }), /disagrees with the baseline's answers/);
 });

@@ -132,6 +132,12 @@ export function calibrate(args: {
   if (baselineCorrect !== undefined && baselineCorrect.length !== n) {
     throw new RangeError(`calibrate: ${baselineCorrect.length} baseline answers for ${n} samples`);
   }
+  if (baselineCorrect !== undefined) {
+    const fromAnswers = baselineCorrect.reduce((sum, right) => sum + right, 0) / n;
+    if (Math.abs(fromAnswers - args.baselineAccuracy) > 1e-9) {
+      throw new RangeError(`calibrate: baselineAccuracy ${args.baselineAccuracy} disagrees with the baseline's answers (${fromAnswers})`);
+    }
+  }
   if (confidence !== null) {
     if (!(confidence >= 0.5 && confidence < 1)) throw new RangeError(`calibrate: confidence must lie in [0.5, 1), got ${confidence}`);
     if (baselineCorrect === undefined) throw new RangeError('calibrate: a confidence needs the baseline\'s per-sample answers (baselineCorrect)');
