@@ -129,10 +129,8 @@ export function calibrate(args: {
   const exits = exitLogits.length;
   const n = labels.length;
   if (n === 0) throw new RangeError('calibrate: no samples');
-  if (baselineCorrect !== undefined && baselineCorrect.length !== n) {
-    throw new RangeError(`calibrate: ${baselineCorrect.length} baseline answers for ${n} samples`);
-  }
   if (baselineCorrect !== undefined) {
+    if (baselineCorrect.length !== n) throw new RangeError(`calibrate: ${baselineCorrect.length} baseline answers for ${n} samples`);
     const fromAnswers = baselineCorrect.reduce((sum, right) => sum + right, 0) / n;
     if (Math.abs(fromAnswers - args.baselineAccuracy) > 1e-9) {
       throw new RangeError(`calibrate: baselineAccuracy ${args.baselineAccuracy} disagrees with the baseline's answers (${fromAnswers})`);
