@@ -324,6 +324,6 @@ export async function chooseRuntime(requested: RuntimeName | undefined, notice: 
   const loaded = await loadOnnxRuntime();
   if ('ort' in loaded) return 'onnx';
   if (requested === 'onnx') throw new UserError(`--runtime onnx: onnxruntime-node did not load: ${loaded.error}`);
-  notice(`note: onnxruntime-node is not available (${loaded.error}); using the tfjs runtime`);
+  notice(`note: onnxruntime-node is not available (${loaded.error}); using the tfjs runtime (install it without its CUDA download: ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node)`);
   return 'tfjs';
 }
