@@ -36,7 +36,7 @@ test('branchynet export writes a manifest, one ONNX model per stage and the base
   const out = join(dir, 'onnx');
   const r = run('export', '--model', join(dir, 'model'), '--out', out);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(r.stdout.trim().split('\n').sort(), ['baseline.onnx', 'manifest.json', 'stage-1.onnx', 'stage-2.onnx'].map((f) => join(out, f)));
+  assert.deepEqual(r.stdout.trim().split('\n').sort(), ['baseline.onnx', 'baseline.packed.onnx', 'manifest.json', 'stage-1.onnx', 'stage-1.packed.onnx', 'stage-2.onnx'].map((f) => join(out, f)));
   assert.match(r.stderr, /^exported b-lenet: 2 stages \+ baseline, opset 13, thresholds \[0\.5\]$/);
   const manifest: OnnxManifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
   assert.deepEqual(manifest.thresholds, [0.5]);

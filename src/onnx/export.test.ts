@@ -153,9 +153,13 @@ test('the export is a valid ONNX model per stage: opset, dynamic batch, the mani
   assert.equal(m.stages[0].macs, macs.segments[0] + macs.heads[0]);
   assert.equal(m.stages[1].cumulativeMacs, macs.segments[0] + macs.segments[1]);
   assert.equal(m.baseline.macs, base.macs().segments[0]);
-  assert.deepEqual([...bundle.files.keys()].sort(), ['baseline.onnx', 'stage-1.onnx', 'stage-2.onnx']);
-  for (const stage of [...m.stages, m.baseline]) {
-    const model = decodeModel(bundle.files.get(stage.file)!);
+  assert.deepEqual([...bundle.files.keys()].sort(), ['baseline.onnx', 'baseline.packed.onnx', 'stage-1.onnx', 'stage-1.packed.onnx', 'stage-2.onnx']);
+  assert.deepEqual(m.stages[0].packed, { file: 'stage-1.packed.onnx', rowMultiple: 16 });
+  assert.equal(m.stages[1].packed, undefined, 'stage 2 takes a 5-channel activation: nothing to pack');
+  assert.deepEqual(m.baseline.packed, { file: 'baseline.packed.onnx', rowMultiple: 16 });
+  const files = [...m.stages, m.baseline].flatMap((s) => [{ stage: s, file: s.file }, ...(s.packed ? [{ stage: s, file: s.packed.file }] : [])]);
+  for (const { stage, file } of files) {
+    const model = decodeModel(bundle.files.get(file)!);
     assert.equal(Number(model.irVersion), IR_VERSION);
     assert.deepEqual(model.opsetImport.map((o) => [o.domain, Number(o.version)]), [['', OPSET]]);
     const g = model.graph!;
@@ -269,6 +273,57 @@ test('the phase-convolution rewrite applies where it should and can be turned of
   const evenTrunk = trunkOf(even);
   assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (phase convolution)']);
   for (const n of [base, net, even, evenTrunk]) n.dispose();
+});
+
+test('image packing: a packed first stage and baseline where the image has one channel, none elsewhere or when turned off', () => {
+  const net = new BranchyNet(bLeNet(), 1);
+  const base = trunkOf(net);
+  const on = exportNetwork(net, base);
+  // The manifest describes the plain graph (the phase convolution); the packed one replaces it.
+  assert.deepEqual(on.manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (phase convolution)']);
+  const graph = decodeModel(on.files.get('stage-1.packed.onnx')!).graph!;
+  const convs = (graph.node ?? []).filter((n) => n.opType === 'Conv' && n.attribute?.some((a) => a.name === 'group' && Number(a.i) === 16));
+  assert.equal(convs.length, 5, 'one depthwise convolution per filter of the 1 -> 5 layer');
+  assert.deepEqual((graph.node ?? []).slice(0, 3).map((n) => n.opType), ['Reshape', 'Reshape', 'Conv']);
+  assert.ok(!(graph.node ?? []).some((n) => n.opType === 'ReduceMax'), 'no phase convolution in the packed graph');
+  const off = exportNetwork(net, base, { imagePacking: false });
+  assert.deepEqual([...off.files.keys()].sort(), ['baseline.onnx', 'stage-1.onnx', 'stage-2.onnx']);
+  assert.equal(off.manifest.stages[0].packed, undefined);
+  assert.equal(off.manifest.baseline.packed, undefined);
+  // Three-channel images (CIFAR-10): no packed graph.
+  const alex = new BranchyNet(bAlexNet(), 1);
+  const alexTrunk = trunkOf(alex);
+  const cifar = exportNetwork(alex, alexTrunk);
+  assert.equal(cifar.manifest.stages[0].packed, undefined);
+  assert.ok(![...cifar.files.keys()].some((f) => f.includes('packed')));
+  for (const n of [base, net, alex, alexTrunk]) n.dispose();
+});
+
+test('a packed graph gives its plain graph\'s outputs on whole groups of 16 images and refuses other batch sizes', async (t) => {
+  if (!ort) return t.skip(skipReason);
+  const o: Ort = ort;
+  const spec = bLeNet();
+  const net = new BranchyNet(spec, 6);
+  const base = trunkOf(net);
+  const bundle = exportNetwork(net, base);
+  for (const stage of [bundle.manifest.stages[0], bundle.manifest.baseline]) {
+    const [plain, packed] = await Promise.all([stage.file, stage.packed!.file].map((f) => o.InferenceSession.create(bundle.files.get(f)!, { intraOpNumThreads: 1 })));
+    const data = randomDataset(32, spec.input, spec.classes, 71);
+    const image = new o.Tensor('float32', data.images, [32, ...spec.input]);
+    const [want, got] = await Promise.all([plain.run({ image }), packed.run({ image })]);
+    for (const name of plain.outputNames) {
+      assert.deepEqual(got[name].dims, want[name].dims, `${stage.file} ${name}: shape`);
+      let d = 0;
+      const [a, b] = [want[name].data as Float32Array, got[name].data as Float32Array];
+      for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+      assert.ok(d <= 1e-5, `${stage.file} ${name}: packed differs by ${d}`);
+    }
+    const odd = new o.Tensor('float32', data.images.subarray(0, 20 * 784), [20, ...spec.input]);
+    await assert.rejects(() => packed.run({ image: odd }), Error, 'a batch of 20 does not split into groups of 16');
+    await Promise.all([plain.release(), packed.release()]);
+  }
+  base.dispose();
+  net.dispose();
 });
 
 test('entropy: false leaves the six entropy nodes and the entropy output out of every stage', () => {

@@ -8,7 +8,7 @@ import type { Conv2dSpec, LrnSpec } from '../model/spec.js';
 import type { Dim } from './graph.js';
 import { encodeModel, GraphBuilder, IR_VERSION, OPSET } from './graph.js';
 import type { OnnxValue, ParamReader } from './layers.js';
-import { exportLayer, exportLrnAsConv, exportOrder, exportPhaseConvPool, graphDims, matchPhaseConv } from './layers.js';
+import { exportLayer, exportLrnAsConv, exportOrder, exportPackedConv, exportPhaseConvPool, graphDims, matchPackedConv, matchPhaseConv, PACK_ROWS } from './layers.js';
 import { padPooledChannels } from './pad_channels.js';
 
 export const ONNX_FORMAT = 'branchynet-onnx';
@@ -41,6 +41,12 @@ export interface StageManifest {
   /** MACs per sample of this stage (trunk part + exit head) and of answering at this exit. */
   macs: number;
   cumulativeMacs: number;
+  /**
+   * The same stage, same inputs and outputs and results, for batches whose size is a multiple of
+   * `rowMultiple` only (it reads each `rowMultiple` images as the channels of one): faster where
+   * it applies. Absent where the stage has no such form; a runtime may always use `file`.
+   */
+  packed?: { file: string; rowMultiple: number };
 }
 
 export interface OnnxManifest {
@@ -76,17 +82,22 @@ function paramReader(net: BranchyNet, layer: CompiledLayer): ParamReader {
 }
 
 /** Exports `layers` onto `x`; returns the result and the layer kinds in graph order. */
-function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxValue, options: GraphOptions): { value: OnnxValue; kinds: string[] } {
+function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxValue, options: GraphOptions, packed = false): { value: OnnxValue; kinds: string[] } {
   let v = x;
   const kinds: string[] = [];
   const ordered = exportOrder(layers);
   const phaseConv = (list: CompiledLayer[], i: number) => options.phaseConv !== false && matchPhaseConv(list, i);
+  const packedLayers = packed ? matchPackedConv(ordered, 0) : 0;
   const direct = (layer: CompiledLayer) => paramReader(net, layer);
   const { layers: planned, read } =
-    options.padChannels === false ? { layers: ordered, read: direct } : padPooledChannels(ordered, direct, (i) => phaseConv(ordered, i));
+    options.padChannels === false ? { layers: ordered, read: direct } : padPooledChannels(ordered, direct, (i) => i < packedLayers || phaseConv(ordered, i));
   for (let i = 0; i < planned.length; i++) {
     const layer = planned[i];
-    if (layer.spec.kind === 'lrn' && options.lrnAsConv !== false) {
+    if (i === 0 && packedLayers > 0) {
+      v = exportPackedConv(g, planned.slice(0, packedLayers), v, read(layer));
+      kinds.push(`${planned.slice(0, packedLayers).map((l) => l.spec.kind).join('+')} (packed: ${PACK_ROWS} images per depthwise convolution)`);
+      i += packedLayers - 1;
+    } else if (layer.spec.kind === 'lrn' && options.lrnAsConv !== false) {
       v = exportLrnAsConv(g, layer as CompiledLayer & { spec: LrnSpec }, v);
       kinds.push('lrn');
     } else if (phaseConv(planned, i)) {
@@ -112,6 +123,12 @@ export interface GraphOptions {
   padChannels?: boolean;
   /** Export LRN as a 1x1 band convolution of the squares and elementwise ops, not ONNX's slow LRN (default true). */
   lrnAsConv?: boolean;
+  /**
+   * Where the first stage starts with a convolution of a one-channel image, also export that stage
+   * in packed form (`StageManifest.packed`: for batches of a multiple of 16 rows; see layers.ts,
+   * `exportPackedConv`). Default true.
+   */
+  imagePacking?: boolean;
   /**
    * Compute each exit's softmax entropy in the graph (default true: an exported stage gives all
    * a caller needs to decide). Our runtime turns it off and computes the entropy from the logits
@@ -154,52 +171,61 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
   let handed: OnnxValue | null = null;
   const exits = net.exits;
   for (let k = 0; k < exits; k++) {
-    const g = new GraphBuilder(`${net.spec.name}_stage${k + 1}`);
-    let x: OnnxValue;
-    let input: IoSpec;
-    if (handed === null) {
-      const [h, w, c] = net.spec.input;
-      input = { name: STAGE_NAMES.image, shape: ['N', h, w, c], layout: 'NHWC' };
-      const image = g.input(input.name, input.shape);
-      // One channel: NHWC and NCHW hold the same bytes, so a reshape (no copy) does instead of a transpose.
-      const nchw = c === 1
-        ? g.node('Reshape', [image, g.int64Constant('image_nchw_shape', [-1, 1, h, w])], {}, 'image_nchw')
-        : g.node('Transpose', [image], { perm: [0, 3, 1, 2] }, 'image_nchw');
-      x = { name: nchw, shape: net.spec.input, layout: 'NCHW' };
-    } else {
-      input = ioOf(STAGE_NAMES.activation, handed);
-      x = { ...handed, name: g.input(input.name, input.shape) };
-    }
-    const trunkLayers = net.stages.segments[k];
-    const headLayers = net.stages.heads[k];
-    const trunk = run(g, net, trunkLayers, x, options);
-    const a = trunk.value;
     const last = k === exits - 1;
-    const head = run(g, net, headLayers, a, options);
-    const logits = head.value;
-    if (logits.layout !== 'NF' || logits.shape.length !== 1) throw new Error(`onnx export: exit ${k + 1} does not end in class scores`);
-    const activation = last ? null : ioOf(STAGE_NAMES.next, a);
-    if (activation) g.output(a.name, activation.name, activation.shape);
-    const logitsIo: IoSpec = { name: STAGE_NAMES.logits, shape: ['N', net.spec.classes], layout: 'NF' };
-    const entropy = options.entropy === false ? null : entropyOf(g, logits.name);
-    const entropyIo: IoSpec | null = entropy === null ? null : { name: STAGE_NAMES.entropy, shape: ['N'], layout: 'N' };
-    g.output(logits.name, logitsIo.name, logitsIo.shape);
-    if (entropy !== null && entropyIo) g.output(entropy, entropyIo.name, entropyIo.shape);
     const file = exits === 1 ? `${filePrefix}.onnx` : `${filePrefix}-${k + 1}.onnx`;
-    const doc = `${net.spec.name} stage ${k + 1} of ${exits}: ${last ? 'logits and entropy of the final exit' : `activation handed on, logits and entropy of exit ${k + 1}`}`;
-    files.set(file, encodeModel(g.build(doc)));
+    const build = (packed: boolean) => {
+      const g = new GraphBuilder(`${net.spec.name}_stage${k + 1}${packed ? '_packed' : ''}`);
+      let x: OnnxValue;
+      let input: IoSpec;
+      if (handed === null) {
+        const [h, w, c] = net.spec.input;
+        input = { name: STAGE_NAMES.image, shape: ['N', h, w, c], layout: 'NHWC' };
+        const image = g.input(input.name, input.shape);
+        // One channel: NHWC and NCHW hold the same bytes, so a reshape (no copy) does instead of a transpose.
+        const nchw = c === 1
+          ? g.node('Reshape', [image, g.int64Constant('image_nchw_shape', [-1, 1, h, w])], {}, 'image_nchw')
+          : g.node('Transpose', [image], { perm: [0, 3, 1, 2] }, 'image_nchw');
+        x = { name: nchw, shape: net.spec.input, layout: 'NCHW' };
+      } else {
+        input = ioOf(STAGE_NAMES.activation, handed);
+        x = { ...handed, name: g.input(input.name, input.shape) };
+      }
+      const trunk = run(g, net, net.stages.segments[k], x, options, packed);
+      const a = trunk.value;
+      const head = run(g, net, net.stages.heads[k], a, options);
+      const logits = head.value;
+      if (logits.layout !== 'NF' || logits.shape.length !== 1) throw new Error(`onnx export: exit ${k + 1} does not end in class scores`);
+      const activation = last ? null : ioOf(STAGE_NAMES.next, a);
+      if (activation) g.output(a.name, activation.name, activation.shape);
+      const logitsIo: IoSpec = { name: STAGE_NAMES.logits, shape: ['N', net.spec.classes], layout: 'NF' };
+      const entropy = options.entropy === false ? null : entropyOf(g, logits.name);
+      const entropyIo: IoSpec | null = entropy === null ? null : { name: STAGE_NAMES.entropy, shape: ['N'], layout: 'N' };
+      g.output(logits.name, logitsIo.name, logitsIo.shape);
+      if (entropy !== null && entropyIo) g.output(entropy, entropyIo.name, entropyIo.shape);
+      const doc = `${net.spec.name} stage ${k + 1} of ${exits}${packed ? ` (batches of a multiple of ${PACK_ROWS} only)` : ''}: ${last ? 'logits and entropy of the final exit' : `activation handed on, logits and entropy of exit ${k + 1}`}`;
+      return { bytes: encodeModel(g.build(doc)), input, a, activation, logitsIo, entropyIo, kinds: { trunk: trunk.kinds, head: head.kinds } };
+    };
+    const plain = build(false);
+    files.set(file, plain.bytes);
     const stageMacs = macs.segments[k] + macs.heads[k];
     cumulative += macs.segments[k];
-    stages.push({
+    const stage: StageManifest = {
       exit: k + 1,
       file,
-      input,
-      outputs: { activation, logits: logitsIo, entropy: entropyIo },
-      layers: { trunk: trunk.kinds, head: head.kinds },
+      input: plain.input,
+      outputs: { activation: plain.activation, logits: plain.logitsIo, entropy: plain.entropyIo },
+      layers: plain.kinds,
       macs: stageMacs,
       cumulativeMacs: cumulative + macs.heads[k],
-    });
-    handed = a;
+    };
+    const [, , channels] = net.spec.input;
+    if (k === 0 && channels === 1 && options.imagePacking !== false && matchPackedConv(exportOrder(net.stages.segments[0]), 0) > 0) {
+      const packedFile = file.replace(/\.onnx$/, '.packed.onnx');
+      files.set(packedFile, build(true).bytes);
+      stage.packed = { file: packedFile, rowMultiple: PACK_ROWS };
+    }
+    stages.push(stage);
+    handed = plain.a;
   }
   return { stages, files };
 }

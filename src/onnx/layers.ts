@@ -372,6 +372,72 @@ export function exportPhaseConvPool(g: GraphBuilder, conv: CompiledLayer & { spe
 }
 
 /**
+ * Images per group in a packed graph (`exportPackedConv`): one block of ONNX Runtime's blocked
+ * layout with AVX-512 (two with AVX2, whose blocks hold 8).
+ */
+export const PACK_ROWS = 16;
+
+/**
+ * How many layers from `i` on `exportPackedConv` takes (0: none): a convolution of a one-channel
+ * input into fewer filters than a channel block, with the relu and max pool right after it, if any.
+ */
+export function matchPackedConv(layers: CompiledLayer[], i: number): number {
+  const conv = layers[i];
+  if (conv?.spec.kind !== 'conv2d' || conv.inputShape[2] !== 1 || conv.outputShape[2] >= PACK_ROWS) return 0;
+  let n = 1;
+  if (layers[i + n]?.spec.kind === 'relu') n++;
+  if (layers[i + n]?.spec.kind === 'maxPool') n++;
+  return n;
+}
+
+/**
+ * A convolution of a one-channel input (and the relu and max pool after it) for a batch whose size
+ * is a multiple of PACK_ROWS: each group of PACK_ROWS consecutive images is read as one image of
+ * PACK_ROWS channels (the same bytes), and each filter becomes a depthwise convolution (group =
+ * PACK_ROWS) applying that filter to all of them. Every lane of ONNX Runtime's blocked kernels then
+ * does useful work: a 1 -> 5 convolution fills 5 of a block's 16 output lanes, and the phase
+ * convolution (`exportPhaseConvPool`) pays for its layout change and the max over the phases. The
+ * per-filter results are pooled in blocked layout, concatenated, and put back in per-image order
+ * ([N / R, cout, R, hw] -> [N / R, R, cout, hw]). The arithmetic per output is the original's.
+ * Measured on B-LeNet's first layer at 64 rows per run: stage 1 27 % faster, the baseline 7 %.
+ */
+export function exportPackedConv(g: GraphBuilder, layers: CompiledLayer[], x: OnnxValue, param: ParamReader): OnnxValue {
+  expectNchw('conv2d', x);
+  const conv = layers[0] as CompiledLayer & { spec: Conv2dSpec };
+  const w = param('w');
+  const b = param('b');
+  const [kh, kw, , cout] = w.shape;
+  const [h, wd] = conv.inputShape;
+  const R = PACK_ROWS;
+  const packed = g.node('Reshape', [x.name, g.int64Constant(`${x.name}_packed_shape`, [-1, R, h, wd])], {}, 'packed');
+  const stride = conv.spec.stride ?? 1;
+  const pad = conv.spec.pad ?? 0;
+  const parts: string[] = [];
+  let out: OnnxValue = x;
+  for (let f = 0; f < cout; f++) {
+    const filter = new Float32Array(R * kh * kw);
+    for (let r = 0; r < R; r++) {
+      for (let t = 0; t < kh * kw; t++) filter[r * kh * kw + t] = w.values[t * cout + f];
+    }
+    const y = g.node(
+      'Conv',
+      [packed, g.floatConstant(`${packed}_w${f}`, [R, 1, kh, kw], filter), g.floatConstant(`${packed}_b${f}`, [R], new Float32Array(R).fill(b.values[f]))],
+      { kernel_shape: [kh, kw], strides: [stride, stride], pads: [pad, pad, pad, pad], dilations: [1, 1], group: R },
+      `conv_filter${f}`,
+    );
+    out = { name: y, shape: conv.outputShape, layout: 'NCHW' };
+    for (const layer of layers.slice(1)) out = exportLayer(g, layer, out, param);
+    parts.push(out.name);
+  }
+  const [oh, ow] = out.shape;
+  let y = g.node('Concat', parts, { axis: 1 }, 'filters');
+  y = g.node('Reshape', [y, g.int64Constant(`${y}_split`, [-1, cout, R, oh * ow])], {}, 'filters_split');
+  y = g.node('Transpose', [y], { perm: [0, 2, 1, 3] }, 'per_image');
+  y = g.node('Reshape', [y, g.int64Constant(`${y}_nchw`, [-1, cout, oh, ow])], {}, 'unpacked');
+  return { name: y, shape: out.shape, layout: 'NCHW' };
+}
+
+/**
  * Layer order for export: a relu right after a max pool moves in front of it (max pooling
  * commutes with the monotone relu, and padded cells never win either way), so that it follows
  * the conv or dense layer before the pool, which ONNX Runtime fuses it into.

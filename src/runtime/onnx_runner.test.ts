@@ -199,6 +199,41 @@ test('a batch larger than maxRunRows runs as tiles: the same outputs as one run,
   net.dispose();
 });
 
+test('image packing: whole groups of 16 rows of a run go to the packed graph, the rest to the plain one', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const spec = bLeNet();
+  const [a, b] = [new BranchyNet(spec, 4), new BranchyNet(spec, 11)];
+  const trunks = [a, b].map((net) => trunkOf(net));
+  const [bundleA, bundleB] = [a, b].map((net, i) => exportNetwork(net, trunks[i]));
+  const stages = bundleA.manifest.stages;
+  assert.equal(stages[0].packed?.rowMultiple, 16);
+  // A's graphs, but B's packed stage 1: which rows answer like B shows which graph ran them.
+  const files = new Map(bundleA.files);
+  files.set(stages[0].packed!.file, bundleB.files.get(bundleB.manifest.stages[0].packed!.file)!);
+  const count = 37;
+  const data = randomDataset(count, spec.input, spec.classes, 12);
+  const [wantA, wantB] = [a, b].map((net) => allExitLogits(net, data)[0]);
+  const classes = spec.classes;
+  const rowsLike = (logits: ArrayLike<number>, want: Float32Array, rows: number[]) =>
+    rows.every((r) => maxAbsDiff(Array.from(logits).slice(r * classes, (r + 1) * classes), want.subarray(r * classes, (r + 1) * classes)) <= 1e-4);
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+  for (const [maxRunRows, fromB] of [[64, range(0, 32)], [20, [...range(0, 16), ...range(20, 36)]]] as const) {
+    const runner = await OnnxRunner.create({ kind: 'stages', stages, files }, { maxRunRows });
+    assert.equal(runner.packed, true);
+    const out = await runner.runStage(0, runner.input(data.images, count));
+    const fromA = range(0, count).filter((r) => !fromB.includes(r));
+    assert.ok(rowsLike(out.logits, wantB, [...fromB]), `${maxRunRows} rows per run: rows ${fromB} from the packed graph`);
+    assert.ok(rowsLike(out.logits, wantA, fromA), `${maxRunRows} rows per run: rows ${fromA} from the plain graph`);
+    assert.equal(out.next!.rows, count);
+    await runner.release();
+  }
+  const plainOnly = await OnnxRunner.create({ kind: 'stages', stages, files }, { imagePacking: false });
+  assert.equal(plainOnly.packed, false);
+  assert.ok(rowsLike((await plainOnly.runStage(0, plainOnly.input(data.images, count))).logits, wantA, range(0, count)), 'imagePacking: false runs the plain graph only');
+  await plainOnly.release();
+  for (const n of [a, b, ...trunks]) n.dispose();
+});
+
 test('an export directory loads back: stages and baseline give the in-memory export\'s answers', async (t) => {
   if (skipReason) return t.skip(skipReason);
   const spec = bLeNet();

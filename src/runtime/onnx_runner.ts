@@ -63,6 +63,13 @@ export interface OnnxRunnerOptions {
    * public API. Either way a run blocks the thread it is on; the answers are the same.
    */
   direct?: boolean;
+  /**
+   * Use a stage's packed graph (`StageManifest.packed`, exported for a first convolution of a
+   * one-channel image) for the rows of a run that fill whole groups of its `rowMultiple`, the plain
+   * graph for the rest (default true). Same answers; B-LeNet's stage 1 measured 27 % faster at 64
+   * rows per run, its baseline 7 %.
+   */
+  imagePacking?: boolean;
 }
 
 export const DEFAULT_MAX_RUN_ROWS = 64;
@@ -75,6 +82,8 @@ export type OnnxSource =
 
 interface Stage {
   session: OrtSession;
+  /** The stage's packed graph and its row multiple, where it has one (and packing is on). */
+  packed: { session: OrtSession; rows: number } | null;
   input: string;
   next: string | null;
   logits: string;
@@ -118,6 +127,12 @@ export interface OnnxActivation {
 function rowSizeOf(a: OnnxActivation): number {
   const first = a.blocks[0];
   return first.dims.slice(1).reduce((n, d) => n * d, 1);
+}
+
+/** One session run's rows, and whether they go to the stage's packed graph. */
+interface Tile {
+  tensor: Tensor;
+  packed: boolean;
 }
 
 /** The index of the block holding `row`, given each block's first row (and one past the end). */
@@ -199,11 +214,17 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
         const entropy = s.outputs.entropy?.name ?? null;
         const fetches = [...(next ? [next] : []), logits, ...(entropy ? [entropy] : [])];
         const stageOptions = { ...sessionOptions, enableMemPattern: options.enableMemPattern ?? k === 0 };
-        const session = await openSession(ort, read(s.file), stageOptions, fetches, options.direct ?? true);
-        built.push({ session, input: s.input.name, next, logits, entropy });
+        const open = (file: string) => openSession(ort, read(file), stageOptions, fetches, options.direct ?? true);
+        const stage: Stage = { session: await open(s.file), packed: null, input: s.input.name, next, logits, entropy };
+        built.push(stage);
+        if (s.packed && options.imagePacking !== false) {
+          const rows = s.packed.rowMultiple;
+          if (!Number.isInteger(rows) || rows < 1) throw new Error(`onnx runner: stage ${k + 1}'s packed graph has row multiple ${rows}`);
+          stage.packed = { session: await open(s.packed.file), rows };
+        }
       }
     } catch (e) {
-      await Promise.all(built.map((s) => s.session.release()));
+      await Promise.all(built.flatMap((s) => [s.session, ...(s.packed ? [s.packed.session] : [])]).map((session) => session.release()));
       throw e;
     }
     return new OnnxRunner(ort, built, classes, imageShape(stages[0].input), maxRunRows);
@@ -214,7 +235,7 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
    * out: the early-exit loop computes it from the logits, cheaper than six graph nodes.
    */
   static async fromNet(net: BranchyNet, options: OnnxRunnerOptions = {}): Promise<OnnxRunner> {
-    const { stages, files } = exportStages(net, 'stage', { entropy: false });
+    const { stages, files } = exportStages(net, 'stage', { entropy: false, imagePacking: options.imagePacking });
     return OnnxRunner.create({ kind: 'stages', stages, files }, options);
   }
 
@@ -225,7 +246,12 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
 
   /** Whether session runs go to onnxruntime-node's native session directly (`OnnxRunnerOptions.direct`). */
   get direct(): boolean {
-    return this.stages.every((s) => s.session.direct);
+    return this.stages.every((s) => s.session.direct && (s.packed === null || s.packed.session.direct));
+  }
+
+  /** Whether some stage runs its packed graph for whole groups of rows (`OnnxRunnerOptions.imagePacking`). */
+  get packed(): boolean {
+    return this.stages.some((s) => s.packed !== null);
   }
 
   /**
@@ -234,27 +260,39 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
    */
   runStage(k: number, activation: OnnxActivation): StageOutput<OnnxActivation> | Promise<StageOutput<OnnxActivation>> {
     const s = this.stages[k];
-    const tiles = this.tiles(activation);
-    if (s.session.direct) return this.output(s, activation, tiles.map((tile) => s.session.run({ [s.input]: tile }) as Record<string, Tensor>));
+    const tiles = this.tiles(activation, s.packed?.rows ?? 0);
+    const sessionOf = (tile: Tile) => (tile.packed ? s.packed!.session : s.session);
+    if (this.stageDirect(s)) return this.output(s, activation, tiles.map((tile) => sessionOf(tile).run({ [s.input]: tile.tensor }) as Record<string, Tensor>));
     return (async () => {
       const outs: Record<string, Tensor>[] = [];
-      for (const tile of tiles) outs.push(await s.session.run({ [s.input]: tile }));
+      for (const tile of tiles) outs.push(await sessionOf(tile).run({ [s.input]: tile.tensor }));
       return this.output(s, activation, outs);
     })();
   }
 
-  /** The activation's blocks cut into runs of at most maxRunRows rows (views, no copy). */
-  private tiles(activation: OnnxActivation): Tensor[] {
-    const tiles: Tensor[] = [];
+  private stageDirect(s: Stage): boolean {
+    return s.session.direct && (s.packed === null || s.packed.session.direct);
+  }
+
+  /**
+   * The activation's blocks cut into runs of at most maxRunRows rows (views, no copy). With a
+   * packed graph of row multiple `packRows`, a run's whole groups of rows go to it (`packed`) and
+   * the rest, fewer than `packRows`, to the plain graph as a run of their own.
+   */
+  private tiles(activation: OnnxActivation, packRows: number): Tile[] {
+    const tiles: Tile[] = [];
     for (const block of activation.blocks) {
       const rows = block.dims[0];
       const data = block.data as Float32Array;
       const rowSize = rows === 0 ? 0 : data.length / rows;
       const tail = block.dims.slice(1);
+      const view = (first: number, n: number) => (n === rows ? block : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]));
       let first = 0;
       do {
         const n = Math.min(this.maxRunRows, rows - first);
-        tiles.push(n === rows ? block : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]));
+        const whole = packRows > 0 ? n - (n % packRows) : 0;
+        if (whole > 0) tiles.push({ tensor: view(first, whole), packed: true });
+        if (whole < n || n === 0) tiles.push({ tensor: view(first + whole, n - whole), packed: false });
         first += n;
       } while (first < rows);
     }
@@ -301,7 +339,7 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
   }
 
   async release(): Promise<void> {
-    await Promise.all(this.stages.map((s) => s.session.release()));
+    await Promise.all(this.stages.flatMap((s) => [s.session, ...(s.packed ? [s.packed.session] : [])]).map((session) => session.release()));
   }
 }
 
