@@ -6,6 +6,7 @@
  */
 import { loadDataset } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
+import { UserError } from '../errors.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
@@ -17,6 +18,7 @@ const HELP = `usage: npm run bench:tiles -- [options]
   --tiles a,b,..       most rows per session run to compare (default 256,64,32)
   --batch-size N       batch size (default 256)
   --passes N           passes over the test set; each chunk counts its best pass (default 3)
+  --packing on,off     image packing settings to compare (default on; see docs/onnx.md)
 `;
 
 const values = benchArgs({
@@ -24,6 +26,7 @@ const values = benchArgs({
   tiles: { type: 'string' },
   'batch-size': { type: 'string' },
   passes: { type: 'string' },
+  packing: { type: 'string' },
 }, HELP);
 
 async function main(): Promise<void> {
@@ -37,10 +40,13 @@ async function main(): Promise<void> {
   if (!thresholds) throw new Error(`${dir}: no calibrated thresholds`);
   const baselineNet = model.baseline ?? trunkOf(model.net);
   const test = loadDataset(model.dataset ?? 'mnist').test;
+  const packings = (values.packing ?? 'on').split(',').map((p) => p.trim());
+  for (const p of packings) if (p !== 'on' && p !== 'off') throw new UserError(`--packing: expected on, off or on,off, got '${values.packing}'`);
+  const settings = tiles.flatMap((maxRunRows) => packings.map((packing) => ({ maxRunRows, imagePacking: packing === 'on' })));
   const contenders: Contender[] = [];
-  for (const maxRunRows of tiles) {
-    const base = await OnnxRunner.fromNet(baselineNet, { maxRunRows });
-    const early = await OnnxRunner.fromNet(model.net, { maxRunRows });
+  for (const { maxRunRows, imagePacking } of settings) {
+    const base = await OnnxRunner.fromNet(baselineNet, { maxRunRows, imagePacking });
+    const early = await OnnxRunner.fromNet(model.net, { maxRunRows, imagePacking });
     contenders.push({ name: `baseline, tiles ${maxRunRows}`, runner: base as StageRunner<unknown>, thresholds: [], sync: false });
     contenders.push({ name: `early exit, tiles ${maxRunRows}`, runner: early as StageRunner<unknown>, thresholds, sync: false });
   }
@@ -48,9 +54,10 @@ async function main(): Promise<void> {
   await interleaved(contenders, test, Math.min(4 * batchSize, test.count), batchSize, batchSize, 1);
   const { seconds } = await interleaved(contenders, test, test.count, batchSize, 8 * batchSize, passes);
   process.stdout.write(`${model.spec.name}, ONNX Runtime (1 thread), batch ${batchSize}, ${test.count} test samples, best of ${passes} passes per chunk\n`);
-  for (let t = 0; t < tiles.length; t++) {
+  for (const [t, { maxRunRows, imagePacking }] of settings.entries()) {
     const [b, e] = [seconds[2 * t], seconds[2 * t + 1]];
-    process.stdout.write(`rows per run ${String(tiles[t]).padStart(4)}: baseline ${Math.round(test.count / b)} samples/s, early exit ${Math.round(test.count / e)} samples/s, speed-up ${(b / e).toFixed(2)}x\n`);
+    const packing = packings.length > 1 ? `, image packing ${imagePacking ? 'on ' : 'off'}` : '';
+    process.stdout.write(`rows per run ${String(maxRunRows).padStart(4)}${packing}: baseline ${Math.round(test.count / b)} samples/s, early exit ${Math.round(test.count / e)} samples/s, speed-up ${(b / e).toFixed(2)}x\n`);
   }
 }
 
