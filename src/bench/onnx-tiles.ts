@@ -47,8 +47,9 @@ async function main(): Promise<void> {
   for (const { maxRunRows, imagePacking } of settings) {
     const base = await OnnxRunner.fromNet(baselineNet, { maxRunRows, imagePacking });
     const early = await OnnxRunner.fromNet(model.net, { maxRunRows, imagePacking });
-    contenders.push({ name: `baseline, tiles ${maxRunRows}`, runner: base as StageRunner<unknown>, thresholds: [], sync: false });
-    contenders.push({ name: `early exit, tiles ${maxRunRows}`, runner: early as StageRunner<unknown>, thresholds, sync: false });
+    const setting = `tiles ${maxRunRows}, image packing ${imagePacking ? 'on' : 'off'}`;
+    contenders.push({ name: `baseline, ${setting}`, runner: base as StageRunner<unknown>, thresholds: [], sync: false });
+    contenders.push({ name: `early exit, ${setting}`, runner: early as StageRunner<unknown>, thresholds, sync: false });
   }
   // Warm-up: one pass of everyone over a few batches.
   await interleaved(contenders, test, Math.min(4 * batchSize, test.count), batchSize, batchSize, 1);

@@ -24,6 +24,7 @@ const HELP = `usage: npm run bench:stages -- [options]
   --rounds N               timing rounds; each run's best round counts (default 15)
   --exit-fractions a,b,..  fractions of samples answering at each exit (default: the model's
                            calibration, on its validation split)
+  --packing on|off         image packing of a one-channel first layer (default on; docs/onnx.md)
   --json                   print the figures as JSON
 `;
 
@@ -33,6 +34,7 @@ const values = benchArgs({
   threads: { type: 'string' },
   rounds: { type: 'string' },
   'exit-fractions': { type: 'string' },
+  packing: { type: 'string' },
   json: { type: 'boolean' },
 }, HELP);
 
@@ -60,8 +62,11 @@ async function main(): Promise<void> {
   const baselineNet = model.baseline ?? trunkOf(net);
   const exitFractions = exitFractionsOf(values['exit-fractions'], model.calibration, net.exits);
 
-  const early = await OnnxRunner.fromNet(net, { intraOpNumThreads: threads });
-  const base = await OnnxRunner.fromNet(baselineNet, { intraOpNumThreads: threads });
+  const packing = values.packing ?? 'on';
+  if (packing !== 'on' && packing !== 'off') throw new Error(`--packing: expected on or off, got '${packing}'`);
+  const runnerOptions = { intraOpNumThreads: threads, imagePacking: packing === 'on' };
+  const early = await OnnxRunner.fromNet(net, runnerOptions);
+  const base = await OnnxRunner.fromNet(baselineNet, runnerOptions);
   const rng = new Rng(1);
   const images = Float32Array.from({ length: rows * net.spec.input.reduce((a, b) => a * b, 1) }, () => rng.next());
   // Each stage's input: what the stage before it hands on for these images.
@@ -79,7 +84,7 @@ async function main(): Promise<void> {
     ...Object.fromEntries(inputs.map((_, k) => [`through exit ${k + 1}`, [through(k + 1), reps]])),
     baseline: [() => base.runStage(0, baseInput), reps],
   };
-  log(`${net.spec.name} (${dir}) on ONNX Runtime (${early.direct ? 'native session called directly' : 'public API'}, ${threads} thread${threads > 1 ? 's' : ''}): ` +
+  log(`${net.spec.name} (${dir}) on ONNX Runtime (${early.direct ? 'native session called directly' : 'public API'}, ${threads} thread${threads > 1 ? 's' : ''}, image packing ${early.packed ? 'on' : 'off'}): ` +
     `${rows} row${rows > 1 ? 's' : ''} per run, ${reps} runs per round, best of ${rounds} rounds`);
   const perRun = await bestOf(cases, rounds);
   await Promise.all([early.release(), base.release()]);

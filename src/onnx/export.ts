@@ -218,8 +218,8 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
       macs: stageMacs,
       cumulativeMacs: cumulative + macs.heads[k],
     };
-    const [, , channels] = net.spec.input;
-    if (k === 0 && channels === 1 && options.imagePacking !== false && matchPackedConv(exportOrder(net.stages.segments[0]), 0) > 0) {
+    // The same test run() applies to the trunk's first layers (a one-channel input: the image here).
+    if (k === 0 && options.imagePacking !== false && matchPackedConv(exportOrder(net.stages.segments[0]), 0) > 0) {
       const packedFile = file.replace(/\.onnx$/, '.packed.onnx');
       files.set(packedFile, build(true).bytes);
       stage.packed = { file: packedFile, rowMultiple: PACK_ROWS };

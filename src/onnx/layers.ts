@@ -399,7 +399,8 @@ export function matchPackedConv(layers: CompiledLayer[], i: number): number {
  * convolution (`exportPhaseConvPool`) pays for its layout change and the max over the phases. The
  * per-filter results are pooled in blocked layout, concatenated, and put back in per-image order
  * ([N / R, cout, R, hw] -> [N / R, R, cout, hw]). The arithmetic per output is the original's.
- * Measured on B-LeNet at 64 rows per run: stage 1 took 27 % less time, the baseline 7 % (docs/onnx.md).
+ * Measured on B-LeNet at 64 rows per run: stage 1 took 25-28 % less time, the baseline 7-9 %
+ * (`npm run bench:stages -- --batch-size 64 --packing on|off`, docs/onnx.md).
  */
 export function exportPackedConv(g: GraphBuilder, layers: CompiledLayer[], x: OnnxValue, param: ParamReader): OnnxValue {
   expectNchw('conv2d', x);

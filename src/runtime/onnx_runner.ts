@@ -66,8 +66,8 @@ export interface OnnxRunnerOptions {
   /**
    * Use a stage's packed graph (`StageManifest.packed`, exported for a first convolution of a
    * one-channel image) for the rows of a run that fill whole groups of its `rowMultiple`, the plain
-   * graph for the rest (default true). Same answers; B-LeNet's stage 1 took 27 % less time at 64
-   * rows per run, its baseline 7 %.
+   * graph for the rest (default true). Same answers; B-LeNet's stage 1 took 25-28 % less time at
+   * 64 rows per run, its baseline 7-9 % (`npm run bench:stages`, docs/onnx.md).
    */
   imagePacking?: boolean;
 }
