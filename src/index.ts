@@ -1,31 +1,26 @@
 /**
- * branchynet: early-exit neural networks (BranchyNet, Teerapittayanon et al., ICPR 2016) on
- * TensorFlow.js. See README.md for a walk-through.
+ * branchynet: early-exit neural networks (BranchyNet, Teerapittayanon et al., ICPR 2016).
+ *
+ * This entry runs anywhere (Node, a page, a worker): the model API, the early-exit schedule and
+ * exit rule, calibration maths, MAC bookkeeping, the network specs and zoo, and the ONNX runner
+ * over any ONNX Runtime module. Training, data sets, files and the native backend are Node-only:
+ * `branchynet/node`.
  */
-export { initBackend, bestBackend, backendThreads, type BackendName, type InitBackendOptions } from './engine/backend.js';
+export { EarlyExitModel, type Answer, type LoadOptions, type ModelEngine, type ModelInfo, type RuntimeChoice } from './api/early_exit_model.js';
+export type { ImageDataLike, ImageInput, PixelArray, TensorLike } from './api/images.js';
+export { applyPreprocessing, type Preprocessing } from './api/preprocessing.js';
+export { defaultClassNames } from './api/class_names.js';
 export type {
   BranchyNetSpec, LayerSpec, LayerKind, Conv2dSpec, MaxPoolSpec, DenseSpec, ReluSpec, FlattenSpec, LrnSpec, DropoutSpec, BatchNormSpec, AvgPoolSpec, ResBlockSpec, Shape,
 } from './model/spec.js';
 export { baselineOf } from './model/spec.js';
-export { BranchyNet, analyseSpec } from './model/network.js';
 export { bLeNet, bAlexNet, bResNet, zooSpec, MODEL_ZOO } from './model/zoo.js';
-export { saveModel, loadModel, trunkOf, type LoadedModel, type ModelMeta } from './model/io.js';
-export { loadMnist, defaultMnistDir } from './data/mnist.js';
-export { loadDataset, holdOutValidation, headDataset, type Dataset } from './data/index.js';
-export { loadCifar10, CIFAR10_DIR_ENV } from './data/cifar10.js';
-export { downloadDataset } from './data/download.js';
-export { channelStats, normalizeDataset, makeAugmentation, CIFAR_AUGMENTATION, type ChannelStats, type AugmentOptions } from './data/transform.js';
-export { trainBranchyNet, DEFAULT_TRAIN_OPTIONS, type TrainOptions, type TrainHistory } from './train/pipeline.js';
-export { earlyExit, earlyExitAsync, applyExitRule, type ExitResults } from './runtime/early_exit.js';
-export { rowEntropy, exitsHere } from './runtime/entropy.js';
+export { cumulativeExitMacs, expectedMacs, trunkMacs, type BlockMacs } from './model/macs.js';
+export { earlyExit, earlyExitAsync, applyExitRule, type EarlyExitOptions, type ExitResults } from './runtime/early_exit.js';
+export { argmaxRow, checkThresholds, exitsHere, rowEntropy } from './runtime/exit_rule.js';
 export type { StageRunner, StageOutput } from './runtime/runner.js';
-export { TfjsRunner } from './runtime/tfjs_runner.js';
-export { OnnxRunner, chooseRuntime, loadOnnxRuntime, readManifest, type OnnxActivation, type OnnxRunnerOptions, type OnnxSource, type RuntimeName } from './runtime/onnx_runner.js';
-export { exportNetwork, exportModel, exportStages, writeExport, toNetworkOrder, type OnnxExport, type OnnxManifest, type StageManifest, type IoSpec, type ExportOptions, type GraphOptions } from './onnx/export.js';
-export { allExitLogits } from './runtime/full_forward.js';
-export { calibrate, paretoFrontier, REFERENCE_GRID, type Calibration, type OperatingPoint, type ThresholdGrid } from './eval/calibrate.js';
-export { evaluate, formatReport, type EvalReport } from './eval/report.js';
-export { calibrateModel, evaluateModel, trainAndSave, type CalibrationOptions, type EvaluateOptions } from './workflow.js';
+export { OnnxRunner, DEFAULT_MAX_RUN_ROWS, type OnnxActivation, type OnnxRunnerOptions, type OnnxSource } from './runtime/onnx_runner.js';
+export { openPublicSession, type OrtModule, type OrtSession, type SessionOpener } from './runtime/ort_session.js';
+export { checkManifest, MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION, type IoSpec, type OnnxExport, type OnnxManifest, type StageManifest } from './onnx/manifest.js';
+export { calibrate, paretoFrontier, formatThreshold, REFERENCE_GRID, type Calibration, type OperatingPoint, type ThresholdGrid } from './eval/calibrate.js';
 export { UserError } from './errors.js';
-export { Rng } from './rng.js';
-export type { ForwardOptions } from './model/layers/index.js';

@@ -4,17 +4,19 @@ import { UserError } from './errors.js';
 import type { ChannelStats } from './data/transform.js';
 import type { Calibration } from './eval/calibrate.js';
 import type { ThresholdGrid } from './eval/calibrate.js';
-import { calibrate, cumulativeExitMacs, formatThreshold } from './eval/calibrate.js';
+import { calibrate, formatThreshold } from './eval/calibrate.js';
+import { cumulativeExitMacs } from './model/macs.js';
 import type { EvalReport } from './eval/report.js';
 import { evaluate } from './eval/report.js';
-import type { LoadedModel } from './model/io.js';
 import { saveModel, trunkOf } from './model/io.js';
 import type { BranchyNet } from './model/network.js';
 import type { BranchyNetSpec } from './model/spec.js';
-import { allExitLogits, argmaxRow } from './runtime/full_forward.js';
-import type { RuntimeName } from './runtime/onnx_runner.js';
-import { chooseRuntime, OnnxRunner } from './runtime/onnx_runner.js';
-import { TfjsRunner } from './runtime/tfjs_runner.js';
+import { argmaxRow } from './runtime/exit_rule.js';
+import { allExitLogits } from './runtime/full_forward.js';
+import type { EarlyExitModel } from './api/early_exit_model.js';
+import { defaultClassNames } from './api/class_names.js';
+import { PIXEL_RANGE } from './api/preprocessing.js';
+import { normalizeDataset } from './data/transform.js';
 import type { BaselineSource, TrainOptions } from './train/pipeline.js';
 import { trainBranchyNet } from './train/pipeline.js';
 
@@ -85,6 +87,7 @@ export async function trainAndSave(args: {
     calibration,
     dataset: args.datasetName,
     normalization: args.normalization ?? null,
+    classNames: defaultClassNames(args.datasetName, args.spec.classes),
     training: { options, validationSize: args.validation.count, history, seconds },
   });
   args.log(`saved ${join(args.outDir, 'model.json')}`);
@@ -92,6 +95,7 @@ export async function trainAndSave(args: {
 }
 
 export interface EvaluateOptions {
+  /** Thresholds to evaluate instead of the model's. */
   thresholds?: number[];
   timingSamples?: number;
   batchSize?: number;
@@ -100,41 +104,36 @@ export interface EvaluateOptions {
   log?: Log;
   /** Progress lines within the timed passes (the CLI: in place on a terminal, once a minute in a log). */
   progress?: Log;
-  /** 'onnx' (ONNX Runtime) or 'tfjs'; default ONNX Runtime where onnxruntime-node loads and the network exports, else tfjs (with a notice). */
-  runtime?: RuntimeName;
-  /** ONNX Runtime intra-op threads (default 1). */
-  threads?: number;
+  /** The data set's name, for the report, where the model does not say. */
+  dataset?: string;
 }
 
-export async function evaluateModel(model: LoadedModel, test: Dataset, options: EvaluateOptions = {}): Promise<EvalReport> {
+/**
+ * Accuracy, exit mix and measured speed-ups of `model` on `test` (images as the data loaders give
+ * them, pixel values / 255): the model applies its own normalisation, as `classify` does.
+ */
+export async function evaluateModel(model: EarlyExitModel, test: Dataset, options: EvaluateOptions = {}): Promise<EvalReport> {
   const thresholds = options.thresholds ?? model.thresholds;
-  if (!thresholds) throw new UserError(`${model.dir}: the model has no calibrated thresholds; run 'branchynet calibrate' or pass --thresholds`);
-  const runtime = await chooseRuntime(options.runtime, options.log, model.spec);
-  const baselineNet = model.baseline ?? trunkOf(model.net);
-  const args = {
-    name: model.spec.name,
-    dataset: model.dataset ?? 'unknown',
-    runtime,
-    net: model.net,
-    baselineNet,
-    test,
+  if (!thresholds) throw new UserError(`${model.name} has no calibrated thresholds; calibrate it or pass thresholds`, { option: 'thresholds' });
+  const { stages, baseline } = model.runners;
+  if (!baseline) throw new Error(`evaluate: ${model.name} was loaded without its baseline`);
+  const { pixelRange, mean, std } = model.info.preprocessing;
+  if (pixelRange !== PIXEL_RANGE) throw new Error(`evaluate: data sets hold pixel / ${PIXEL_RANGE}, the model takes pixel / ${pixelRange}`);
+  const data = mean && std ? normalizeDataset(test, { mean, std }) : test;
+  return evaluate({
+    name: model.name,
+    dataset: model.info.dataset ?? options.dataset ?? 'unknown',
+    runtime: model.runtime,
+    backend: model.backend,
+    macs: model.macs(),
+    early: stages,
+    base: baseline,
+    test: data,
     thresholds,
     timingSamples: options.timingSamples,
     batchSize: options.batchSize,
     passes: options.passes,
     log: options.log,
     progress: options.progress,
-  };
-  if (runtime === 'tfjs') return evaluate({ ...args, early: new TfjsRunner(model.net), base: new TfjsRunner(baselineNet) });
-  const onnxOptions = { intraOpNumThreads: options.threads };
-  const early = await OnnxRunner.fromNet(model.net, onnxOptions);
-  const base = await OnnxRunner.fromNet(baselineNet, onnxOptions).catch(async (e: unknown) => {
-    await early.release();
-    throw e;
   });
-  try {
-    return await evaluate({ ...args, early, base });
-  } finally {
-    await Promise.all([early.release(), base.release()]);
-  }
 }

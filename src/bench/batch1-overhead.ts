@@ -61,7 +61,7 @@ for (let first = 0; first < samples; first += 250) {
   s = performance.now();
   earlyExit(base, images, n, [], 1);
   baseMs += performance.now() - s;
-  r.exits.forEach((k) => exits[Math.min(k, 1)]++);
+  r.exitTaken.forEach((k) => exits[Math.min(k - 1, 1)]++);
 }
 const f1 = exits[0] / samples;
 const kernelsEarly = f1 * exitOne + (1 - f1) * exitLast;

@@ -8,7 +8,8 @@ import { loadDataset } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
 import { UserError } from '../errors.js';
 import { loadModel, trunkOf } from '../model/io.js';
-import { OnnxRunner } from '../runtime/onnx_runner.js';
+import { onnxRunnerFromNet } from '../node/onnx.js';
+import type { OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
 import { type Contender, interleaved } from '../eval/timing.js';
@@ -45,8 +46,8 @@ async function main(): Promise<void> {
   const settings = tiles.flatMap((maxRunRows) => packings.map((packing) => ({ maxRunRows, imagePacking: packing === 'on' })));
   const contenders: Contender[] = [];
   for (const { maxRunRows, imagePacking } of settings) {
-    const base = await OnnxRunner.fromNet(baselineNet, { maxRunRows, imagePacking });
-    const early = await OnnxRunner.fromNet(model.net, { maxRunRows, imagePacking });
+    const base = await onnxRunnerFromNet(baselineNet, { maxRunRows, imagePacking });
+    const early = await onnxRunnerFromNet(model.net, { maxRunRows, imagePacking });
     const setting = `tiles ${maxRunRows}, image packing ${imagePacking ? 'on' : 'off'}`;
     contenders.push({ name: `baseline, ${setting}`, runner: base as StageRunner<unknown>, thresholds: [], sync: false });
     contenders.push({ name: `early exit, ${setting}`, runner: early as StageRunner<unknown>, thresholds, sync: false });

@@ -10,12 +10,13 @@ import { headDataset, loadDataset } from '../data/index.js';
 import { imageSize } from '../data/dataset.js';
 import { initBackend } from '../engine/backend.js';
 import type { BackendName } from '../engine/backend.js';
-import { cumulativeExitMacs } from '../eval/calibrate.js';
+import { cumulativeExitMacs, trunkMacs } from '../model/macs.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { encodeModel, GraphBuilder } from '../onnx/graph.js';
-import { earlyExitAsync } from '../runtime/early_exit.js';
-import { loadOnnxRuntime, OnnxRunner } from '../runtime/onnx_runner.js';
-import { openSession } from '../runtime/ort_session.js';
+import { earlyExitAsync, type ExitResults } from '../runtime/early_exit.js';
+import { loadOnnxRuntime, onnxRunnerFromNet } from '../node/onnx.js';
+import type { OnnxRunner } from '../runtime/onnx_runner.js';
+import { openDirectSession } from '../compat.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
 import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
@@ -51,8 +52,8 @@ const positive = (name: 'samples' | 'batched-samples' | 'batch-size' | 'threads'
 
 const log = (line: string) => process.stderr.write(line + '\n');
 
-function same(a: { predictions: Int32Array; exits: Uint8Array }, b: { predictions: Int32Array; exits: Uint8Array }): boolean {
-  return a.predictions.every((p, i) => p === b.predictions[i]) && a.exits.every((e, i) => e === b.exits[i]);
+function same(a: ExitResults, b: ExitResults): boolean {
+  return a.predictions.every((p, i) => p === b.predictions[i]) && a.exitTaken.every((e, i) => e === b.exitTaken[i]);
 }
 
 async function main(): Promise<void> {
@@ -74,8 +75,8 @@ async function main(): Promise<void> {
   const batch1Samples = Math.min(positive('samples', 2000), test.count);
   const batchedSamples = Math.min(positive('batched-samples', test.count), test.count);
 
-  const ortEarly = await OnnxRunner.fromNet(model.net, { intraOpNumThreads: threads });
-  const ortBase = await OnnxRunner.fromNet(baselineNet, { intraOpNumThreads: threads });
+  const ortEarly = await onnxRunnerFromNet(model.net, { intraOpNumThreads: threads });
+  const ortBase = await onnxRunnerFromNet(baselineNet, { intraOpNumThreads: threads });
   const contenders: Contender[] = [
     { name: 'onnx baseline', runner: ortBase as StageRunner<unknown>, thresholds: [], sync: false },
     { name: 'onnx early exit', runner: ortEarly as StageRunner<unknown>, thresholds, sync: false },
@@ -100,13 +101,13 @@ async function main(): Promise<void> {
   const early = batched.results[1];
   const exits = model.net.exits;
   const counts = new Array(exits).fill(0);
-  for (let i = 0; i < batchedSamples; i++) counts[early.exits[i]]++;
+  for (let i = 0; i < batchedSamples; i++) counts[early.exitTaken[i] - 1]++;
   const exitFractions = counts.map((c) => c / batchedSamples);
   let correct = 0;
   for (let i = 0; i < batchedSamples; i++) if (early.predictions[i] === test.labels[i]) correct++;
   const perExit = cumulativeExitMacs(model.net.macs());
   const earlyMacs = exitFractions.reduce((s, f, k) => s + f * perExit[k], 0);
-  const baselineMacs = baselineNet.macs().segments[0];
+  const baselineMacs = trunkMacs(baselineNet.macs());
   const macSpeedup = baselineMacs / earlyMacs;
   const identical = same(batched.results[1], batched.results[3]) && same(single.results[1], single.results[3]) && same(batched.results[0], batched.results[2]);
 
@@ -128,8 +129,8 @@ async function main(): Promise<void> {
   const g = new GraphBuilder('identity');
   g.output(g.input('x', ['N', 1]), 'y', ['N', 1]);
   const emptyGraph = encodeModel(g.build('an empty graph: the cost of one session run'));
-  const identity = await openSession(ort, emptyGraph, { intraOpNumThreads: threads }, ['y'], ortEarly.direct);
-  const identityViaApi = await openSession(ort, emptyGraph, { intraOpNumThreads: threads }, ['y'], false);
+  const identity = await openDirectSession(ort, emptyGraph, { intraOpNumThreads: threads }, ['y'], ortEarly.direct);
+  const identityViaApi = await openDirectSession(ort, emptyGraph, { intraOpNumThreads: threads }, ["y"], false);
   const one = new ort.Tensor('float32', new Float32Array(1), [1, 1]);
   const image = test.images.subarray(0, imageSize(test));
   const stageInputs = [ortEarly.input(image, 1)];

@@ -10,10 +10,11 @@
  */
 import { initBackend } from '../engine/backend.js';
 import type { Calibration } from '../eval/calibrate.js';
-import { cumulativeExitMacs } from '../eval/calibrate.js';
+import { cumulativeExitMacs, trunkMacs } from '../model/macs.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { Rng } from '../rng.js';
-import { OnnxRunner } from '../runtime/onnx_runner.js';
+import { onnxRunnerFromNet } from '../node/onnx.js';
+import type { OnnxRunner } from '../runtime/onnx_runner.js';
 import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
 import { bestOf } from './best_of.js';
 
@@ -65,8 +66,8 @@ async function main(): Promise<void> {
   const packing = values.packing ?? 'on';
   if (packing !== 'on' && packing !== 'off') throw new Error(`--packing: expected on or off, got '${packing}'`);
   const runnerOptions = { intraOpNumThreads: threads, imagePacking: packing === 'on' };
-  const early = await OnnxRunner.fromNet(net, runnerOptions);
-  const base = await OnnxRunner.fromNet(baselineNet, runnerOptions);
+  const early = await onnxRunnerFromNet(net, runnerOptions);
+  const base = await onnxRunnerFromNet(baselineNet, runnerOptions);
   const rng = new Rng(1);
   const images = Float32Array.from({ length: rows * net.spec.input.reduce((a, b) => a * b, 1) }, () => rng.next());
   // Each stage's input: what the stage before it hands on for these images.
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
   await Promise.all([early.release(), base.release()]);
 
   const baselineUs = perRun.baseline / rows;
-  const baselineMacs = baselineNet.macs().segments[0];
+  const baselineMacs = trunkMacs(baselineNet.macs());
   const macs = net.macs();
   const stageMacs = macs.segments.map((s, k) => s + macs.heads[k]);
   const cumulativeMacs = cumulativeExitMacs(macs);

@@ -69,10 +69,10 @@ test('parseCifar10Meta reads ten class names and refuses anything else', () => {
   assert.throws(() => parseCifar10Meta('a\nb\n', 'meta.txt'), /meta\.txt: expected 10 class names, one a line, found 2/);
 });
 
-test('the data directory comes from --data-dir, else the environment variable, else a clear error', () => {
+test('the data directory comes from the argument, else the environment variable, else a clear error naming the option', () => {
   assert.equal(resolveCifar10Dir('/x', { [CIFAR10_DIR_ENV]: '/y' }), '/x');
   assert.equal(resolveCifar10Dir(undefined, { [CIFAR10_DIR_ENV]: '/y' }), '/y');
-  assert.throws(() => resolveCifar10Dir(undefined, {}), (e: Error) => e instanceof UserError && /--data-dir DIR or set BRANCHYNET_CIFAR10_DIR/.test(e.message));
+  assert.throws(() => resolveCifar10Dir(undefined, {}), (e: Error) => e instanceof UserError && e.option === 'dataDir' && /no data directory given and BRANCHYNET_CIFAR10_DIR is not set/.test(e.message));
 });
 
 test('loadCifar10 names a missing file and a truncated one', () => {

@@ -78,7 +78,7 @@ export function parseCifar10Meta(text: string, name: string): string[] {
 export function resolveCifar10Dir(dataDir?: string, env: NodeJS.ProcessEnv = process.env): string {
   const dir = dataDir ?? env[CIFAR10_DIR_ENV];
   if (dir === undefined || dir === '') {
-    throw new UserError(`CIFAR-10: no data directory; pass --data-dir DIR or set ${CIFAR10_DIR_ENV} (to get the files: branchynet download cifar10 --data-dir DIR)`);
+    throw new UserError(`CIFAR-10: no data directory given and ${CIFAR10_DIR_ENV} is not set (to get the files: branchynet download cifar10 --data-dir DIR)`, { option: 'dataDir' });
   }
   return dir;
 }

@@ -159,7 +159,7 @@ async function fetchBytes(url: string, log: (line: string) => void): Promise<Uin
   try {
     response = await fetch(url);
   } catch (e) {
-    throw new UserError(`${url}: download failed (${(e as Error).cause ?? (e as Error).message}); download it by hand and pass its directory with --data-dir`);
+    throw new UserError(`${url}: download failed (${(e as Error).cause ?? (e as Error).message}); download it by hand and load it from its directory`);
   }
   if (!response.ok || !response.body) throw new UserError(`${url}: download failed (HTTP ${response.status})`);
   const total = Number(response.headers.get('content-length') ?? 0);

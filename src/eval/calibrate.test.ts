@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../rng.js';
-import { calibrate, cumulativeExitMacs, formatThreshold, pairedDropStdErr, paretoFrontier, REFERENCE_GRID } from './calibrate.js';
+import { calibrate, formatThreshold, pairedDropStdErr, paretoFrontier, REFERENCE_GRID } from './calibrate.js';
 import { normalQuantile } from './normal_quantile.js';
+import { cumulativeExitMacs } from '../model/macs.js';
 import type { OperatingPoint } from './calibrate.js';
 
 test('cumulativeExitMacs adds every segment and head up to each exit', () => {

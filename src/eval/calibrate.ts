@@ -1,4 +1,6 @@
-import { rowEntropy } from '../runtime/entropy.js';
+import { UserError } from '../errors.js';
+import { exitsHere, rowEntropy } from '../runtime/exit_rule.js';
+import { expectedMacs } from '../model/macs.js';
 import { normalQuantile } from './normal_quantile.js';
 
 /** The reference code's threshold grid (LeNet and ResNet), used for every non-final exit. */
@@ -67,12 +69,6 @@ export interface Calibration {
   frontier: OperatingPoint[];
 }
 
-/** MACs per sample of answering at each exit: every segment and head up to and including it. */
-export function cumulativeExitMacs(macs: { segments: number[]; heads: number[] }): number[] {
-  let total = 0;
-  return macs.segments.map((s, k) => (total += s + macs.heads[k]));
-}
-
 function* cartesian(lists: number[][]): Generator<number[]> {
   if (lists.length === 0) {
     yield [];
@@ -137,7 +133,7 @@ export function calibrate(args: {
     }
   }
   if (confidence !== null) {
-    if (!(confidence >= 0.5 && confidence < 1)) throw new RangeError(`calibrate: confidence must lie in [0.5, 1), got ${confidence}`);
+    if (!(confidence >= 0.5 && confidence < 1)) throw new UserError(`must be a probability in [0.5, 1), e.g. 0.9, got ${confidence}`, { option: 'confidence' });
     if (baselineCorrect === undefined) throw new RangeError('calibrate: a confidence needs the baseline\'s per-sample answers (baselineCorrect)');
   }
   const z = confidence === null ? 0 : normalQuantile(confidence);
@@ -158,13 +154,13 @@ export function calibrate(args: {
     let disagreements = 0;   // samples where exactly one of baseline and early exit is right
     for (let i = 0; i < n; i++) {
       let k = 0;
-      while (k < exits - 1 && !(entropy[k][i] < thresholds[k])) k++;
+      while (!exitsHere(entropy[k][i], k, thresholds, exits)) k++;
       counts[k]++;
       right += correct[k][i];
       if (baselineCorrect !== undefined) disagreements += baselineCorrect[i] ^ correct[k][i];
     }
     const exitFractions = counts.map((c) => c / n);
-    const point: OperatingPoint = { thresholds, accuracy: right / n, exitFractions, macs: exitFractions.reduce((s, f, k) => s + f * exitMacs[k], 0) };
+    const point: OperatingPoint = { thresholds, accuracy: right / n, exitFractions, macs: expectedMacs(exitFractions, exitMacs) };
     if (baselineCorrect !== undefined) point.dropStdErr = pairedDropStdErr(args.baselineAccuracy - point.accuracy, disagreements / n, n);
     points.push(point);
   }

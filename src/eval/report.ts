@@ -1,10 +1,9 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
-import type { BranchyNet } from '../model/network.js';
+import { expectedMacs } from '../model/macs.js';
 import { earlyExitAsync } from '../runtime/early_exit.js';
 import type { StageRunner } from '../runtime/runner.js';
-import { cumulativeExitMacs, formatThreshold } from './calibrate.js';
+import { formatThreshold } from './calibrate.js';
 import { type Contender, interleaved } from './timing.js';
 
 /**
@@ -47,8 +46,10 @@ export async function evaluate<A, B>(args: {
   name: string;
   dataset: string;
   runtime: string;
-  net: BranchyNet;
-  baselineNet: BranchyNet;
+  /** The tfjs backend the tfjs runtime runs on (reported; 'none' for other runtimes). */
+  backend: string;
+  /** MACs per sample of answering at each exit, and of the baseline. */
+  macs: { perExit: readonly number[]; baseline: number };
   early: StageRunner<A>;
   base: StageRunner<B>;
   test: Dataset;
@@ -62,7 +63,7 @@ export async function evaluate<A, B>(args: {
   /** Progress within the timed passes (a line: what, samples done of all). */
   progress?: (line: string) => void;
 }): Promise<EvalReport> {
-  const { net, test, thresholds, early, base } = args;
+  const { test, thresholds, early, base } = args;
   const batchSize = args.batchSize ?? 256;
   const log = args.log ?? (() => {});
   const size = imageSize(test);
@@ -93,12 +94,12 @@ export async function evaluate<A, B>(args: {
   const single = await interleaved(contenders, test, timingSamples, 1, 250, passes, progress('batch 1'));
   const [singleEarly, singleBase] = single.seconds;
   for (let i = 0; i < timingSamples; i++) {
-    if (single.results[0].predictions[i] !== earlyAll.predictions[i] || single.results[0].exits[i] !== earlyAll.exits[i]) {
+    if (single.results[0].predictions[i] !== earlyAll.predictions[i] || single.results[0].exitTaken[i] !== earlyAll.exitTaken[i]) {
       throw new Error(`evaluate: batch-1 and batched early exit disagree on sample ${i}`);
     }
   }
 
-  const exits = net.exits;
+  const exits = early.exits;
   // Untimed: nobody leaves early below a threshold of 0 (an entropy is never negative).
   const lastOnly = await earlyExitAsync(early, test.images, test.count, thresholds.map(() => 0), batchSize);
   let lastCorrect = 0;
@@ -108,7 +109,7 @@ export async function evaluate<A, B>(args: {
   let correct = 0;
   let baseCorrect = 0;
   for (let i = 0; i < test.count; i++) {
-    const k = earlyAll.exits[i];
+    const k = earlyAll.exitTaken[i] - 1;
     counts[k]++;
     if (earlyAll.predictions[i] === test.labels[i]) {
       correct++;
@@ -117,9 +118,9 @@ export async function evaluate<A, B>(args: {
     if (baseAll.predictions[i] === test.labels[i]) baseCorrect++;
   }
   const exitFractions = counts.map((c) => c / test.count);
-  const perExit = cumulativeExitMacs(net.macs());
-  const earlyMacs = exitFractions.reduce((s, f, k) => s + f * perExit[k], 0);
-  const baselineMacs = args.baselineNet.macs().segments[0];
+  const perExit = [...args.macs.perExit];
+  const earlyMacs = expectedMacs(exitFractions, perExit);
+  const baselineMacs = args.macs.baseline;
   const msPerSample = (singleEarly * 1000) / timingSamples;
   const baselineMs = (singleBase * 1000) / timingSamples;
   const earlyRate = test.count / earlySeconds;
@@ -129,7 +130,7 @@ export async function evaluate<A, B>(args: {
     dataset: args.dataset,
     samples: test.count,
     runtime: args.runtime,
-    backend: tf.getBackend(),
+    backend: args.backend,
     accuracy: correct / test.count,
     thresholds,
     exitFractions,

@@ -41,7 +41,7 @@ export async function interleaved(
   if (!Number.isInteger(passes) || passes < 1) throw new RangeError(`timing: passes must be an integer >= 1, got ${passes}`);
   const size = imageSize(data);
   const seconds = contenders.map(() => 0);
-  const results = contenders.map((): ExitResults => ({ predictions: new Int32Array(count), exits: new Uint8Array(count), entropies: new Float32Array(count) }));
+  const results = contenders.map((): ExitResults => ({ predictions: new Int32Array(count), exitTaken: new Uint8Array(count), entropies: new Float32Array(count) }));
   let round = 0;
   for (let first = 0; first < count; first += chunk) {
     const n = Math.min(chunk, count - first);
@@ -57,7 +57,7 @@ export async function interleaved(
         const r = await pass(contenders[i], images, n, batchSize);
         best[i] = Math.min(best[i], (performance.now() - start) / 1000);
         results[i].predictions.set(r.predictions, first);
-        results[i].exits.set(r.exits, first);
+        results[i].exitTaken.set(r.exitTaken, first);
         results[i].entropies.set(r.entropies, first);
       }
     }

@@ -6,6 +6,7 @@ import type { PackEntry } from '../io/tensor_pack.js';
 import { packArrays, unpackArrays, writeFileAtomic } from '../io/tensor_pack.js';
 import { analyseSpec, BranchyNet } from './network.js';
 import type { BranchyNetSpec } from './spec.js';
+import { trunkMacs } from './macs.js';
 import { baselineOf } from './spec.js';
 import { assignWeights, readWeights } from './weights.js';
 
@@ -21,6 +22,8 @@ export interface ModelMeta {
   dataset?: string;
   /** Per-channel normalisation applied to inputs in training; eval and calibration apply the same. */
   normalization?: ChannelStats | null;
+  /** The name of each class (absent in older model directories: the data set's, see `defaultClassNames`). */
+  classNames?: string[];
 }
 
 interface ModelJson extends ModelMeta {
@@ -59,7 +62,8 @@ export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | n
   }
   const macs = net.macs();
   // Only the metadata's own fields: callers may pass a whole LoadedModel (networks included).
-  const { thresholds, calibration, training, dataset, normalization } = meta;
+  const { thresholds, calibration, training, dataset, normalization, classNames } = meta;
+  if (classNames !== undefined && classNames.length !== net.spec.classes) throw new UserError(`${dir}: ${classNames.length} class names for ${net.spec.classes} classes`, { option: 'classNames' });
   const json: ModelJson = {
     format: MODEL_FORMAT,
     version: MODEL_VERSION,
@@ -69,7 +73,8 @@ export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | n
     ...(training !== undefined ? { training } : {}),
     ...(dataset !== undefined ? { dataset } : {}),
     ...(normalization !== undefined ? { normalization } : {}),
-    macs: { ...macs, baseline: baseline ? baseline.macs().segments[0] : macs.segments.reduce((a, b) => a + b, 0) },
+    ...(classNames !== undefined ? { classNames } : {}),
+    macs: { ...macs, baseline: trunkMacs(baseline ? baseline.macs() : macs) },
     weights: { file: 'weights.bin', manifest: weights.manifest },
     baseline: baselineEntry,
   };
@@ -77,7 +82,7 @@ export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | n
 }
 
 function readJson(path: string): ModelJson {
-  if (!existsSync(path)) throw new UserError(`${path}: no such file; --model must name a directory written by 'branchynet train'`);
+  if (!existsSync(path)) throw new UserError(`${path}: no such file; expected a model directory written by 'branchynet train'`);
   let json: ModelJson;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
@@ -131,6 +136,7 @@ export function loadModel(dir: string): LoadedModel {
     training: json.training,
     dataset: json.dataset,
     normalization: json.normalization ?? null,
+    ...(Array.isArray(json.classNames) ? { classNames: json.classNames } : {}),
   };
 }
 

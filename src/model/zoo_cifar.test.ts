@@ -12,7 +12,7 @@ import { initBackend } from '../engine/backend.js';
 import { UserError } from '../errors.js';
 import { deriveSeed, Rng } from '../rng.js';
 import { applyExitRule, earlyExit } from '../runtime/early_exit.js';
-import { rowEntropy } from '../runtime/entropy.js';
+import { rowEntropy } from '../runtime/exit_rule.js';
 import { allExitLogits } from '../runtime/full_forward.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
 import { randomDataset } from '../testing/fixtures.js';
@@ -183,13 +183,13 @@ for (const [name, make, count] of [['B-AlexNet', () => bAlexNet(), 40], ['B-Alex
   });
   const reference = applyExitRule(logits, count, 10, thresholds);
   const exitCounts = [0, 0, 0];
-  reference.exits.forEach((k) => exitCounts[k]++);
+  reference.exitTaken.forEach((k) => exitCounts[k - 1]++);
   assert.ok(exitCounts.every((c) => c > 0), `every exit answers some samples: ${exitCounts}`);
   const before = tf.memory().numTensors;
   for (const batchSize of [1, 7, count]) {
     const r = earlyExit(new TfjsRunner(net), data.images, count, thresholds, batchSize);
     assert.deepEqual(r.predictions, reference.predictions, `predictions at batch ${batchSize}`);
-    assert.deepEqual(r.exits, reference.exits, `exits at batch ${batchSize}`);
+    assert.deepEqual(r.exitTaken, reference.exitTaken, `exits at batch ${batchSize}`);
     for (let i = 0; i < count; i++) assert.ok(Math.abs(r.entropies[i] - reference.entropies[i]) < 1e-4);
   }
   assert.equal(tf.memory().numTensors, before, 'early exit leaks no tensors');

@@ -9,7 +9,7 @@ import { initBackend } from '../engine/backend.js';
 import { saveModel } from '../model/io.js';
 import { BranchyNet } from '../model/network.js';
 import { bLeNet } from '../model/zoo.js';
-import { loadOnnxRuntime } from '../runtime/onnx_runner.js';
+import { loadOnnxRuntime } from '../node/onnx.js';
 import type { OnnxManifest } from './export.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');

@@ -4,73 +4,18 @@ import { writeFileAtomic } from '../io/tensor_pack.js';
 import type { LoadedModel } from '../model/io.js';
 import { trunkOf } from '../model/io.js';
 import type { BranchyNet, CompiledLayer } from '../model/network.js';
+import { cumulativeExitMacs } from '../model/macs.js';
 import type { Conv2dSpec, LrnSpec } from '../model/spec.js';
-import type { Dim } from './graph.js';
+import { defaultClassNames } from '../api/class_names.js';
+import { preprocessingOf } from '../api/preprocessing.js';
+import type { IoSpec, OnnxExport, OnnxManifest, Preprocessing, StageManifest } from './manifest.js';
+import { MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION } from './manifest.js';
 import { encodeModel, GraphBuilder, IR_VERSION, OPSET } from './graph.js';
 import type { OnnxValue, ParamReader } from './layers.js';
 import { exportLayer, exportLrnAsConv, exportOrder, exportPackedConv, exportPhaseConvPool, graphDims, matchPackedConv, matchPhaseConv, PACK_ROWS } from './layers.js';
 import { padPooledChannels } from './pad_channels.js';
 
-export const ONNX_FORMAT = 'branchynet-onnx';
-export const ONNX_FORMAT_VERSION = 1;
-
-/** One input or output of a stage graph. */
-export interface IoSpec {
-  name: string;
-  /** Graph dimensions, batch ('N', dynamic) first. */
-  shape: Dim[];
-  /**
-   * 'NHWC' (the image), 'NCHW' (a trunk activation) or 'NF' (features / class scores / one
-   * entropy per row: [N] for the entropy). An 'NF' activation with `flattenedFrom` [h, w, c] holds
-   * its features in (c, h, w) order.
-   */
-  layout: 'NHWC' | 'NCHW' | 'NF' | 'N';
-  flattenedFrom?: [number, number, number];
-}
-
-export interface StageManifest {
-  /** 1-based exit number this stage ends in. */
-  exit: number;
-  file: string;
-  input: IoSpec;
-  /** `activation` is the trunk activation handed on to the next stage (null at the last stage). */
-  /** `entropy` is null in graphs exported with `entropy: false` (a runtime computing it itself). */
-  outputs: { activation: IoSpec | null; logits: IoSpec; entropy: IoSpec | null };
-  /** Layer kinds in graph order: the trunk part, then the exit head. */
-  layers: { trunk: string[]; head: string[] };
-  /** MACs per sample of this stage (trunk part + exit head) and of answering at this exit. */
-  macs: number;
-  cumulativeMacs: number;
-  /**
-   * The same stage, same inputs and outputs and results, for batches whose size is a multiple of
-   * `rowMultiple` only (it reads each `rowMultiple` images as the channels of one): faster where
-   * it applies. Absent where the stage has no such form; a runtime may always use `file`.
-   */
-  packed?: { file: string; rowMultiple: number };
-}
-
-export interface OnnxManifest {
-  format: typeof ONNX_FORMAT;
-  version: number;
-  model: string;
-  opset: number;
-  irVersion: number;
-  /** The public input: images, NHWC float32, values as the network was trained on. */
-  input: IoSpec;
-  classes: string[];
-  /** Entropy threshold of each non-final exit (exit at k when entropy < thresholds[k]); null if uncalibrated. */
-  thresholds: number[] | null;
-  entropy: string;
-  stages: StageManifest[];
-  /** The trunk alone (the baseline), one stage taking the image. */
-  baseline: StageManifest;
-}
-
-/** An export held in memory: the manifest and each file's bytes. */
-export interface OnnxExport {
-  manifest: OnnxManifest;
-  files: Map<string, Uint8Array>;
-}
+export { MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION, type IoSpec, type OnnxExport, type OnnxManifest, type StageManifest } from './manifest.js';
 
 function paramReader(net: BranchyNet, layer: CompiledLayer): ParamReader {
   return (short) => {
@@ -167,7 +112,7 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
   const files = new Map<string, Uint8Array>();
   const stages: StageManifest[] = [];
   const macs = net.macs();
-  let cumulative = 0;
+  const cumulative = cumulativeExitMacs(macs);
   let handed: OnnxValue | null = null;
   const exits = net.exits;
   for (let k = 0; k < exits; k++) {
@@ -208,7 +153,6 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
     const plain = build(false);
     files.set(file, plain.bytes);
     const stageMacs = macs.segments[k] + macs.heads[k];
-    cumulative += macs.segments[k];
     const stage: StageManifest = {
       exit: k + 1,
       file,
@@ -216,7 +160,7 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
       outputs: { activation: plain.activation, logits: plain.logitsIo, entropy: plain.entropyIo },
       layers: plain.kinds,
       macs: stageMacs,
-      cumulativeMacs: cumulative + macs.heads[k],
+      cumulativeMacs: cumulative[k],
     };
     // The same test run() applies to the trunk's first layers (a one-channel input: the image here).
     if (k === 0 && options.imagePacking !== false && matchPackedConv(exportOrder(net.stages.segments[0]), 0) > 0) {
@@ -234,6 +178,8 @@ export interface ExportOptions extends GraphOptions {
   thresholds?: number[] | null;
   /** Class names; default the class indices as strings (the digits for MNIST). */
   classes?: string[];
+  /** How raw pixels become the input (default pixel / 255). */
+  preprocessing?: Preprocessing;
 }
 
 /** Exports a branchy network's stages and its baseline (trunk alone) into one bundle, in memory. */
@@ -253,6 +199,7 @@ export function exportNetwork(net: BranchyNet, baseline: BranchyNet, options: Ex
     opset: OPSET,
     irVersion: IR_VERSION,
     input: early.stages[0].input,
+    preprocessing: options.preprocessing ?? preprocessingOf(null),
     classes,
     thresholds: options.thresholds ?? null,
     entropy: 'softmax entropy of the logits, natural log: H = -sum_c p_c ln p_c',
@@ -261,8 +208,6 @@ export function exportNetwork(net: BranchyNet, baseline: BranchyNet, options: Ex
   };
   return { manifest, files: new Map([...early.files, ...base.files]) };
 }
-
-export const MANIFEST_FILE = 'manifest.json';
 
 /** Writes an export bundle into `dir`: manifest.json and one .onnx file per stage plus the baseline. */
 export function writeExport(dir: string, bundle: OnnxExport): string[] {
@@ -281,7 +226,12 @@ export function writeExport(dir: string, bundle: OnnxExport): string[] {
 export function exportModel(model: LoadedModel, outDir: string, options: Omit<ExportOptions, 'thresholds'> = {}): { bundle: OnnxExport; files: string[] } {
   const baseline = model.baseline ?? trunkOf(model.net);
   try {
-    const bundle = exportNetwork(model.net, baseline, { ...options, thresholds: model.thresholds });
+    const bundle = exportNetwork(model.net, baseline, {
+      classes: model.classNames ?? defaultClassNames(model.dataset, model.spec.classes),
+      preprocessing: preprocessingOf(model.normalization),
+      ...options,
+      thresholds: model.thresholds,
+    });
     return { bundle, files: writeExport(outDir, bundle) };
   } finally {
     if (!model.baseline) baseline.dispose();

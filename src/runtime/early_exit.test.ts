@@ -6,7 +6,7 @@ import { BranchyNet } from '../model/network.js';
 import { bLeNet } from '../model/zoo.js';
 import { randomDataset, tinySpec } from '../testing/fixtures.js';
 import { applyExitRule, earlyExit, earlyExitAsync } from './early_exit.js';
-import { rowEntropy } from './entropy.js';
+import { rowEntropy } from './exit_rule.js';
 import { allExitLogits } from './full_forward.js';
 import type { StageOutput, StageRunner } from './runner.js';
 import { TfjsRunner } from './tfjs_runner.js';
@@ -86,14 +86,14 @@ for (const [name, makeSpec] of [['tiny (3 exits)', tinySpec], ['B-LeNet', bLeNet
     const thresholds = quantileThresholds(logits, spec.classes, count, 0.4);
     const reference = applyExitRule(logits, count, spec.classes, thresholds);
     const exitCounts = new Array(net.exits).fill(0);
-    reference.exits.forEach((k) => exitCounts[k]++);
+    reference.exitTaken.forEach((k) => exitCounts[k - 1]++);
     assert.ok(exitCounts.every((c) => c > 0), `every exit should answer some samples: ${exitCounts}`);
     const before = tf.memory().numTensors;
     for (const batchSize of [1, 2, 7, 61, 256]) {
       const runner = new CountingRunner(new TfjsRunner(net), (a: tf.Tensor) => a.shape[0]);
       const r = earlyExit(runner, data.images, count, thresholds, batchSize);
       assert.deepEqual(r.predictions, reference.predictions, `predictions at batch ${batchSize}`);
-      assert.deepEqual(r.exits, reference.exits, `exits at batch ${batchSize}`);
+      assert.deepEqual(r.exitTaken, reference.exitTaken, `exits at batch ${batchSize}`);
       for (let i = 0; i < count; i++) assert.ok(Math.abs(r.entropies[i] - reference.entropies[i]) < 1e-4);
       // No stage sees a sample that already left: stage k runs exactly on those not answered before it.
       let remaining = count;
@@ -125,7 +125,7 @@ for (const [name, makeSpec] of [['tiny (3 exits)', tinySpec], ['B-LeNet', bLeNet
       const async = await earlyExitAsync(new AsyncRunner(inner), data.images, count, thresholds, batchSize);
       for (const r of [sync, async]) {
         assert.deepEqual(r.predictions, reference.predictions, `predictions at batch ${batchSize}`);
-        assert.deepEqual(r.exits, reference.exits, `exits at batch ${batchSize}`);
+        assert.deepEqual(r.exitTaken, reference.exitTaken, `exits at batch ${batchSize}`);
         for (let i = 0; i < count; i++) assert.ok(Math.abs(r.entropies[i] - reference.entropies[i]) < 1e-4);
       }
       assert.equal(inner.rowsPerStage[0], count);
@@ -144,7 +144,7 @@ test('the synchronous earlyExit refuses an asynchronous runner with a clear erro
   await new Promise((resolve) => setImmediate(resolve));
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(tf.memory().numTensors, before);
-  await assert.rejects(() => earlyExitAsync(new TfjsRunner(net), data.images, 4, [0.1], 2), /needs 2 thresholds, got 1/);
+  await assert.rejects(() => earlyExitAsync(new TfjsRunner(net), data.images, 4, [0.1], 2), /needs 2 thresholds \(one per early exit\), got 1/);
   net.dispose();
 });
 
@@ -153,9 +153,9 @@ test('thresholds of zero send everything to the last exit; infinite ones answer 
   const net = new BranchyNet(spec, 2);
   const data = randomDataset(10, spec.input, spec.classes, 1);
   const runner = new TfjsRunner(net);
-  assert.deepEqual([...earlyExit(runner, data.images, 10, [0, 0], 4).exits], new Array(10).fill(2));
-  assert.deepEqual([...earlyExit(runner, data.images, 10, [Infinity, 0], 4).exits], new Array(10).fill(0));
-  assert.throws(() => earlyExit(runner, data.images, 10, [0.1], 4), /needs 2 thresholds, got 1/);
-  assert.throws(() => earlyExit(runner, data.images, 10, [0.1, 0.1], 0), /batch size must be an integer >= 1/);
+  assert.deepEqual([...earlyExit(runner, data.images, 10, [0, 0], 4).exitTaken], new Array(10).fill(3));
+  assert.deepEqual([...earlyExit(runner, data.images, 10, [Infinity, 0], 4).exitTaken], new Array(10).fill(1));
+  assert.throws(() => earlyExit(runner, data.images, 10, [0.1], 4), /needs 2 thresholds \(one per early exit\), got 1/);
+  assert.throws(() => earlyExit(runner, data.images, 10, [0.1, 0.1], 0), /batchSize: must be an integer >= 1/);
   net.dispose();
 });

@@ -1,12 +1,20 @@
-import { checkThresholds, exitsHere, rowEntropy } from './entropy.js';
-import { argmaxRow } from './full_forward.js';
+import { UserError } from '../errors.js';
+import { argmaxRow, checkThresholds, exitsHere, rowEntropy } from './exit_rule.js';
 import type { StageOutput, StageRunner } from './runner.js';
 
 /** Per sample, in input order: the predicted class, the exit that answered and its entropy. */
 export interface ExitResults {
   predictions: Int32Array;
-  exits: Uint8Array;
+  /** The exit that answered each sample, 1-based (1 = the first exit; the last exit is the trunk's own). */
+  exitTaken: Uint8Array;
   entropies: Float32Array;
+  /** The answering exit's logits, samples x classes (only when asked for: `EarlyExitOptions.logits`). */
+  logits?: Float32Array;
+}
+
+export interface EarlyExitOptions {
+  /** Keep each sample's logits from the exit that answered it (`ExitResults.logits`). */
+  logits?: boolean;
 }
 
 /** Rows of one stage's input: the activation and, for each row, the sample it belongs to. */
@@ -37,8 +45,10 @@ class Schedule<A> {
     private readonly size: number,
     private readonly thresholds: readonly number[],
     private readonly batchSize: number,
+    keepLogits: boolean,
   ) {
-    this.out = { predictions: new Int32Array(count), exits: new Uint8Array(count), entropies: new Float32Array(count) };
+    this.out = { predictions: new Int32Array(count), exitTaken: new Uint8Array(count), entropies: new Float32Array(count) };
+    if (keepLogits) this.out.logits = new Float32Array(count * runner.classes);
     this.queues = Array.from({ length: runner.exits }, () => []);
     this.queued = new Array(runner.exits).fill(0);
   }
@@ -121,8 +131,9 @@ class Schedule<A> {
       if (exitsHere(entropy, k, thresholds, runner.exits)) {
         const sample = owner[i];
         out.predictions[sample] = argmax;
-        out.exits[sample] = k;
+        out.exitTaken[sample] = k + 1;
         out.entropies[sample] = entropy;
+        if (out.logits) for (let c = 0; c < classes; c++) out.logits[sample * classes + c] = logits[i * classes + c];
       } else {
         stay[stays++] = i;
       }
@@ -152,14 +163,14 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown }).then === 'function';
 }
 
-function schedule<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: readonly number[], batchSize: number): Schedule<A> {
+function schedule<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: readonly number[], batchSize: number, options: EarlyExitOptions): Schedule<A> {
   checkThresholds(thresholds, runner.exits);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`early exit: batch size must be an integer >= 1, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new UserError(`must be an integer >= 1, got ${batchSize}`, { option: 'batchSize' });
   if (count < 0 || images.length % Math.max(count, 1) !== 0 || (count === 0 && images.length !== 0)) {
     throw new RangeError(`early exit: ${images.length} values do not divide into ${count} images`);
   }
   const size = count === 0 ? 0 : images.length / count;
-  return new Schedule(runner, images, count, size, thresholds, batchSize);
+  return new Schedule(runner, images, count, size, thresholds, batchSize, options.logits === true);
 }
 
 /**
@@ -168,8 +179,8 @@ function schedule<A>(runner: StageRunner<A>, images: Float32Array, count: number
  * one). Results come back in input order. For synchronous runners (tfjs); `earlyExitAsync` takes
  * any runner.
  */
-export function earlyExit<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: readonly number[], batchSize = 1): ExitResults {
-  const plan = schedule(runner, images, count, thresholds, batchSize);
+export function earlyExit<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: readonly number[], batchSize = 1, options: EarlyExitOptions = {}): ExitResults {
+  const plan = schedule(runner, images, count, thresholds, batchSize, options);
   try {
     for (let job = plan.next(); job !== null; job = plan.next()) {
       const output = runner.runStage(job.stage, job.rows.activation);
@@ -189,8 +200,15 @@ export function earlyExit<A>(runner: StageRunner<A>, images: Float32Array, count
 }
 
 /** `earlyExit` for any runner, synchronous or not (e.g. ONNX Runtime, whose runs are asynchronous). Same results. */
-export async function earlyExitAsync<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: readonly number[], batchSize = 1): Promise<ExitResults> {
-  const plan = schedule(runner, images, count, thresholds, batchSize);
+export async function earlyExitAsync<A>(
+  runner: StageRunner<A>,
+  images: Float32Array,
+  count: number,
+  thresholds: readonly number[],
+  batchSize = 1,
+  options: EarlyExitOptions = {},
+): Promise<ExitResults> {
+  const plan = schedule(runner, images, count, thresholds, batchSize, options);
   try {
     for (let job = plan.next(); job !== null; job = plan.next()) {
       const pending = runner.runStage(job.stage, job.rows.activation);
@@ -207,13 +225,13 @@ export async function earlyExitAsync<A>(runner: StageRunner<A>, images: Float32A
 export function applyExitRule(exitLogits: ArrayLike<number>[], count: number, classes: number, thresholds: readonly number[]): ExitResults {
   const exits = exitLogits.length;
   checkThresholds(thresholds, exits);
-  const out: ExitResults = { predictions: new Int32Array(count), exits: new Uint8Array(count), entropies: new Float32Array(count) };
+  const out: ExitResults = { predictions: new Int32Array(count), exitTaken: new Uint8Array(count), entropies: new Float32Array(count) };
   for (let i = 0; i < count; i++) {
     for (let k = 0; k < exits; k++) {
       const { entropy, argmax } = rowEntropy(exitLogits[k], i, classes);
       if (exitsHere(entropy, k, thresholds, exits)) {
         out.predictions[i] = argmax;
-        out.exits[i] = k;
+        out.exitTaken[i] = k + 1;
         out.entropies[i] = entropy;
         break;
       }

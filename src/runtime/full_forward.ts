@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
 import type { BranchyNet } from '../model/network.js';
+import { argmaxRow } from './exit_rule.js';
 
 /** Logits of every exit for every sample (N x classes each), by the full forward pass. */
 export function allExitLogits(net: BranchyNet, data: Dataset, batchSize = 1000): Float32Array[] {
@@ -18,19 +19,6 @@ export function allExitLogits(net: BranchyNet, data: Dataset, batchSize = 1000):
     tf.dispose(logits);
   }
   return out;
-}
-
-export function argmaxRow(logits: ArrayLike<number>, row: number, classes: number): number {
-  let best = 0;
-  let bestValue = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = logits[row * classes + c];
-    if (v > bestValue) {
-      bestValue = v;
-      best = c;
-    }
-  }
-  return best;
 }
 
 export function accuracyOf(logits: Float32Array, labels: Uint8Array, classes: number): number {

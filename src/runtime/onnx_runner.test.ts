@@ -18,9 +18,11 @@ import { randomDataset, tinySpec } from '../testing/fixtures.js';
 import { evaluateModel } from '../workflow.js';
 import type { ExitResults } from './early_exit.js';
 import { earlyExit, earlyExitAsync } from './early_exit.js';
-import { rowEntropy } from './entropy.js';
+import { rowEntropy } from './exit_rule.js';
 import { accuracyOf, allExitLogits } from './full_forward.js';
-import { chooseRuntime, loadOnnxRuntime, OnnxRunner, readManifest, type OnnxActivation } from './onnx_runner.js';
+import { chooseRuntime, createOnnxRunner, loadOnnxRuntime, onnxRunnerFromNet, readManifest } from '../node/onnx.js';
+import { OnnxRunner, type OnnxActivation } from './onnx_runner.js';
+import { modelFromNetworks } from '../node/model_dir.js';
 import type { StageOutput, StageRunner } from './runner.js';
 import { TfjsRunner } from './tfjs_runner.js';
 
@@ -49,7 +51,7 @@ function safeThresholds(logits: Float32Array[], classes: number, count: number, 
 
 function assertSameAnswers(got: ExitResults, want: ExitResults, what: string): void {
   assert.deepEqual(got.predictions, want.predictions, `${what}: predictions`);
-  assert.deepEqual(got.exits, want.exits, `${what}: exits`);
+  assert.deepEqual(got.exitTaken, want.exitTaken, `${what}: exits`);
   for (let i = 0; i < want.entropies.length; i++) {
     assert.ok(Math.abs(got.entropies[i] - want.entropies[i]) <= 1e-4, `${what}: entropy of sample ${i}: ${got.entropies[i]} vs ${want.entropies[i]}`);
   }
@@ -127,9 +129,9 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
     if (imageScale !== undefined) for (let i = 0; i < data.images.length; i++) data.images[i] = (data.images[i] - 0.5) * imageScale;
     const logits = allExitLogits(net, data);
     const thresholds = safeThresholds(logits, spec.classes, count, 0.45, gap);
-    const onnx = await OnnxRunner.fromNet(net);
+    const onnx = await onnxRunnerFromNet(net);
     // The same graphs through onnxruntime-node's public API instead of its native session.
-    const viaApi = await OnnxRunner.fromNet(net, { direct: false });
+    const viaApi = await onnxRunnerFromNet(net, { direct: false });
     assert.equal(onnx.direct, true, 'runs go to the native session directly on the pinned onnxruntime-node');
     assert.equal(viaApi.direct, false);
     const tfjs = new TfjsRunner(net);
@@ -140,8 +142,8 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
       assert.equal(stages.entropies[k], undefined, `exit ${k + 1}: no entropy output`);
     }
     const reference = earlyExit(tfjs, data.images, count, thresholds, 1);
-    const used = new Set(reference.exits);
-    assert.equal(used.size, net.exits, `every exit should answer some samples: ${[...reference.exits]}`);
+    const used = new Set(reference.exitTaken);
+    assert.equal(used.size, net.exits, `every exit should answer some samples: ${[...reference.exitTaken]}`);
     for (const batchSize of [1, 4, 64]) {
       const runner = counting(onnx, (a: OnnxActivation) => a.rows);
       const r = await earlyExitAsync(runner, data.images, count, thresholds, batchSize);
@@ -150,7 +152,7 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
       for (let k = 0; k < net.exits; k++) {
         assert.equal(runner.rows[k], remaining, `rows through stage ${k + 1} at batch ${batchSize}`);
         assert.equal(runner.runs[k], Math.ceil(remaining / batchSize), `runs of stage ${k + 1} at batch ${batchSize} (continuing rows regrouped)`);
-        remaining -= reference.exits.filter((e) => e === k).length;
+        remaining -= reference.exitTaken.filter((e) => e === k + 1).length;
       }
       assertSameAnswers(earlyExit(tfjs, data.images, count, thresholds, batchSize), reference, `tfjs at batch ${batchSize}`);
       assertSameAnswers(earlyExit(onnx, data.images, count, thresholds, batchSize), reference, `synchronous loop, batch ${batchSize}`);
@@ -168,8 +170,8 @@ test('a batch larger than maxRunRows runs as tiles: the same outputs as one run,
   const net = new BranchyNet(spec, 9);
   const count = 23;
   const data = randomDataset(count, spec.input, spec.classes, 5);
-  const whole = await OnnxRunner.fromNet(net, { maxRunRows: 256 });
-  const tiled = await OnnxRunner.fromNet(net, { maxRunRows: 4 });
+  const whole = await onnxRunnerFromNet(net, { maxRunRows: 256 });
+  const tiled = await onnxRunnerFromNet(net, { maxRunRows: 4 });
   let a: OnnxActivation | null = whole.input(data.images, count);
   let b: OnnxActivation | null = tiled.input(data.images, count);
   for (let k = 0; k < net.exits; k++) {
@@ -195,7 +197,7 @@ test('a batch larger than maxRunRows runs as tiles: the same outputs as one run,
     [a, b] = [x.next, y.next];
   }
   await Promise.all([whole.release(), tiled.release()]);
-  await assert.rejects(() => OnnxRunner.fromNet(net, { maxRunRows: 0 }), /maxRunRows must be an integer >= 1/);
+  await assert.rejects(() => onnxRunnerFromNet(net, { maxRunRows: 0 }), /maxRunRows must be an integer >= 1/);
   net.dispose();
 });
 
@@ -218,7 +220,7 @@ test('image packing: whole groups of 16 rows of a run go to the packed graph, th
     rows.every((r) => maxAbsDiff(Array.from(logits).slice(r * classes, (r + 1) * classes), want.subarray(r * classes, (r + 1) * classes)) <= 1e-4);
   const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
   for (const [maxRunRows, fromB] of [[64, range(0, 32)], [20, [...range(0, 16), ...range(20, 36)]]] as const) {
-    const runner = await OnnxRunner.create({ kind: 'stages', stages, files }, { maxRunRows });
+    const runner = await createOnnxRunner({ kind: 'stages', stages, files }, { maxRunRows });
     assert.equal(runner.packed, true);
     const out = await runner.runStage(0, runner.input(data.images, count));
     const fromA = range(0, count).filter((r) => !fromB.includes(r));
@@ -227,7 +229,7 @@ test('image packing: whole groups of 16 rows of a run go to the packed graph, th
     assert.equal(out.next!.rows, count);
     await runner.release();
   }
-  const plainOnly = await OnnxRunner.create({ kind: 'stages', stages, files }, { imagePacking: false });
+  const plainOnly = await createOnnxRunner({ kind: 'stages', stages, files }, { imagePacking: false });
   assert.equal(plainOnly.packed, false);
   assert.ok(rowsLike((await plainOnly.runStage(0, plainOnly.input(data.images, count))).logits, wantA, range(0, count)), 'imagePacking: false runs the plain graph only');
   await plainOnly.release();
@@ -245,10 +247,10 @@ test('an export directory loads back: stages and baseline give the in-memory exp
     writeExport(dir, bundle);
     assert.deepEqual(readManifest(dir), bundle.manifest);
     const data = randomDataset(20, spec.input, spec.classes, 3);
-    const fromDir = await OnnxRunner.create({ kind: 'dir', dir }, { intraOpNumThreads: 2 });
-    const inMemory = await OnnxRunner.create({ kind: 'bundle', bundle });
+    const fromDir = await createOnnxRunner({ kind: 'dir', dir }, { intraOpNumThreads: 2 });
+    const inMemory = await createOnnxRunner({ kind: 'bundle', bundle });
     assertSameAnswers(await earlyExitAsync(fromDir, data.images, 20, [0.3], 8), await earlyExitAsync(inMemory, data.images, 20, [0.3], 1), 'dir vs memory');
-    const baseline = await OnnxRunner.create({ kind: 'dir', dir, which: 'baseline' });
+    const baseline = await createOnnxRunner({ kind: 'dir', dir, which: 'baseline' });
     assert.equal(baseline.exits, 1);
     const want = earlyExit(new TfjsRunner(base), data.images, 20, [], 1);
     assertSameAnswers(await earlyExitAsync(baseline, data.images, 20, [], 7), want, 'baseline');
@@ -276,7 +278,7 @@ test('runtime choice: ONNX by default where onnxruntime-node loads, tfjs on requ
   spec.segments[2].splice(1, 0, { kind: 'mystery' } as unknown as LayerSpec);
   assert.equal(await chooseRuntime(undefined, (line) => notices.push(line), spec), 'tfjs');
   assert.deepEqual(notices, ['note: tiny has layers the ONNX exporter does not handle yet (mystery); using the tfjs runtime']);
-  await assert.rejects(() => chooseRuntime('onnx', undefined, spec), /--runtime onnx: tiny has layers the ONNX exporter does not handle yet \(mystery\)/);
+  await assert.rejects(() => chooseRuntime('onnx', undefined, spec), /runtime: 'onnx' cannot run it: tiny has layers the ONNX exporter does not handle yet \(mystery\)/);
   assert.equal(await chooseRuntime(undefined, undefined, tinySpec()), 'onnx');
 });
 
@@ -287,11 +289,14 @@ test('evaluateModel runs B-AlexNet on ONNX Runtime by default, with the tfjs run
   const test = randomDataset(12, spec.input, spec.classes, 9);
   for (let i = 0; i < test.images.length; i++) test.images[i] = (test.images[i] - 0.5) * 4;
   const thresholds = safeThresholds(allExitLogits(net, test), spec.classes, test.count, 0.4, 1e-4);
-  const model: LoadedModel = { dir: '(memory)', spec, net, baseline: null, thresholds, dataset: 'random' };
+  const networks = { spec, net, baseline: null, thresholds, dataset: 'random' };
   const lines: string[] = [];
   const options = { timingSamples: 4, batchSize: 4, log: (line: string) => lines.push(line) };
-  const onnx = await evaluateModel(model, test, options);
-  const tfjs = await evaluateModel(model, test, { ...options, runtime: 'tfjs' });
+  const onnxModel = await modelFromNetworks(networks, { notice: options.log });
+  const tfjsModel = await modelFromNetworks(networks, { runtime: 'tfjs' });
+  const onnx = await evaluateModel(onnxModel, test, options);
+  const tfjs = await evaluateModel(tfjsModel, test, options);
+  await Promise.all([onnxModel.dispose(), tfjsModel.dispose()]);
   assert.equal(onnx.runtime, 'onnx');
   assert.deepEqual(lines.filter((l) => l.startsWith('note:')), []);
   for (const key of ['accuracy', 'exitFractions', 'exitAccuracies', 'macs'] as const) assert.deepEqual(onnx[key], tfjs[key], key);
@@ -304,9 +309,12 @@ test('evaluateModel reports the same fields and answers on ONNX Runtime as on tf
   const net = new BranchyNet(spec, 6);
   const test = randomDataset(48, spec.input, spec.classes, 9);
   const thresholds = safeThresholds(allExitLogits(net, test), spec.classes, test.count, 0.5);
-  const model: LoadedModel = { dir: '(memory)', spec, net, baseline: null, thresholds, dataset: 'random' };
-  const onnx = await evaluateModel(model, test, { runtime: 'onnx', timingSamples: 16, batchSize: 16 });
-  const tfjs = await evaluateModel(model, test, { runtime: 'tfjs', timingSamples: 16, batchSize: 16 });
+  const networks = { spec, net, baseline: null, thresholds, dataset: 'random' };
+  const onnxModel = await modelFromNetworks(networks, { runtime: 'onnx' });
+  const tfjsModel = await modelFromNetworks(networks, { runtime: 'tfjs' });
+  const onnx = await evaluateModel(onnxModel, test, { timingSamples: 16, batchSize: 16 });
+  const tfjs = await evaluateModel(tfjsModel, test, { timingSamples: 16, batchSize: 16 });
+  await Promise.all([onnxModel.dispose(), tfjsModel.dispose()]);
   assert.equal(onnx.runtime, 'onnx');
   assert.equal(tfjs.runtime, 'tfjs');
   const shape = (o: object): string[] => Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? shape(v).map((s) => `${k}.${s}`) : [k])).sort();
@@ -333,7 +341,7 @@ test('shipped B-LeNet (models/b-lenet-mnist): ONNX Runtime matches tfjs on MNIST
   const thresholds = model.thresholds ?? [0.05];
   const logits = allExitLogits(model.net, digits);
   // The exported graphs (entropy computed in the graph), as a deployment would load them.
-  const onnx = await OnnxRunner.create({ kind: 'bundle', bundle: exportNetwork(model.net, model.baseline ?? trunkOf(model.net)) });
+  const onnx = await createOnnxRunner({ kind: 'bundle', bundle: exportNetwork(model.net, model.baseline ?? trunkOf(model.net)) });
   const stages = await stageOutputs(onnx, digits.images, digits.count);
   let worst = 0;
   for (let k = 0; k < model.net.exits; k++) {
@@ -348,7 +356,7 @@ test('shipped B-LeNet (models/b-lenet-mnist): ONNX Runtime matches tfjs on MNIST
     const want = earlyExit(tfjs, digits.images, digits.count, thresholds, batchSize);
     const got = await earlyExitAsync(onnx, digits.images, digits.count, thresholds, batchSize);
     assert.deepEqual(got.predictions, want.predictions, `predictions at batch ${batchSize}`);
-    assert.deepEqual(got.exits, want.exits, `exits at batch ${batchSize}`);
+    assert.deepEqual(got.exitTaken, want.exitTaken, `exits at batch ${batchSize}`);
   }
   t.diagnostic(`300 digits, thresholds [${thresholds}], max |logits diff| ${worst.toExponential(2)}`);
   await onnx.release();

@@ -1,40 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { InferenceSession, Tensor } from 'onnxruntime-node';
-import { UserError } from '../errors.js';
-import type { BranchyNet } from '../model/network.js';
-import type { BranchyNetSpec } from '../model/spec.js';
-import type { OnnxExport, OnnxManifest, StageManifest } from '../onnx/export.js';
-import { exportStages, MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION } from '../onnx/export.js';
-import { unexportableKinds } from '../onnx/layers.js';
-import { openSession, type OrtSession } from './ort_session.js';
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
+import type { OnnxExport, StageManifest } from '../onnx/manifest.js';
+import type { OrtModule, OrtSession, SessionOpener } from './ort_session.js';
+import { openPublicSession } from './ort_session.js';
 import type { StageOutput, StageRunner } from './runner.js';
-
-type Ort = typeof import('onnxruntime-node');
-
-let ortModule: Promise<{ ort: Ort } | { error: string }> | null = null;
-
-/**
- * Loads onnxruntime-node (an optional dependency) once. Resolves to null, with the reason, where
- * it is not installed or its native binding does not load on this platform.
- */
-export async function loadOnnxRuntime(): Promise<{ ort: Ort } | { error: string }> {
-  ortModule ??= import('onnxruntime-node').then(
-    (m) => {
-      const ort = ((m as { default?: Ort }).default ?? m) as Ort;
-      if (typeof ort.InferenceSession?.create !== 'function') return { error: 'onnxruntime-node has no InferenceSession' };
-      return { ort };
-    },
-    (e: unknown) => ({ error: e instanceof Error ? e.message.split('\n')[0] : String(e) }),
-  );
-  return ortModule;
-}
-
-async function requireOrt(): Promise<Ort> {
-  const loaded = await loadOnnxRuntime();
-  if ('error' in loaded) throw new UserError(`the ONNX runtime needs onnxruntime-node, which did not load: ${loaded.error}`);
-  return loaded.ort;
-}
 
 export interface OnnxRunnerOptions {
   /** Threads ONNX Runtime may use inside one operator (default 1: the batch-1 latency setting). */
@@ -45,40 +13,49 @@ export interface OnnxRunnerOptions {
    * ONNX Runtime's memory-pattern planning, for every stage when given. By default it is on for
    * the first stage only: it plans buffers for one input shape and re-plans for every new one.
    * The first stage sees the same few shapes (batch 1, or full tiles and one remainder), where it
-   * measured 3 % faster; batched early exit hands each later stage a batch of a new size almost
-   * every time (measured 9 % slower early exit at batch 256 with it on everywhere).
+   * pays; batched early exit hands each later stage a batch of a new size almost every time,
+   * where re-planning costs more than it saves (docs/benchmarks.md).
    */
   enableMemPattern?: boolean;
   /**
    * Most rows per session run (default 64): a larger batch runs as consecutive tiles of this many
-   * rows, so that each run's activations stay in cache. B-LeNet's batched early exit at batch 256
-   * measured 3.18-3.26x over the baseline with 64-row tiles, 2.69-3.09x with 32, 2.97-3.22x with
-   * 128, 2.57x whole, each against the baseline run the same way (`npm run bench:tiles`).
+   * rows, so that each run's activations stay in cache; 64 measured best of 32, 64, 128 and whole
+   * batches (`npm run bench:tiles`, docs/benchmarks.md).
    */
   maxRunRows?: number;
   /**
    * Run the stages on onnxruntime-node's native session directly, synchronously (default true
-   * where this onnxruntime-node version has it; see `directBinding`): about 8 us less per session
-   * run than its public API, which defers the same call through `setImmediate`. false: the
-   * public API. Either way a run blocks the thread it is on; the answers are the same.
+   * where the session opener supports it, as Node's does; see `directOrtBinding` in compat.ts):
+   * it skips the public API's deferral of the same call through `setImmediate`, a fixed cost per
+   * run. false: the public API. Either way a run blocks the thread it is on; the answers are the same.
    */
   direct?: boolean;
   /**
    * Use a stage's packed graph (`StageManifest.packed`, exported for a first convolution of a
    * one-channel image) for the rows of a run that fill whole groups of its `rowMultiple`, the plain
-   * graph for the rest (default true). Same answers; B-LeNet's stage 1 took 25-28 % less time at
-   * 64 rows per run, its baseline 7-9 % (`npm run bench:stages`, docs/onnx.md).
+   * graph for the rest (default true). Same answers, less time where it applies
+   * (`npm run bench:stages -- --packing on|off`, docs/onnx.md).
    */
   imagePacking?: boolean;
+  /**
+   * How a stage graph becomes a session (default: the ONNX Runtime module's public
+   * `InferenceSession.create`). Node's entry passes one that runs onnxruntime-node's native
+   * session directly where it can (`direct`).
+   */
+  openSession?: SessionOpener;
 }
 
 export const DEFAULT_MAX_RUN_ROWS = 64;
 
-/** The stage graphs of one network: in memory, or the files an export directory names. */
+/**
+ * The stage graphs of one network: an export held in memory (its early-exit stages or its
+ * baseline), stage manifests with their files' bytes, or stage manifests with a reader of their
+ * files (from a directory, a URL, ...).
+ */
 export type OnnxSource =
   | { kind: 'bundle'; bundle: OnnxExport; which?: 'early' | 'baseline' }
-  | { kind: 'dir'; dir: string; which?: 'early' | 'baseline' }
-  | { kind: 'stages'; stages: StageManifest[]; files: Map<string, Uint8Array> };
+  | { kind: 'stages'; stages: StageManifest[]; files: Map<string, Uint8Array> }
+  | { kind: 'files'; stages: StageManifest[]; read: (file: string) => Promise<Uint8Array> | Uint8Array };
 
 interface Stage {
   session: OrtSession;
@@ -89,21 +66,6 @@ interface Stage {
   logits: string;
   /** Null when the graph does not compute it: the early-exit loop then does, from the logits. */
   entropy: string | null;
-}
-
-/** Reads and checks an export directory's manifest. */
-export function readManifest(dir: string): OnnxManifest {
-  const path = join(dir, MANIFEST_FILE);
-  let manifest: OnnxManifest;
-  try {
-    manifest = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${path}: no such file; expected a directory written by 'branchynet export'` : `${path}: ${(e as Error).message}`);
-  }
-  if (manifest.format !== ONNX_FORMAT) throw new UserError(`${path}: not a branchynet ONNX export (format '${manifest.format}')`);
-  if (manifest.version !== ONNX_FORMAT_VERSION) throw new UserError(`${path}: export format version ${manifest.version} is not supported (this is ${ONNX_FORMAT_VERSION})`);
-  return manifest;
 }
 
 function imageShape(input: StageManifest['input']): [number, number, number] {
@@ -175,7 +137,7 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
   readonly exits: number;
 
   private constructor(
-    private readonly ort: Ort,
+    private readonly ort: OrtModule,
     private readonly stages: Stage[],
     readonly classes: number,
     private readonly shape: [number, number, number],
@@ -184,14 +146,12 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
     this.exits = stages.length;
   }
 
-  static async create(source: OnnxSource, options: OnnxRunnerOptions = {}): Promise<OnnxRunner> {
-    const ort = await requireOrt();
+  /** Loads the stages of `source` into sessions of `ort` (onnxruntime-node, onnxruntime-web). */
+  static async create(ort: OrtModule, source: OnnxSource, options: OnnxRunnerOptions = {}): Promise<OnnxRunner> {
     let stages: StageManifest[];
-    let read: (file: string) => Uint8Array;
-    if (source.kind === 'dir') {
-      const manifest = readManifest(source.dir);
-      stages = source.which === 'baseline' ? [manifest.baseline] : manifest.stages;
-      read = (file) => readFileSync(join(source.dir, file));
+    let read: (file: string) => Promise<Uint8Array> | Uint8Array;
+    if (source.kind === 'files') {
+      ({ stages, read } = source);
     } else {
       stages = source.kind === 'stages' ? source.stages : source.which === 'baseline' ? [source.bundle.manifest.baseline] : source.bundle.manifest.stages;
       const files = source.kind === 'stages' ? source.files : source.bundle.files;
@@ -211,6 +171,7 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
       executionMode: 'sequential',
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
     };
+    const opener = options.openSession ?? openPublicSession;
     const built: Stage[] = [];
     try {
       for (const [k, s] of stages.entries()) {
@@ -219,7 +180,7 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
         const entropy = s.outputs.entropy?.name ?? null;
         const fetches = [...(next ? [next] : []), logits, ...(entropy ? [entropy] : [])];
         const stageOptions = { ...sessionOptions, enableMemPattern: options.enableMemPattern ?? k === 0 };
-        const open = (file: string) => openSession(ort, read(file), stageOptions, fetches, options.direct ?? true);
+        const open = async (file: string) => opener(ort, await read(file), stageOptions, fetches, options.direct ?? true);
         const stage: Stage = { session: await open(s.file), packed: null, input: s.input.name, next, logits, entropy };
         built.push(stage);
         if (s.packed && options.imagePacking !== false) {
@@ -233,15 +194,6 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
       throw e;
     }
     return new OnnxRunner(ort, built, classes, imageShape(stages[0].input), maxRunRows);
-  }
-
-  /**
-   * Exports `net`'s stages in memory (no files) and loads them. These graphs leave the entropy
-   * out: the early-exit loop computes it from the logits, cheaper than six graph nodes.
-   */
-  static async fromNet(net: BranchyNet, options: OnnxRunnerOptions = {}): Promise<OnnxRunner> {
-    const { stages, files } = exportStages(net, 'stage', { entropy: false, imagePacking: options.imagePacking });
-    return OnnxRunner.create({ kind: 'stages', stages, files }, options);
   }
 
   input(images: Float32Array, count: number): OnnxActivation {
@@ -348,25 +300,3 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
   }
 }
 
-export type RuntimeName = 'onnx' | 'tfjs';
-
-/**
- * Picks the runtime: the requested one, or (none requested) ONNX Runtime where onnxruntime-node
- * loads and `spec` (when given) can be exported, else tfjs with one notice line. An explicit
- * 'onnx' that cannot be had is an error.
- */
-export async function chooseRuntime(requested: RuntimeName | undefined, notice: (line: string) => void = () => {}, spec?: BranchyNetSpec): Promise<RuntimeName> {
-  if (requested === 'tfjs') return 'tfjs';
-  const missing = spec ? unexportableKinds(spec) : [];
-  if (missing.length > 0) {
-    const why = `${spec!.name} has layers the ONNX exporter does not handle yet (${missing.join(', ')})`;
-    if (requested === 'onnx') throw new UserError(`--runtime onnx: ${why}`);
-    notice(`note: ${why}; using the tfjs runtime`);
-    return 'tfjs';
-  }
-  const loaded = await loadOnnxRuntime();
-  if ('ort' in loaded) return 'onnx';
-  if (requested === 'onnx') throw new UserError(`--runtime onnx: onnxruntime-node did not load: ${loaded.error}`);
-  notice(`note: onnxruntime-node is not available (${loaded.error}); using the tfjs runtime (install it without its CUDA download: ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node)`);
-  return 'tfjs';
-}

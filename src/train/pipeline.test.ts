@@ -53,7 +53,7 @@ test('a run killed after an epoch resumes to the same weights as an uninterrupte
   const first = await trainBranchyNet({ spec: bLeNet(), train, validation, outDir: dir, options: { ...options, epochs: 1 }, resume: false, log: quiet });
   await assert.rejects(
     trainBranchyNet({ spec: bLeNet(), train, validation, outDir: dir, options, resume: false, log: quiet }),
-    (e: Error) => e instanceof UserError && /exists: pass --resume/.test(e.message),
+    (e: Error) => e instanceof UserError && /exists: resume that run \(resume: true\)/.test(e.message),
   );
   await assert.rejects(
     trainBranchyNet({ spec: bLeNet(), train, validation, outDir: dir, options: { ...options, learningRate: 0.01 }, resume: true, log: quiet }),
@@ -85,7 +85,7 @@ test('a cosine run must resume with the epoch counts it was started with', async
   await trainBranchyNet({ spec: bLeNet(), train, validation, outDir: dir, options: cosine, resume: false, log: quiet });
   await assert.rejects(
     trainBranchyNet({ spec: bLeNet(), train, validation, outDir: dir, options: { ...cosine, epochs: 3 }, resume: true, log: quiet }),
-    (e: Error) => e instanceof UserError && /cosine schedule depends on the epoch counts; resume with --baseline-epochs 1 --epochs 1/.test(e.message),
+    (e: Error) => e instanceof UserError && /cosine schedule depends on the epoch counts; resume with baselineEpochs 1 and epochs 1/.test(e.message),
   );
 });
 
@@ -106,7 +106,7 @@ test('--freeze-trunk trains the branch heads only: the trunk stays the baseline\
   assert.equal(joint[1].validationAccuracy[1], r.history.baseline[1].validationAccuracy[0], 'the last exit is the baseline');
   await assert.rejects(
     trainBranchyNet({ spec: bLeNet(), train, validation, outDir: mkdtempSync(join(tmpdir(), 'bn-frozen0-')), options: { ...options, baselineEpochs: 0, freezeTrunk: true }, resume: false, log: quiet }),
-    (e: Error) => e instanceof UserError && /needs --baseline-epochs > 0/.test(e.message),
+    (e: Error) => e instanceof UserError && e.option === 'freezeTrunk' && /needs a baseline phase \(baselineEpochs > 0\)/.test(e.message),
   );
 });
 

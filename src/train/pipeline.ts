@@ -193,9 +193,9 @@ export async function trainBranchyNet(args: {
   const started = performance.now();
   const exits = spec.segments.length;
   const lossWeights = options.lossWeights ?? spec.lossWeights ?? new Array(exits).fill(1);
-  if (lossWeights.length !== exits) throw new UserError(`--loss-weights: ${spec.name} has ${exits} exits, got ${lossWeights.length} weights`);
+  if (lossWeights.length !== exits) throw new UserError(`${spec.name} has ${exits} exits, got ${lossWeights.length} weights`, { option: 'lossWeights' });
   const resolved: TrainOptions = { ...options, lossWeights };
-  if (options.freezeTrunk && options.baselineEpochs === 0) throw new UserError('--freeze-trunk trains branches on a trained trunk: it needs --baseline-epochs > 0');
+  if (options.freezeTrunk && options.baselineEpochs === 0) throw new UserError('trains the branches on a trained trunk: it needs a baseline phase (baselineEpochs > 0)', { option: 'freezeTrunk' });
   mkdirSync(outDir, { recursive: true });
   const checkpointPath = join(outDir, CHECKPOINT_FILE);
   const datasetSizes = { train: train.count, validation: validation.count };
@@ -215,7 +215,7 @@ export async function trainBranchyNet(args: {
   const secondsSoFar = () => secondsBefore + (performance.now() - started) / 1000;
   if (existsSync(checkpointPath)) {
     if (!args.resume) {
-      throw new UserError(`${checkpointPath} exists: pass --resume to continue that run, or choose another --out`);
+      throw new UserError(`${checkpointPath} exists: resume that run (resume: true) or write to another directory`);
     }
     const ckpt = readPackFile<CheckpointHeader>(checkpointPath);
     if (ckpt.header.kind !== 'branchynet-checkpoint') throw new UserError(`${checkpointPath}: not a training checkpoint`);
@@ -230,11 +230,11 @@ export async function trainBranchyNet(args: {
     if (resolved.lrSchedule === 'cosine') {
       const then = ckpt.header.options;
       if (then.epochs !== resolved.epochs || then.baselineEpochs !== resolved.baselineEpochs) {
-        throw new UserError(`${checkpointPath}: a cosine schedule depends on the epoch counts; resume with --baseline-epochs ${then.baselineEpochs} --epochs ${then.epochs}`);
+        throw new UserError(`${checkpointPath}: a cosine schedule depends on the epoch counts; resume with baselineEpochs ${then.baselineEpochs} and epochs ${then.epochs}`);
       }
     }
     if (ckpt.header.phase === 'joint' && resolved.baselineEpochs !== ckpt.header.options.baselineEpochs) {
-      throw new UserError(`${checkpointPath}: the baseline already finished after ${ckpt.header.options.baselineEpochs} epochs; resume with --baseline-epochs ${ckpt.header.options.baselineEpochs}`);
+      throw new UserError(`${checkpointPath}: the baseline already finished after ${ckpt.header.options.baselineEpochs} epochs; resume with baselineEpochs ${ckpt.header.options.baselineEpochs}`);
     }
     header = { ...ckpt.header, options: resolved };
     secondsBefore = ckpt.header.seconds ?? 0;

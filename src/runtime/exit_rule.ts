@@ -1,3 +1,5 @@
+import { UserError } from '../errors.js';
+
 /**
  * Softmax entropy (natural log) and arg-max of one row of logits, computed in plain JS: for a
  * handful of classes this costs far less than even one more tensor op.
@@ -25,6 +27,20 @@ export function rowEntropy(logits: ArrayLike<number>, row: number, classes: numb
   return { entropy: Math.max(0, Math.log(sum) - weighted / sum), argmax };
 }
 
+/** The index of the largest of one row's logits (the first, on ties). */
+export function argmaxRow(logits: ArrayLike<number>, row: number, classes: number): number {
+  let best = 0;
+  let bestValue = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = logits[row * classes + c];
+    if (v > bestValue) {
+      bestValue = v;
+      best = c;
+    }
+  }
+  return best;
+}
+
 /** The exit rule: leave at exit k when its entropy is below T_k; the last exit always answers. */
 export function exitsHere(entropy: number, exit: number, thresholds: readonly number[], exits: number): boolean {
   return exit === exits - 1 || entropy < thresholds[exit];
@@ -32,7 +48,7 @@ export function exitsHere(entropy: number, exit: number, thresholds: readonly nu
 
 export function checkThresholds(thresholds: readonly number[], exits: number): void {
   if (thresholds.length !== exits - 1) {
-    throw new RangeError(`early exit: a network with ${exits} exits needs ${exits - 1} thresholds, got ${thresholds.length}`);
+    throw new UserError(`a network with ${exits} exits needs ${exits - 1} thresholds (one per early exit), got ${thresholds.length}`, { option: 'thresholds' });
   }
-  for (const t of thresholds) if (!(t >= 0)) throw new RangeError(`early exit: thresholds must be >= 0, got ${t}`);
+  for (const t of thresholds) if (!(t >= 0)) throw new UserError(`each threshold must be a number >= 0, got ${t}`, { option: 'thresholds' });
 }
