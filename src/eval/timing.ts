@@ -24,8 +24,8 @@ export async function pass(c: Contender, images: Float32Array, count: number, ba
 /**
  * Times every contender on the same samples, chunk by chunk, changing the order each round (ABBA
  * for two) so that drift in machine load hits all alike; `passes` times over. A chunk's time is its best
- * pass, which filters out bursts of load from other processes (this machine's 2 cores are shared:
- * the same chunk's time swings by 15 % or more from pass to pass) while keeping each contender's
+ * pass, which filters out bursts of load from other processes (on shared cores the same chunk's
+ * time swings by 15 % or more from pass to pass) while keeping each contender's
  * exact mix of exits. Returns seconds (summed over chunks) and results per contender.
  */
 export async function interleaved(

@@ -77,7 +77,7 @@ export interface GraphOptions {
   /**
    * Compute each exit's softmax entropy in the graph (default true: an exported stage gives all
    * a caller needs to decide). Our runtime turns it off and computes the entropy from the logits
-   * in JS: at batch 1 the six extra graph nodes cost about 15 µs per stage run.
+   * in JS: at batch 1 the six extra graph nodes cost more per stage run than the JS does.
    */
   entropy?: boolean;
 }

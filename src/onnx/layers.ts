@@ -156,8 +156,8 @@ const lrn: LayerExporter<LrnSpec> = (g, layer, x) => {
 };
 
 /**
- * The same LRN from fast standard operators: ONNX Runtime's LRN kernel is a slow loop (B-AlexNet,
- * batch 1: 430 us for a 16x16x32 map, a third of the whole network's time). The windowed sum of
+ * The same LRN from fast standard operators: ONNX Runtime's LRN kernel is a slow loop (a third of
+ * B-AlexNet's time at batch 1; docs/benchmarks.md). The windowed sum of
  * squares is a 1x1 convolution of x*x with a band matrix (alpha on the n channels around each,
  * bias k), blocked and vectorised like every convolution; then x * t^-beta, with beta = 0.75 and
  * 0.5 as square roots (exact to float rounding) and any other beta through Pow.
@@ -309,9 +309,9 @@ export function exportLayer(g: GraphBuilder, layer: CompiledLayer, x: OnnxValue,
  * its filter is the original one shifted by (a, b) inside the (k + 1)-square kernel. So the 2x2
  * pool is a max over the phases (a, b); the arithmetic per output is the original's (the extra
  * taps are zeros), about 1.4x its multiply-adds at a quarter of the positions with four times the
- * channels, which ONNX Runtime's blocked kernels fill. Measured 10 % (batch 1) to 30 % (batch 256)
- * faster than the plain convolution and pool for B-LeNet's first layer, and faster than the same
- * idea as Pad -> SpaceToDepth -> stride-1 convolution, which moves the input twice first. Only for
+ * channels, which ONNX Runtime's blocked kernels fill. Faster for B-LeNet's first layer than the
+ * plain convolution and pool, and than the same idea as Pad -> SpaceToDepth -> stride-1
+ * convolution, which moves the input twice first (docs/benchmarks.md). Only for
  * inputs of at most PHASE_CONV_MAX_CHANNELS channels, where the rewrite pays.
  */
 export const PHASE_CONV_MAX_CHANNELS = 2;
@@ -399,8 +399,7 @@ export function matchPackedConv(layers: CompiledLayer[], i: number): number {
  * convolution (`exportPhaseConvPool`) pays for its layout change and the max over the phases. The
  * per-filter results are pooled in blocked layout, concatenated, and put back in per-image order
  * ([N / R, cout, R, hw] -> [N / R, R, cout, hw]). The arithmetic per output is the original's.
- * Measured on B-LeNet at 64 rows per run: stage 1 took 25-28 % less time, the baseline 7-9 %
- * (`npm run bench:stages -- --batch-size 64 --packing on|off`, docs/onnx.md).
+ * What it saves: `npm run bench:stages -- --batch-size 64 --packing on|off` (docs/benchmarks.md).
  */
 export function exportPackedConv(g: GraphBuilder, layers: CompiledLayer[], x: OnnxValue, param: ParamReader): OnnxValue {
   expectNchw('conv2d', x);

@@ -4,8 +4,8 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 /**
  * GatherV2 on the wasm backend, fast path for what early exit's compaction needs: whole rows
  * (axis 0, no batch dims) of a float32 tensor, copied straight between views of the wasm heap.
- * The stock kernel took ~3.5 ms to pick 13 rows of a 256x30x30x5 tensor here; this takes
- * microseconds. Every other case goes to the stock kernel.
+ * The stock kernel takes milliseconds to pick a few rows of a 256x30x30x5 tensor (docs/benchmarks.md);
+ * this takes microseconds. Every other case goes to the stock kernel.
  */
 export function fastGatherV2Config(stock: tf.KernelConfig): tf.KernelConfig {
   return {

@@ -1,12 +1,11 @@
 import { totalmem } from 'node:os';
 
 /**
- * Reuse of the onednn backend's output arrays. Every kernel output used to be a fresh allocation,
- * and V8 counts that memory against its heap: a ResNet-20 training step (batch 64) allocated enough
- * to trigger about 7 full garbage collections and 12 scavenges (`npm run bench:step`), whose
- * marking threads took the core the OpenMP worker of 2-thread runs needed; each fresh array's pages
- * also fault in on first write. Arrays of disposed tensors now come back here and serve later outputs of the
- * same length.
+ * Reuse of the onednn backend's output arrays. A fresh allocation per kernel output counts against
+ * V8's heap: a training step allocates enough to set off full garbage collections, whose marking
+ * threads take the core the OpenMP worker of 2-thread runs needs, and each fresh array's pages
+ * fault in on first write (`npm run bench:step` counts both). So arrays of disposed tensors come
+ * back here and serve later outputs of the same length.
  *
  * Reuse is safe only for an array no one else can still see, so an array is never reused once
  * - its values were read out (`readSync`: `dataSync()`, `data()`, `array()` hand out the backend's
@@ -19,9 +18,9 @@ export const POOLED_MIN_LENGTH = 1024;
 /**
  * Default bytes that may wait in the pool: a quarter of the machine's memory, at most 4 GiB
  * (`BRANCHYNET_OUTPUT_POOL_MB` overrides). One training step's outputs come back at its end and
- * serve the next step, so the pool must hold a step's worth. A cap of 256 MB left ResNet-20 at
- * batch 128 allocating most outputs afresh (about 7 full collections per step, `npm run bench:step
- * -- --batch 128`; docs/onednn.md).
+ * serve the next step, so the pool must hold a step's worth: a smaller fixed cap (256 MB) leaves
+ * ResNet-20 at batch 128 allocating most outputs afresh (`npm run bench:step -- --batch 128`;
+ * docs/benchmarks.md).
  */
 export function defaultPoolBytes(env: Record<string, string | undefined> = process.env, totalBytes = totalmem()): number {
   const mb = Number(env['BRANCHYNET_OUTPUT_POOL_MB']);

@@ -22,9 +22,9 @@ export function allFloat32(...ts: (TensorInfo | undefined)[]): boolean {
 }
 
 /**
- * An output array for a native kernel, not zero-filled (~30 % faster for Adam-sized elementwise
- * ops: no memset), reused from a disposed tensor where one of that length is free
- * (output_pool.ts). Every native kernel writes all of its output.
+ * An output array for a native kernel, not zero-filled (every native kernel writes all of its
+ * output, so a memset would be wasted work on memory-bound ops), reused from a disposed tensor
+ * where one of that length is free (output_pool.ts).
  */
 export function uninitialized(n: number): Float32Array {
   return outputPool.take(n);
