@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendThreads, initBackend } from './backend.js';
-import { kernelsRegistered } from './register_kernels.js';
+import { kernelsRegistered } from './register_wasm_kernels.js';
 
 test('initBackend: single-threaded SIMD wasm by default, cpu fallback, argument checks', async () => {
   assert.equal(await initBackend(), 'wasm');

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
-import { registerKernels, unregisterKernels } from './register_kernels.js';
+import { registerKernels, unregisterKernels } from './register_wasm_kernels.js';
 import { createNodeThreadedWasmBackend, MAX_WASM_THREADS } from './wasm_threads.js';
 import { loadOneDnnAddon } from './onednn/addon.js';
 import { ONEDNN, registerOneDnnBackend } from './onednn/backend.js';

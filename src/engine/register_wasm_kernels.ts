@@ -1,16 +1,16 @@
 /**
- * Our wasm kernels (src/engine/kernels/), registered over / next to the stock
+ * Our wasm kernels (src/engine/wasm_kernels/), registered over / next to the stock
  * tfjs-backend-wasm ones.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { batchMatMulConfig } from './kernels/BatchMatMul.js';
-import { conv2DBackpropFilterConfig } from './kernels/Conv2DBackpropFilter.js';
-import { conv2DBackpropInputConfig } from './kernels/Conv2DBackpropInput.js';
-import { fusedMatMulConfig } from './kernels/_FusedMatMul.js';
-import { fastGatherV2Config } from './kernels/GatherV2.js';
-import { maxPoolGradConfig } from './kernels/MaxPoolGrad.js';
-import { originalWasmKernel, requireOriginalWasmKernel } from './kernels/originals.js';
+import { batchMatMulConfig } from './wasm_kernels/BatchMatMul.js';
+import { conv2DBackpropFilterConfig } from './wasm_kernels/Conv2DBackpropFilter.js';
+import { conv2DBackpropInputConfig } from './wasm_kernels/Conv2DBackpropInput.js';
+import { fusedMatMulConfig } from './wasm_kernels/_FusedMatMul.js';
+import { fastGatherV2Config } from './wasm_kernels/GatherV2.js';
+import { maxPoolGradConfig } from './wasm_kernels/MaxPoolGrad.js';
+import { originalWasmKernel, requireOriginalWasmKernel } from './wasm_kernels/originals.js';
 
 /** All kernels this package registers on the wasm backend. */
 export const WASM_KERNEL_CONFIGS: readonly KernelConfig[] = [

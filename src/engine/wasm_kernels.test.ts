@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node build registers no gradients; the union package's does.
 import '@tensorflow/tfjs';
 import { initBackend } from './backend.js';
-import { kernelsRegistered, registerKernels, unregisterKernels, WASM_KERNEL_CONFIGS } from './register_kernels.js';
+import { kernelsRegistered, registerKernels, unregisterKernels, WASM_KERNEL_CONFIGS } from './register_wasm_kernels.js';
 import { convCaseName as caseName, convCases, sizeOf, uniform as rng } from '../testing/kernel_cases.js';
 import type { Pad, Shape4 } from '../testing/kernel_cases.js';
 import type { Result } from '../testing/assert_close.js';
