@@ -4,8 +4,12 @@
  * when a dependency changes under it, and each has a public-API fallback or a clear error.
  *
  * - onnxruntime-node 1.30: `dist/binding.js`, its native `InferenceSession` (`directOrtBinding`).
+ * - tfjs-core 4.22: the engine's registry of backend instances (`registeredBackend`), and
+ *   `AdamOptimizer`'s protected state: step size, betas, running beta products, moments
+ *   (`adamState`, `setAdamLearningRate`).
  */
 import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import type { OrtOutputs, SessionOpener } from './runtime/ort_session.js';
 import { openPublicSession } from './runtime/ort_session.js';
@@ -63,3 +67,35 @@ export const openDirectSession: SessionOpener = async (ort, model, options, fetc
     release: async () => session.dispose(),
   };
 };
+
+/** The instance of backend `name` the engine holds, if it made one (tfjs has no public getter). */
+export function registeredBackend(name: string): tf.KernelBackend | undefined {
+  return (tf.engine() as unknown as { registry: Record<string, tf.KernelBackend | undefined> }).registry[name];
+}
+
+interface OptimizerVariable {
+  originalName: string;
+  variable: tf.Variable;
+}
+
+/** AdamOptimizer's protected state (tfjs-core 4.x), which a subclass or a checkpoint needs to read. */
+export interface AdamState {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** beta1^t and beta2^t, built up step by step (made by the constructor). */
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+  accumulatedFirstMoment: OptimizerVariable[];
+  accumulatedSecondMoment: OptimizerVariable[];
+}
+
+export function adamState(optimizer: tf.AdamOptimizer): AdamState {
+  return optimizer as unknown as AdamState;
+}
+
+/** Sets the step size of the next updates: tfjs reads the protected field on every update and has no setter. */
+export function setAdamLearningRate(optimizer: tf.AdamOptimizer, learningRate: number): void {
+  adamState(optimizer).learningRate = learningRate;
+}

@@ -3,6 +3,7 @@
  * built), tfjs wasm (XNNPACK, SIMD) with our kernels, or the pure-JS cpu
  * backend as a fallback.
  */
+import { registeredBackend } from '../compat.js';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
@@ -49,7 +50,7 @@ function useWasmFactory(threads: number | undefined): void {
   if (threads === wasmFactoryThreads || (threads === 1 && wasmFactoryThreads === undefined && isNode())) return;
   if (stockWasmFactory == null) throw new Error('branchynet: @tensorflow/tfjs-backend-wasm is not registered');
   const engine = tf.engine();
-  const existing = engine.registry[WASM];
+  const existing = registeredBackend(WASM);
   if (existing !== undefined && existing.numDataIds() > 0) {
     console.warn(`branchynet: re-creating the wasm backend for threads=${threads}; ` +
       `${existing.numDataIds()} tensors on the previous instance become unusable`);

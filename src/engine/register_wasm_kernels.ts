@@ -2,6 +2,7 @@
  * Our wasm kernels (src/engine/wasm_kernels/), registered over / next to the stock
  * tfjs-backend-wasm ones.
  */
+import { registeredBackend } from '../compat.js';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig } from './wasm_kernels/BatchMatMul.js';
@@ -28,7 +29,7 @@ export const WASM_KERNEL_CONFIGS: readonly KernelConfig[] = [
  */
 function register(config: KernelConfig): void {
   tf.registerKernel(config);
-  const instance = tf.engine().registry[config.backendName];
+  const instance = registeredBackend(config.backendName);
   if (instance !== undefined) config.setupFunc?.(instance);
 }
 

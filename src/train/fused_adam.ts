@@ -7,23 +7,10 @@
  * in the same order as tfjs's. `learningRate` is read on every call (schedules set it per batch).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { adamState } from '../compat.js';
 import { ADAM_UPDATE } from '../engine/onednn/kernel_names.js';
 
 type VariableGradients = Parameters<tf.AdamOptimizer['applyGradients']>[0];
-
-interface OptimizerVariable { originalName: string; variable: tf.Variable }
-
-/** AdamOptimizer's private state (tfjs-core 4.x), which its subclass cannot name in TypeScript. */
-interface AdamState {
-  learningRate: number;
-  beta1: number;
-  beta2: number;
-  epsilon: number;
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-  accumulatedFirstMoment: OptimizerVariable[];
-  accumulatedSecondMoment: OptimizerVariable[];
-}
 
 export class FusedAdamOptimizer extends tf.AdamOptimizer {
   constructor(learningRate = 0.001, beta1 = 0.9, beta2 = 0.999, epsilon?: number) {
@@ -52,7 +39,7 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
       super.applyGradients(variableGradients);
       return;
     }
-    const s = this as unknown as AdamState;
+    const s = adamState(this);
     tf.tidy(() => {
       // tfjs's bias corrections, sub(1, accBeta) in float32 (accBeta's array is on the CPU here).
       const correction = (acc: tf.Variable): number => Math.fround(1 - acc.dataSync()[0]!);

@@ -1,13 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node build registers no op gradients; the union package's Node build does.
 import '@tensorflow/tfjs';
-import { SOFTMAX_CROSS_ENTROPY } from '../engine/onednn/kernel_names.js';
+import { activeBackendHas, SOFTMAX_CROSS_ENTROPY } from '../engine/onednn/kernel_names.js';
 
 /** Whether the active backend has the native per-row softmax cross-entropy for these tensors. */
 function nativeCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): boolean {
-  const backend = tf.getBackend();
-  return backend === 'onednn' && logits.rank === 2 && logits.dtype === 'float32' && labels.rank === 2 &&
-    tf.getKernel(SOFTMAX_CROSS_ENTROPY, backend) !== undefined;
+  return logits.rank === 2 && logits.dtype === 'float32' && labels.rank === 2 && activeBackendHas(SOFTMAX_CROSS_ENTROPY);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { adamState, setAdamLearningRate } from '../compat.js';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
@@ -68,13 +69,11 @@ export function createOptimizer(config: OptimizerConfig): tf.AdamOptimizer {
  */
 const ACC_BETAS = ['#accBeta1', '#accBeta2'] as const;
 
-interface AdamProducts { accBeta1?: tf.Variable; accBeta2?: tf.Variable }
-
 /** The optimiser's state as plain arrays (its step count first, Adam's beta products last), for checkpoints. */
 export async function saveOptimizer(optimizer: tf.Optimizer, prefix: string): Promise<NamedArray[]> {
   const weights = await optimizer.getWeights();
   const arrays = weights.map((w) => ({ name: prefix + w.name, shape: w.tensor.shape.slice(), data: Float32Array.from(w.tensor.dataSync()) }));
-  const adam = optimizer as unknown as AdamProducts;
+  const adam = adamState(optimizer as tf.AdamOptimizer);
   if (adam.accBeta1 && adam.accBeta2) {
     [adam.accBeta1, adam.accBeta2].forEach((v, i) => arrays.push({ name: prefix + ACC_BETAS[i], shape: [], data: Float32Array.from(v.dataSync()) }));
   }
@@ -90,7 +89,7 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArr
     { name: 'iter', tensor: tf.scalar(Math.round(iter.data[0]), 'int32') },
     ...rest.map((a) => ({ name: a.name, tensor: tf.tensor(a.data, a.shape) })),
   ]);
-  const adam = optimizer as unknown as AdamProducts;
+  const adam = adamState(optimizer as tf.AdamOptimizer);
   for (const p of products) {
     const target = p.name === ACC_BETAS[0] ? adam.accBeta1 : adam.accBeta2;
     if (target) tf.tidy(() => target.assign(tf.scalar(p.data[0])));
@@ -105,8 +104,7 @@ export function scheduledLearningRate(config: PhaseConfig, epoch: number, batch:
 }
 
 function setLearningRate(optimizer: tf.AdamOptimizer, learningRate: number): void {
-  // tfjs reads the (protected) field on every update; it has no setter.
-  (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
+  setAdamLearningRate(optimizer, learningRate);
 }
 
 function formatDuration(seconds: number): string {

@@ -1,8 +1,9 @@
 /**
  * Names of the fused kernels that only the onednn backend registers (kernels/BatchNorm.ts). Model
- * code checks for them on the active backend (tf.getKernel) and otherwise runs its composite ops.
- * Constants only: importing this file loads nothing.
+ * code checks for them on the active backend (`activeBackendHas`) and otherwise runs its composite
+ * ops. Importing this file loads neither the addon nor a backend.
  */
+import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Batch norm over the last axis in training mode. Inputs { x, gamma, beta } (float32, gamma and
@@ -29,3 +30,11 @@ export const ADAM_UPDATE = 'BranchyAdamUpdate';
 export const SOFTMAX_CROSS_ENTROPY = 'BranchySoftmaxCrossEntropy';
 /** Its gradient with respect to the logits: inputs { dy ([rows]), probs, labels }; output dlogits. */
 export const SOFTMAX_CROSS_ENTROPY_GRAD = 'BranchySoftmaxCrossEntropyGrad';
+
+/**
+ * Whether the active backend registers `kernelName`: model code asks this of the kernels only a
+ * native backend has, instead of checking backend names.
+ */
+export function activeBackendHas(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+}

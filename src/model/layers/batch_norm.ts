@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BATCH_NORM_TRAIN } from '../../engine/onednn/kernel_names.js';
+import { activeBackendHas, BATCH_NORM_TRAIN } from '../../engine/onednn/kernel_names.js';
 import type { BatchNormSpec, Shape } from '../spec.js';
 import type { LayerImpl, ParamDecl, Params } from './types.js';
 
@@ -29,8 +29,7 @@ export function batchNormParams(channels: number): ParamDecl[] {
  */
 function hasNativeBatchNorm(x: tf.Tensor, params: Params): boolean {
   if (x.dtype !== 'float32' || x.rank < 2 || x.size === 0) return false;
-  const backend = tf.getBackend();
-  if (backend !== 'onednn' || tf.getKernel(BATCH_NORM_TRAIN, backend) === undefined) return false;
+  if (!activeBackendHas(BATCH_NORM_TRAIN)) return false;
   const c = x.shape[x.rank - 1];
   return [params.gamma, params.beta].every((p) => p !== undefined && p.dtype === 'float32' && p.rank === 1 && p.shape[0] === c);
 }
