@@ -9,7 +9,6 @@ import { initBackend } from '../engine/backend.js';
 import { UserError } from '../errors.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { onnxRunnerFromNet } from '../node/onnx.js';
-import type { OnnxRunner } from '../runtime/onnx_runner.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
 import { type Contender, interleaved } from '../eval/timing.js';

@@ -15,7 +15,6 @@ import { loadModel, trunkOf } from '../model/io.js';
 import { encodeModel, GraphBuilder } from '../onnx/graph.js';
 import { earlyExitAsync, type ExitResults } from '../runtime/early_exit.js';
 import { loadOnnxRuntime, onnxRunnerFromNet } from '../node/onnx.js';
-import type { OnnxRunner } from '../runtime/onnx_runner.js';
 import { openDirectSession } from '../compat.js';
 import type { StageRunner } from '../runtime/runner.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';

@@ -14,7 +14,6 @@ import { cumulativeExitMacs, trunkMacs } from '../model/macs.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import { Rng } from '../rng.js';
 import { onnxRunnerFromNet } from '../node/onnx.js';
-import type { OnnxRunner } from '../runtime/onnx_runner.js';
 import { benchArgs, modelDirOption, positiveOption, runBench } from './args.js';
 import { bestOf } from './best_of.js';
 

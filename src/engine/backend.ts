@@ -49,7 +49,6 @@ function isNode(): boolean {
 function useWasmFactory(threads: number | undefined): void {
   if (threads === wasmFactoryThreads || (threads === 1 && wasmFactoryThreads === undefined && isNode())) return;
   if (stockWasmFactory == null) throw new Error('branchynet: @tensorflow/tfjs-backend-wasm is not registered');
-  const engine = tf.engine();
   const existing = registeredBackend(WASM);
   if (existing !== undefined && existing.numDataIds() > 0) {
     console.warn(`branchynet: re-creating the wasm backend for threads=${threads}; ` +

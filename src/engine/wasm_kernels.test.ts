@@ -6,7 +6,7 @@ import '@tensorflow/tfjs';
 import { initBackend } from './backend.js';
 import { kernelsRegistered, registerKernels, unregisterKernels, WASM_KERNEL_CONFIGS } from './register_wasm_kernels.js';
 import { convCaseName as caseName, convCases, sizeOf, uniform as rng } from '../testing/kernel_cases.js';
-import type { Pad, Shape4 } from '../testing/kernel_cases.js';
+import type { Shape4 } from '../testing/kernel_cases.js';
 import type { Result } from '../testing/assert_close.js';
 import { assertCloseOne as assertClose } from '../testing/assert_close.js';
 

@@ -33,7 +33,7 @@ function compileBlock(layers: LayerSpec[], inputShape: Shape, prefix: (index: nu
     try {
       outputShape = impl.outputShape(spec, shape);
     } catch (e) {
-      throw new Error(`${prefix(i)} (${spec.kind}): ${(e as Error).message}`);
+      throw new Error(`${prefix(i)} (${spec.kind}): ${(e as Error).message}`, { cause: e });
     }
     const paramNames: Record<string, string> = {};
     for (const decl of impl.params(spec, shape)) {

@@ -8,7 +8,7 @@ import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { bAlexNet, bLeNet, bResNet } from '../model/zoo.js';
 import { rowEntropy } from '../runtime/exit_rule.js';
-import { createOnnxRunner, loadOnnxRuntime } from '../node/onnx.js';
+import { loadOnnxRuntime } from '../node/onnx.js';
 import { randomizeBatchNorm } from '../testing/batch_norm_stats.js';
 import { randomDataset, tinySpec } from '../testing/fixtures.js';
 import type { GraphOptions, OnnxExport, StageManifest } from './export.js';

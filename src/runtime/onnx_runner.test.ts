@@ -8,7 +8,6 @@ import { headDataset, loadDataset } from '../data/index.js';
 import type { Dataset } from '../data/dataset.js';
 import { initBackend } from '../engine/backend.js';
 import { loadModel, trunkOf } from '../model/io.js';
-import type { LoadedModel } from '../model/io.js';
 import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec, LayerSpec } from '../model/spec.js';
 import { bAlexNet, bLeNet, bResNet, MODEL_ZOO } from '../model/zoo.js';
