@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
-import { UserError } from '../errors.js';
+import { oneLine, shown, UserError } from '../errors.js';
 import type { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import type { OnnxExport, OnnxManifest, StageManifest } from '../onnx/export.js';
 import { exportStages, MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION } from '../onnx/export.js';
+import { checkManifest } from '../onnx/check_manifest.js';
 import { unexportableKinds } from '../onnx/layers.js';
+import { checkStageRuns } from './check_stages.js';
 import { openSession, type OrtSession } from './ort_session.js';
 import type { StageOutput, StageRunner } from './runner.js';
 
@@ -99,11 +101,12 @@ export function readManifest(dir: string): OnnxManifest {
     manifest = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${path}: no such file; expected a directory written by 'branchynet export'` : `${path}: ${(e as Error).message}`);
+    throw new UserError(code === 'ENOENT' ? `${path}: no such file; expected a directory written by 'branchynet export'` : `${path}: ${oneLine((e as Error).message)}`);
   }
-  if (manifest.format !== ONNX_FORMAT) throw new UserError(`${path}: not a branchynet ONNX export (format '${manifest.format}')`);
-  if (manifest.version !== ONNX_FORMAT_VERSION) throw new UserError(`${path}: export format version ${manifest.version} is not supported (this is ${ONNX_FORMAT_VERSION})`);
-  return manifest;
+  if (typeof manifest !== 'object' || manifest === null) throw new UserError(`${path}: not a branchynet ONNX export (not a JSON object)`);
+  if (manifest.format !== ONNX_FORMAT) throw new UserError(`${path}: not a branchynet ONNX export (format ${shown(manifest.format)})`);
+  if (manifest.version !== ONNX_FORMAT_VERSION) throw new UserError(`${path}: export format version ${shown(manifest.version)} is not supported (this is ${ONNX_FORMAT_VERSION})`);
+  return checkManifest(manifest, path);
 }
 
 function imageShape(input: StageManifest['input']): [number, number, number] {
@@ -191,7 +194,14 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
     if (source.kind === 'dir') {
       const manifest = readManifest(source.dir);
       stages = source.which === 'baseline' ? [manifest.baseline] : manifest.stages;
-      read = (file) => readFileSync(join(source.dir, file));
+      read = (file) => {
+        try {
+          return readFileSync(join(source.dir, file));
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code ?? String(e);
+          throw new UserError(`${join(source.dir, file)}: cannot read (${code}); ${join(source.dir, MANIFEST_FILE)} names it`);
+        }
+      };
     } else {
       stages = source.kind === 'stages' ? source.stages : source.which === 'baseline' ? [source.bundle.manifest.baseline] : source.bundle.manifest.stages;
       const files = source.kind === 'stages' ? source.files : source.bundle.files;
@@ -201,6 +211,7 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
         return bytes;
       };
     }
+    const fileName = (file: string) => (source.kind === 'dir' ? join(source.dir, file) : file);
     const maxRunRows = options.maxRunRows ?? DEFAULT_MAX_RUN_ROWS;
     if (!Number.isInteger(maxRunRows) || maxRunRows < 1) throw new RangeError(`onnx runner: maxRunRows must be an integer >= 1, got ${maxRunRows}`);
     const classes = stages[0].outputs.logits.shape[1];
@@ -219,7 +230,15 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
         const entropy = s.outputs.entropy?.name ?? null;
         const fetches = [...(next ? [next] : []), logits, ...(entropy ? [entropy] : [])];
         const stageOptions = { ...sessionOptions, enableMemPattern: options.enableMemPattern ?? k === 0 };
-        const open = (file: string) => openSession(ort, read(file), stageOptions, fetches, options.direct ?? true);
+        const open = async (file: string) => {
+          const bytes = read(file);
+          if (bytes.length === 0) throw new UserError(`${fileName(file)}: empty file (an interrupted copy?)`);
+          try {
+            return await openSession(ort, bytes, stageOptions, fetches, options.direct ?? true);
+          } catch (e) {
+            throw new UserError(`${fileName(file)}: ONNX Runtime cannot load it (${oneLine(e instanceof Error ? e.message : String(e))})`);
+          }
+        };
         const stage: Stage = { session: await open(s.file), packed: null, input: s.input.name, next, logits, entropy };
         built.push(stage);
         if (s.packed && options.imagePacking !== false) {
@@ -228,6 +247,8 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
           stage.packed = { session: await open(s.packed.file), rows };
         }
       }
+      // Files on disk may be corrupt in ways ONNX Runtime loads; graphs exported in memory are not.
+      if (source.kind === 'dir') await checkStageRuns(ort, built, stages, fileName);
     } catch (e) {
       await Promise.all(sessionsOf(built).map((session) => session.release()));
       throw e;
