@@ -142,8 +142,9 @@ async function openExport(source: FileSource, manifest: OnnxManifest, options: L
     return bytes;
   };
   const runnerOptions: OnnxRunnerOptions = { intraOpNumThreads: options.threads, ...(openSession ? { openSession } : {}), ...options.onnx };
-  const stages = await OnnxRunner.create(ort, { kind: 'files', stages: manifest.stages, read }, runnerOptions);
-  const baseline = await OnnxRunner.create(ort, { kind: 'files', stages: [manifest.baseline], read }, runnerOptions).catch(async (e: unknown) => {
+  const where = (file: string) => source.where(file);
+  const stages = await OnnxRunner.create(ort, { kind: 'files', stages: manifest.stages, read, where }, runnerOptions);
+  const baseline = await OnnxRunner.create(ort, { kind: 'files', stages: [manifest.baseline], read, where }, runnerOptions).catch(async (e: unknown) => {
     await stages.release();
     throw e;
   });

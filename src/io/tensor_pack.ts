@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { UserError } from '../errors.js';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { shown, UserError } from '../errors.js';
 
 /** One named float32 array with its shape, as stored in weight files and checkpoints. */
 export interface NamedArray {
@@ -31,16 +31,31 @@ export function packArrays(arrays: NamedArray[]): { manifest: PackEntry[]; bytes
   return { manifest, bytes: new Uint8Array(data.buffer) };
 }
 
+function isEntry(e: unknown): e is PackEntry {
+  const entry = e as Partial<PackEntry> | null;
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  return typeof entry === 'object' && entry !== null && typeof entry.name === 'string' && Array.isArray(entry.shape) && entry.shape.every(count) && count(entry.offset);
+}
+
+/**
+ * The arrays `manifest` describes in `bytes`. A manifest that is not a list of { name, shape,
+ * offset }, an array past the end of the data or a NaN or infinite value is a UserError naming `source`.
+ */
 export function unpackArrays(manifest: PackEntry[], bytes: Uint8Array, source: string): NamedArray[] {
   if (bytes.byteLength % 4 !== 0) throw new UserError(`${source}: length ${bytes.byteLength} is not a whole number of float32 values`);
+  if (!Array.isArray(manifest)) throw new UserError(`${source}: its manifest is not a list of arrays (found ${shown(manifest)})`);
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   const data = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
-  return manifest.map((e) => {
+  return manifest.map((e, i) => {
+    if (!isEntry(e)) throw new UserError(`${source}: manifest entry ${i} is not { name, shape, offset } with whole numbers (found ${shown(e)})`);
     const size = e.shape.reduce((x, y) => x * y, 1);
     if (e.offset + size > data.length) {
-      throw new UserError(`${source}: truncated (${e.name} needs values up to ${e.offset + size}, file has ${data.length})`);
+      throw new UserError(`${source}: truncated (${shown(e.name)} needs values up to ${e.offset + size}, file has ${data.length})`);
     }
-    return { name: e.name, shape: e.shape, data: data.slice(e.offset, e.offset + size) };
+    const values = data.slice(e.offset, e.offset + size);
+    const bad = values.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new UserError(`${source}: ${shown(e.name)} holds ${values[bad]} at index ${bad} (a corrupt file, or a run that diverged)`);
+    return { name: e.name, shape: e.shape, data: values };
   });
 }
 
@@ -49,12 +64,18 @@ export function writeFileAtomic(path: string, chunks: Uint8Array[]): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
-    for (const c of chunks) writeSync(fd, c);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      for (const c of chunks) writeSync(fd, c);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    // A failed write (a full disk) leaves neither a torn file nor the temporary one.
+    rmSync(tmp, { force: true });
+    throw e;
   }
-  renameSync(tmp, path);
 }
 
 const MAGIC = 'BRANCHY1';
@@ -90,6 +111,7 @@ export function readPackFile<H extends object>(path: string): { header: H; array
   } catch {
     throw new UserError(`${path}: corrupt header`);
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new UserError(`${path}: corrupt header (not a JSON object)`);
   const arrays = unpackArrays(header.manifest, bytes.subarray(12 + jsonLength), path);
   return { header, arrays };
 }

@@ -1,10 +1,12 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChannelStats } from '../data/transform.js';
-import { UserError } from '../errors.js';
+import { oneLine, shown, UserError } from '../errors.js';
 import type { PackEntry } from '../io/tensor_pack.js';
+import { isPlainFileName } from '../io/file_name.js';
 import { packArrays, unpackArrays, writeFileAtomic } from '../io/tensor_pack.js';
-import { analyseSpec, BranchyNet } from './network.js';
+import { checkModelMeta, checkSpecFromFile } from './file_checks.js';
+import { BranchyNet } from './network.js';
 import type { BranchyNetSpec } from './spec.js';
 import { trunkMacs } from './macs.js';
 import { baselineOf } from './spec.js';
@@ -87,10 +89,11 @@ function readJson(path: string): ModelJson {
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
+    throw new UserError(`${path}: not valid JSON (${oneLine((e as Error).message)})`);
   }
-  if (json.format !== MODEL_FORMAT) throw new UserError(`${path}: not a branchynet model (format '${json.format}')`);
-  if (json.version !== MODEL_VERSION) throw new UserError(`${path}: model format version ${json.version} is not supported (this is ${MODEL_VERSION})`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UserError(`${path}: not a branchynet model (not a JSON object)`);
+  if (json.format !== MODEL_FORMAT) throw new UserError(`${path}: not a branchynet model (format ${shown(json.format)})`);
+  if (json.version !== MODEL_VERSION) throw new UserError(`${path}: model format version ${shown(json.version)} is not supported (this is ${MODEL_VERSION})`);
   return json;
 }
 
@@ -100,18 +103,20 @@ export function checkModelDir(dir: string): void {
 }
 
 function loadNet(dir: string, spec: BranchyNetSpec, weights: ModelJson['weights']): BranchyNet {
-  const path = join(dir, weights.file);
-  try {
-    analyseSpec(spec);
-  } catch (e) {
-    throw new UserError(`${join(dir, 'model.json')}: invalid model spec: ${(e as Error).message}`);
+  const file = (weights as Partial<ModelJson['weights']> | null)?.file;
+  if (!isPlainFileName(file)) {
+    throw new UserError(`${join(dir, 'model.json')}: a weights file must be named by a file name in the model directory, found ${shown(file)}`);
   }
+  const path = join(dir, file);
+  const { values } = checkSpecFromFile(spec, join(dir, 'model.json'));
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
+  // Before the network is allocated: a corrupt spec may declare layers of any size.
+  if (values > bytes.length / 4) throw new UserError(`${path}: truncated (holds ${Math.floor(bytes.length / 4)} values, ${shown(spec.name)} has ${values} parameters)`);
   const net = new BranchyNet(spec);
   try {
     assignWeights(net, unpackArrays(weights.manifest, bytes, path), path);
@@ -123,20 +128,33 @@ function loadNet(dir: string, spec: BranchyNetSpec, weights: ModelJson['weights'
 }
 
 export function loadModel(dir: string): LoadedModel {
-  const json = readJson(join(dir, 'model.json'));
+  const path = join(dir, 'model.json');
+  const json = readJson(path);
+  if (json.baseline !== undefined && json.baseline !== null && (typeof json.baseline !== 'object' || Array.isArray(json.baseline))) {
+    throw new UserError(`${path}: baseline must be null or { spec, weights }, found ${shown(json.baseline)}`);
+  }
   const net = loadNet(dir, json.spec, json.weights);
-  const baseline = json.baseline ? loadNet(dir, json.baseline.spec, json.baseline.weights) : null;
+  let baseline: BranchyNet | null = null;
+  let meta: ReturnType<typeof checkModelMeta>;
+  try {
+    meta = checkModelMeta(json, net, path);
+    baseline = json.baseline ? loadNet(dir, json.baseline.spec, json.baseline.weights) : null;
+    if (baseline && (baseline.exits !== 1 || baseline.spec.input.join() !== json.spec.input.join() || baseline.spec.classes !== json.spec.classes)) {
+      throw new UserError(`${path}: the baseline must be one exit taking the network's input and giving its classes`);
+    }
+  } catch (e) {
+    net.dispose();
+    baseline?.dispose();
+    throw e;
+  }
   return {
     dir,
     spec: json.spec,
     net,
     baseline,
-    thresholds: json.thresholds,
+    ...meta,
     calibration: json.calibration,
     training: json.training,
-    dataset: json.dataset,
-    normalization: json.normalization ?? null,
-    ...(Array.isArray(json.classNames) ? { classNames: json.classNames } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDirectSession } from '../compat.js';
-import { UserError } from '../errors.js';
+import { oneLine, UserError } from '../errors.js';
 import type { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { exportStages } from '../onnx/export.js';
@@ -45,7 +45,7 @@ export function readManifest(dir: string): OnnxManifest {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${path}: no such file; expected a directory written by 'branchynet export'` : `${path}: ${(e as Error).message}`);
+    throw new UserError(code === 'ENOENT' ? `${path}: no such file; expected a directory written by 'branchynet export'` : `${path}: ${oneLine((e as Error).message)}`);
   }
   return checkManifest(json, path);
 }
@@ -65,7 +65,15 @@ export async function createOnnxRunner(source: NodeOnnxSource, options: OnnxRunn
     resolved = {
       kind: 'files',
       stages: source.which === 'baseline' ? [manifest.baseline] : manifest.stages,
-      read: (file) => readFileSync(join(source.dir, file)),
+      read: (file) => {
+        try {
+          return readFileSync(join(source.dir, file));
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code ?? String(e);
+          throw new UserError(`${join(source.dir, file)}: cannot read (${code}); ${join(source.dir, MANIFEST_FILE)} names it`);
+        }
+      },
+      where: (file) => join(source.dir, file),
     };
   } else {
     resolved = source;

@@ -1,4 +1,5 @@
-import { UserError } from '../errors.js';
+import { shown, UserError } from '../errors.js';
+import { checkManifestStructure } from './check_manifest.js';
 import type { Dim } from './graph.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -80,16 +81,8 @@ export interface OnnxExport {
 /** Checks a parsed manifest.json (`where` names it in errors) and returns it typed. */
 export function checkManifest(json: unknown, where: string): OnnxManifest {
   const m = json as Partial<OnnxManifest> | null;
-  if (typeof m !== 'object' || m === null) throw new UserError(`${where}: not a JSON object`);
-  if (m.format !== ONNX_FORMAT) throw new UserError(`${where}: not a branchynet ONNX export (format '${String(m.format)}')`);
-  if (m.version !== ONNX_FORMAT_VERSION) throw new UserError(`${where}: export format version ${String(m.version)} is not supported (this is ${ONNX_FORMAT_VERSION})`);
-  if (!Array.isArray(m.stages) || m.stages.length === 0 || typeof m.baseline !== 'object' || m.baseline === null) {
-    throw new UserError(`${where}: no stages or no baseline`);
-  }
-  if (!Array.isArray(m.classes) || m.classes.some((c) => typeof c !== 'string')) throw new UserError(`${where}: 'classes' must be a list of names`);
-  const thresholds = m.thresholds;
-  if (thresholds !== null && (!Array.isArray(thresholds) || thresholds.length !== m.stages.length - 1 || thresholds.some((t) => typeof t !== 'number' || !(t >= 0)))) {
-    throw new UserError(`${where}: 'thresholds' must be null or ${m.stages.length - 1} numbers >= 0`);
-  }
-  return m as OnnxManifest;
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new UserError(`${where}: not a branchynet ONNX export (not a JSON object)`);
+  if (m.format !== ONNX_FORMAT) throw new UserError(`${where}: not a branchynet ONNX export (format ${shown(m.format)})`);
+  if (m.version !== ONNX_FORMAT_VERSION) throw new UserError(`${where}: export format version ${shown(m.version)} is not supported (this is ${ONNX_FORMAT_VERSION})`);
+  return checkManifestStructure(m, where);
 }

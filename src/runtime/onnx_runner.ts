@@ -2,6 +2,8 @@ import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import type { OnnxExport, StageManifest } from '../onnx/manifest.js';
 import type { OrtModule, OrtSession, SessionOpener } from './ort_session.js';
 import { openPublicSession } from './ort_session.js';
+import { oneLine, UserError } from '../errors.js';
+import { checkStageRuns } from './check_stages.js';
 import type { StageOutput, StageRunner } from './runner.js';
 
 export interface OnnxRunnerOptions {
@@ -55,7 +57,13 @@ export const DEFAULT_MAX_RUN_ROWS = 64;
 export type OnnxSource =
   | { kind: 'bundle'; bundle: OnnxExport; which?: 'early' | 'baseline' }
   | { kind: 'stages'; stages: StageManifest[]; files: Map<string, Uint8Array> }
-  | { kind: 'files'; stages: StageManifest[]; read: (file: string) => Promise<Uint8Array> | Uint8Array };
+  | {
+      kind: 'files';
+      stages: StageManifest[];
+      read: (file: string) => Promise<Uint8Array> | Uint8Array;
+      /** Where a file is, for messages (default its name). */
+      where?: (file: string) => string;
+    };
 
 interface Stage {
   session: OrtSession;
@@ -150,6 +158,7 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
   static async create(ort: OrtModule, source: OnnxSource, options: OnnxRunnerOptions = {}): Promise<OnnxRunner> {
     let stages: StageManifest[];
     let read: (file: string) => Promise<Uint8Array> | Uint8Array;
+    const fileName = (file: string) => (source.kind === 'files' && source.where ? source.where(file) : file);
     if (source.kind === 'files') {
       ({ stages, read } = source);
     } else {
@@ -180,7 +189,15 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
         const entropy = s.outputs.entropy?.name ?? null;
         const fetches = [...(next ? [next] : []), logits, ...(entropy ? [entropy] : [])];
         const stageOptions = { ...sessionOptions, enableMemPattern: options.enableMemPattern ?? k === 0 };
-        const open = async (file: string) => opener(ort, await read(file), stageOptions, fetches, options.direct ?? true);
+        const open = async (file: string) => {
+          const bytes = await read(file);
+          if (bytes.length === 0) throw new UserError(`${fileName(file)}: empty file (an interrupted copy?)`);
+          try {
+            return await opener(ort, bytes, stageOptions, fetches, options.direct ?? true);
+          } catch (e) {
+            throw new UserError(`${fileName(file)}: ONNX Runtime cannot load it (${oneLine(e instanceof Error ? e.message : String(e))})`);
+          }
+        };
         const stage: Stage = { session: await open(s.file), packed: null, input: s.input.name, next, logits, entropy };
         built.push(stage);
         if (s.packed && options.imagePacking !== false) {
@@ -189,6 +206,8 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
           stage.packed = { session: await open(s.packed.file), rows };
         }
       }
+      // Files may be corrupt in ways ONNX Runtime loads; graphs exported in memory are not.
+      if (source.kind === 'files') await checkStageRuns(ort, built, stages, fileName);
     } catch (e) {
       await Promise.all(sessionsOf(built).map((session) => session.release()));
       throw e;

@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
-import { UserError } from '../errors.js';
+import { shown, UserError } from '../errors.js';
 import type { NamedArray } from '../io/tensor_pack.js';
 import { readPackFile, writePackFile } from '../io/tensor_pack.js';
+import { checkSpecFromFile } from '../model/file_checks.js';
 import { BranchyNet } from '../model/network.js';
 import type { BranchyNetSpec } from '../model/spec.js';
 import { baselineOf } from '../model/spec.js';
@@ -71,6 +72,39 @@ interface CheckpointHeader {
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
 
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isWhole(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
+/**
+ * Reads a training checkpoint and checks what a run reads from its header (spec, epoch counts,
+ * phase, data split sizes, history) and its arrays (`readPackFile`: shapes, finite values): a
+ * UserError naming the file where any of it is malformed.
+ */
+export function readCheckpoint(path: string): { header: CheckpointHeader; arrays: NamedArray[] } {
+  const ckpt = readPackFile<CheckpointHeader>(path);
+  const h = ckpt.header as Partial<Record<keyof CheckpointHeader, unknown>>;
+  const bad = (what: string) => new UserError(`${path}: ${what} (a corrupt checkpoint?)`);
+  if (h.kind !== 'branchynet-checkpoint') throw new UserError(`${path}: not a training checkpoint`);
+  checkSpecFromFile(h.spec, path);
+  const o = h.options;
+  if (!isRecord(o) || !isWhole(o.baselineEpochs) || !isWhole(o.epochs)) throw bad(`options must hold whole numbers of epochs, found ${shown(o)}`);
+  if (!isRecord(h.dataset) || !isWhole(h.dataset.train) || !isWhole(h.dataset.validation)) throw bad(`dataset must hold the split's sizes, found ${shown(h.dataset)}`);
+  if (h.phase !== 'baseline' && h.phase !== 'joint') throw bad(`phase must be "baseline" or "joint", found ${shown(h.phase)}`);
+  const phaseEpochs = h.phase === 'baseline' ? o.baselineEpochs : o.epochs;
+  if (!isWhole(h.epochsDone) || h.epochsDone > phaseEpochs) throw bad(`epochsDone must be a whole number up to ${phaseEpochs}, found ${shown(h.epochsDone)}`);
+  const history = h.history;
+  if (!isRecord(history) || ![history.baseline, history.joint].every((l) => Array.isArray(l) && l.every(isRecord))) {
+    throw bad(`history must hold the baseline's and the joint phase's epochs, found ${shown(history)}`);
+  }
+  if (h.seconds !== undefined && !(typeof h.seconds === 'number' && h.seconds >= 0 && Number.isFinite(h.seconds))) throw bad(`seconds must be a number >= 0, found ${shown(h.seconds)}`);
+  return ckpt;
+}
+
 /** A trained baseline to start the second phase from, instead of training one. */
 export interface BaselineSource {
   /** Where it came from (recorded in the run's options). */
@@ -91,12 +125,17 @@ function baselineOfModel(dir: string, model: LoadedModel): BaselineSource {
   if (!model.baseline) throw new UserError(`${dir}: the model directory has no separately trained baseline (baseline.bin)`);
   const training = model.training as { options?: TrainOptions; history?: TrainHistory } | undefined;
   const validation = savedValidationSize(model);
+  const history: unknown = training?.history?.baseline ?? [];
+  const epochs: unknown = training?.options?.baselineEpochs ?? training?.history?.baseline?.length ?? 0;
+  if (!Array.isArray(history) || !history.every(isRecord) || !isWhole(epochs)) {
+    throw new UserError(`${join(dir, 'model.json')}: training must record the baseline's epochs, found ${shown(training)}`);
+  }
   return {
     from: dir,
     spec: model.baseline.spec,
     arrays: copiedWeights(model.baseline, 'baseline/'),
-    history: training?.history?.baseline ?? [],
-    epochs: training?.options?.baselineEpochs ?? training?.history?.baseline?.length ?? 0,
+    history: history as unknown as EpochRecord[],
+    epochs,
     split: validation === undefined ? null : { validation },
   };
 }
@@ -125,15 +164,22 @@ export function readBaselineSource(dir: string): BaselineSource {
   const checkpointPath = join(dir, CHECKPOINT_FILE);
   if (existsSync(join(dir, 'model.json'))) return withModel(dir, (model) => baselineOfModel(dir, model));
   if (!existsSync(checkpointPath)) throw new UserError(`${dir}: neither a model directory (model.json) nor a training directory (${CHECKPOINT_FILE})`);
-  const ckpt = readPackFile<CheckpointHeader>(checkpointPath);
-  if (ckpt.header.kind !== 'branchynet-checkpoint') throw new UserError(`${checkpointPath}: not a training checkpoint`);
+  const ckpt = readCheckpoint(checkpointPath);
   if (ckpt.header.phase !== 'joint' || ckpt.header.options.baselineEpochs === 0) {
     throw new UserError(`${checkpointPath}: its baseline is not trained yet (${ckpt.header.phase} phase, ${ckpt.header.epochsDone} epochs done)`);
+  }
+  const arrays = ckpt.arrays.filter((a) => a.name.startsWith('baseline/'));
+  const byName = new Map(arrays.map((a) => [a.name, a]));
+  for (const { name, decl } of checkSpecFromFile(baselineOf(ckpt.header.spec), checkpointPath).params) {
+    const a = byName.get(`baseline/${name}`);
+    if (a?.shape.join() !== decl.shape.join()) {
+      throw new UserError(`${checkpointPath}: the baseline's parameter '${name}' is ${a ? `of shape [${a.shape}], not [${decl.shape}]` : 'missing'}`);
+    }
   }
   return {
     from: dir,
     spec: baselineOf(ckpt.header.spec),
-    arrays: ckpt.arrays.filter((a) => a.name.startsWith('baseline/')),
+    arrays,
     history: ckpt.header.history.baseline,
     epochs: ckpt.header.options.baselineEpochs,
     split: { validation: ckpt.header.dataset.validation },
@@ -217,8 +263,7 @@ export async function trainBranchyNet(args: {
     if (!args.resume) {
       throw new UserError(`${checkpointPath} exists: resume that run (resume: true) or write to another directory`);
     }
-    const ckpt = readPackFile<CheckpointHeader>(checkpointPath);
-    if (ckpt.header.kind !== 'branchynet-checkpoint') throw new UserError(`${checkpointPath}: not a training checkpoint`);
+    const ckpt = readCheckpoint(checkpointPath);
     const { epochs: _e, baselineEpochs: _b, ...fixedNow } = resolved;
     const { epochs: _e2, baselineEpochs: _b2, ...fixedThen } = ckpt.header.options;
     if (!sameJson(ckpt.header.spec, spec) || !sameJson(fixedThen, fixedNow) || !sameJson(ckpt.header.dataset, datasetSizes)) {
@@ -261,7 +306,7 @@ export async function trainBranchyNet(args: {
     if (saved.length > 0) assignWeights(baseline, saved, checkpointPath, 'baseline/');
     if (header.phase === 'baseline') {
       const state: PhaseState = { epochsDone: header.epochsDone, history: header.history.baseline, optimizer: createOptimizer(resolved) };
-      await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'));
+      await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'), { variables: baseline.variables, source: checkpointPath });
       const base = baseline;
       await trainPhase({
         phase: 'baseline',
@@ -284,7 +329,8 @@ export async function trainBranchyNet(args: {
   const state: PhaseState = { epochsDone: header.epochsDone, history: header.history.joint, optimizer: createOptimizer(resolved) };
   if (header.epochsDone > 0) {
     assignWeights(net, saved, checkpointPath, 'branchy/');
-    await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'));
+    const variables = resolved.freezeTrunk ? net.headVariables : net.variables;
+    await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'), { variables, source: checkpointPath });
   } else if (source?.branchy) {
     assignWeights(net, source.branchy.arrays, source.from, 'branchy/');
     log(`joint training continues from the branchy net of ${source.from} (${net.paramList.length} parameters)`);

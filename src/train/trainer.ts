@@ -2,6 +2,7 @@ import { adamState, setAdamLearningRate } from '../compat.js';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/dataset.js';
 import { imageSize } from '../data/dataset.js';
+import { shown, UserError } from '../errors.js';
 import type { NamedArray } from '../io/tensor_pack.js';
 import type { BranchyNet } from '../model/network.js';
 import type { AugmentOptions } from '../data/transform.js';
@@ -80,11 +81,17 @@ export async function saveOptimizer(optimizer: tf.Optimizer, prefix: string): Pr
   return arrays;
 }
 
-/** Restores `saveOptimizer`'s arrays (prefix removed); checkpoints without the beta products get tfjs's pow(beta, t + 1). */
-export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArray[]): Promise<void> {
+/**
+ * Restores `saveOptimizer`'s arrays (prefix removed); checkpoints without the beta products get
+ * tfjs's pow(beta, t + 1). With `expected` (the variables the optimiser will update, in order, and
+ * the file the arrays came from) the state is checked first: a step count, one first and one
+ * second moment of each variable's shape (second moments >= 0), products in (0, 1]; a UserError otherwise.
+ */
+export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArray[], expected?: { variables: tf.Variable[]; source: string }): Promise<void> {
   if (arrays.length === 0) return;
   const products = arrays.filter((a) => (ACC_BETAS as readonly string[]).includes(a.name));
   const [iter, ...rest] = arrays.filter((a) => !products.includes(a));
+  if (expected) checkOptimizerState(iter, rest, products, expected.variables, expected.source);
   await optimizer.setWeights([
     { name: 'iter', tensor: tf.scalar(Math.round(iter.data[0]), 'int32') },
     ...rest.map((a) => ({ name: a.name, tensor: tf.tensor(a.data, a.shape) })),
@@ -94,6 +101,18 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArr
     const target = p.name === ACC_BETAS[0] ? adam.accBeta1 : adam.accBeta2;
     if (target) tf.tidy(() => target.assign(tf.scalar(p.data[0])));
   }
+}
+
+function checkOptimizerState(iter: NamedArray, moments: NamedArray[], products: NamedArray[], variables: tf.Variable[], source: string): void {
+  const bad = (what: string) => new UserError(`${source}: the optimiser state ${what} (a corrupt checkpoint)`);
+  if (iter.data.length !== 1 || !Number.isInteger(iter.data[0]) || iter.data[0] < 0) throw bad(`starts with ${shown(iter.name)}, not a step count`);
+  if (moments.length !== 2 * variables.length) throw bad(`holds ${moments.length} moments for ${variables.length} variables`);
+  moments.forEach((m, i) => {
+    const v = variables[i % variables.length];
+    if (m.shape.join() !== v.shape.join()) throw bad(`has ${shown(m.name)} of shape [${m.shape}] for a variable of shape [${v.shape}]`);
+    if (i >= variables.length && m.data.some((x) => x < 0)) throw bad(`has a negative second moment in ${shown(m.name)}`);
+  });
+  for (const p of products) if (!(p.data.length === 1 && p.data[0] > 0 && p.data[0] <= 1)) throw bad(`has ${shown(p.name)} outside (0, 1]`);
 }
 
 /** The step size of batch `batch` (0-based) of epoch `epoch` (1-based) of a phase of `epochs` epochs. */

@@ -11,6 +11,7 @@ function outSize(n: number, size: number, stride: number, pad: number, roundUp: 
 function geometry(spec: MaxPoolSpec, input: Shape) {
   const pad = spec.pad ?? 0;
   const roundUp = spec.roundUp ?? true;
+  if (typeof roundUp !== 'boolean') throw new Error(`maxPool: roundUp must be true or false, got ${roundUp}`);
   const { h, w, c, stride } = checkPoolWindow('maxPool', spec.size, spec.stride, input, pad);
   const oh = outSize(h, spec.size, stride, pad, roundUp);
   const ow = outSize(w, spec.size, stride, pad, roundUp);

@@ -6,6 +6,7 @@ export function checkPoolWindow(kind: string, size: number, strideOption: number
   const stride = strideOption ?? size;
   if (!Number.isInteger(size) || size < 1) throw new Error(`${kind}: size must be an integer >= 1, got ${size}`);
   if (!Number.isInteger(stride) || stride < 1) throw new Error(`${kind}: stride must be an integer >= 1, got ${stride}`);
+  if (!Number.isInteger(pad) || pad < 0) throw new Error(`${kind}: pad must be an integer >= 0, got ${pad}`);
   const [h, w, c] = input;
   if (h + 2 * pad < size || w + 2 * pad < size) {
     throw new Error(`${kind}: window ${size} is larger than the ${pad > 0 ? 'padded ' : ''}input ${h + 2 * pad}x${w + 2 * pad}`);
