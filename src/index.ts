@@ -2,7 +2,7 @@
  * branchynet: early-exit neural networks (BranchyNet, Teerapittayanon et al., ICPR 2016) on
  * TensorFlow.js. See README.md for a walk-through.
  */
-export { initBackend, bestBackend, backendThreads, type BackendName, type InitBackendOptions } from './engine/backend.js';
+export { initBackend, bestBackend, oneDnnNotice, backendThreads, type BackendName, type InitBackendOptions } from './engine/backend.js';
 export type {
   BranchyNetSpec, LayerSpec, LayerKind, Conv2dSpec, MaxPoolSpec, DenseSpec, ReluSpec, FlattenSpec, LrnSpec, DropoutSpec, BatchNormSpec, AvgPoolSpec, ResBlockSpec, Shape,
 } from './model/spec.js';

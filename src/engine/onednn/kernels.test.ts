@@ -258,13 +258,15 @@ test('onednn Sum, Add/Sub/Multiply/RealDiv (broadcasts), Relu/Step/Sqrt/Square/N
   });
 });
 
-test('initBackend(onednn) without the addon: one notice, wasm (child process, BRANCHYNET_ONEDNN=0)', async () => {
+test('initBackend(onednn) without the addon: wasm and one notice per process, none from bestBackend (child process, BRANCHYNET_ONEDNN=0)', async () => {
   const { execFile } = await import('node:child_process');
   const backendUrl = new URL('../backend.js', import.meta.url).href;
   const child = `
     import { bestBackend, initBackend } from ${JSON.stringify(backendUrl)};
     import * as tf from '@tensorflow/tfjs-core';
-    console.log(JSON.stringify({ best: bestBackend(), got: await initBackend('onednn'), active: tf.getBackend(),
+    const best = bestBackend();
+    console.error('-- initBackend --');
+    console.log(JSON.stringify({ best, got: await initBackend('onednn'), again: await initBackend('onednn'), active: tf.getBackend(),
       strict: await initBackend('onednn', { fallback: false }).then(() => 'ok', (e) => e.message) }));`;
   const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
     execFile(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, BRANCHYNET_ONEDNN: '0' }, cwd: process.cwd() },
@@ -273,9 +275,12 @@ test('initBackend(onednn) without the addon: one notice, wasm (child process, BR
   const result = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
   assert.equal(result['best'], 'wasm');
   assert.equal(result['got'], 'wasm');
+  assert.equal(result['again'], 'wasm');
   assert.equal(result['active'], 'wasm');
   assert.match(result['strict']!, /onednn backend is unavailable: disabled by BRANCHYNET_ONEDNN=0/);
-  const notices = stderr.split('\n').filter((l) => l.includes('oneDNN'));
+  const [beforeInit, afterInit] = stderr.split('-- initBackend --');
+  assert.doesNotMatch(beforeInit!, /oneDNN/, stderr);
+  const notices = afterInit!.split('\n').filter((l) => l.includes('oneDNN'));
   assert.equal(notices.length, 1, stderr);
   assert.match(notices[0]!, /native oneDNN backend unavailable \(disabled by BRANCHYNET_ONEDNN=0\); using wasm\. To enable it: apt-get install libdnnl-dev && npm rebuild branchynet/);
 });
