@@ -216,14 +216,32 @@ test('onednn MaxPoolGrad equals the cpu backend bit for bit: -Infinity / NaN win
   }
 });
 
-test('onednn falls back to the cpu kernels for what it does not cover (NCHW-free prelu, int32)', { skip }, async () => {
+test('onednn falls back to the cpu kernels, its native code unused, for what it does not cover (elu, int32, ceil rounding)', { skip }, async () => {
   const rand = rng(17);
   const xv = randomValues([2, 7, 7, 3], rand);
   const fv = randomValues([3, 3, 3, 4], rand);
-  await compare('fused conv2d with elu activation', () => [tf.fused.conv2d({
-    x: tf.tensor4d(xv, [2, 7, 7, 3]), filter: tf.tensor4d(fv, [3, 3, 3, 4]), strides: 1, pad: 'same', activation: 'elu' })]);
-  await compare('int32 matMul', () => [tf.cast(tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')), 'float32')]);
-  await compare('conv2d ceil rounding', () => [tf.conv2d(tf.tensor4d(xv, [2, 7, 7, 3]), tf.tensor4d(fv, [3, 3, 3, 4]), 2, 0, 'NHWC', 1, 'ceil')]);
+  const x8v = randomValues([2, 8, 8, 3], rand);
+  const fusedConv = (activation: 'elu' | 'relu') => () => [tf.fused.conv2d({
+    x: tf.tensor4d(xv, [2, 7, 7, 3]), filter: tf.tensor4d(fv, [3, 3, 3, 4]), strides: 1, pad: 'same', activation })];
+  const cases: [string, () => tf.Tensor[], string, keyof NonNullable<typeof addon>, boolean][] = [
+    ['fused conv2d with relu (covered)', fusedConv('relu'), tf.FusedConv2D, 'conv2d', true],
+    ['fused conv2d with elu activation', fusedConv('elu'), tf.FusedConv2D, 'conv2d', false],
+    ['int32 matMul', () => [tf.cast(tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')), 'float32')],
+      tf.BatchMatMul, 'matMul', false],
+    // 8 pixels, window 3, stride 2: ceil gives 4 outputs where oneDNN's floor gives 3.
+    ['conv2d ceil rounding', () => [tf.conv2d(tf.tensor4d(x8v, [2, 8, 8, 3]), tf.tensor4d(fv, [3, 3, 3, 4]), 2, 0, 'NHWC', 1, 'ceil')],
+      tf.Conv2D, 'conv2d', false],
+    ['conv2d floor rounding (covered)', () => [tf.conv2d(tf.tensor4d(x8v, [2, 8, 8, 3]), tf.tensor4d(fv, [3, 3, 3, 4]), 2, 0, 'NHWC', 1, 'floor')],
+      tf.Conv2D, 'conv2d', true],
+  ];
+  for (const [what, fn, kernel, nativeFunction, native] of cases) {
+    await compare(what, fn);
+    // The onednn kernel was asked, and its native code ran only where it covers the case.
+    await initBackend('onednn', { fallback: false });
+    const { calls, addonCalls } = countNativeCalls(() => tf.dispose(tf.tidy(fn)));
+    assert.ok((calls.get(kernel) ?? 0) > 0, `${what}: the onednn ${kernel} kernel was not asked`);
+    assert.equal((addonCalls.get(nativeFunction) ?? 0) > 0, native, `${what}: addon.${nativeFunction} calls ${addonCalls.get(nativeFunction) ?? 0}`);
+  }
 });
 
 test('onednn Sum, Add/Sub/Multiply/RealDiv (broadcasts), Relu/Step/Sqrt/Square/Neg match the cpu backend', { skip }, async () => {
