@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node build registers no gradients; the union package's does.
 import '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { loadOneDnnAddon } from './addon.js';
+import type { OneDnnAddon } from './addon.js';
 import { ONEDNN_KERNEL_CONFIGS } from './backend.js';
 import { countNativeCalls } from '../../testing/native_calls.js';
 import { softmaxCrossEntropy } from '../../train/loss.js';
@@ -12,10 +12,10 @@ import { convCaseName as caseName, convCases as sharedConvCases, sizeOf, uniform
 import type { ConvCase, Pad, Shape4 } from '../../testing/kernel_cases.js';
 import type { Result } from '../../testing/assert_close.js';
 import { assertCloseAll as assertClose } from '../../testing/assert_close.js';
+import { oneDnnSkip } from '../../testing/onednn_skip.js';
 
-const { addon, reason } = loadOneDnnAddon();
 /** Skip message when the addon is not built (docs/onednn.md). */
-const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+const skip = oneDnnSkip();
 
 function randomValues(shape: readonly number[], rand: () => number): Float32Array {
   const v = new Float32Array(sizeOf(shape));
@@ -223,7 +223,7 @@ test('onednn falls back to the cpu kernels, its native code unused, for what it 
   const x8v = randomValues([2, 8, 8, 3], rand);
   const fusedConv = (activation: 'elu' | 'relu') => () => [tf.fused.conv2d({
     x: tf.tensor4d(xv, [2, 7, 7, 3]), filter: tf.tensor4d(fv, [3, 3, 3, 4]), strides: 1, pad: 'same', activation })];
-  const cases: [string, () => tf.Tensor[], string, keyof NonNullable<typeof addon>, boolean][] = [
+  const cases: [string, () => tf.Tensor[], string, keyof OneDnnAddon, boolean][] = [
     ['fused conv2d with relu (covered)', fusedConv('relu'), tf.FusedConv2D, 'conv2d', true],
     ['fused conv2d with elu activation', fusedConv('elu'), tf.FusedConv2D, 'conv2d', false],
     ['int32 matMul', () => [tf.cast(tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')), 'float32')],

@@ -2,11 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend.js';
-import { loadOneDnnAddon } from './addon.js';
 import { defaultPoolBytes, OutputPool, POOLED_MIN_LENGTH } from './output_pool.js';
+import { oneDnnSkip } from '../../testing/onednn_skip.js';
 
-const { addon, reason } = loadOneDnnAddon();
-const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+const skip = oneDnnSkip();
 
 const N = POOLED_MIN_LENGTH * 4;
 

@@ -4,11 +4,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { createTrainer, lenet2050, syntheticBatches } from '../../bench/train_step.js';
 import { bLeNet, MODEL_ZOO, zooSpec } from '../../model/zoo.js';
 import { initBackend } from '../backend.js';
-import { loadOneDnnAddon } from './addon.js';
 import { BATCH_NORM_TRAIN } from './kernel_names.js';
+import { oneDnnSkip } from '../../testing/onednn_skip.js';
 
-const { addon, reason } = loadOneDnnAddon();
-const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+const skip = oneDnnSkip();
 
 /**
  * Each exit's loss at each step (each step on its own batch), then the first batch's losses again just
