@@ -53,6 +53,27 @@ test('calibrate keeps the validation split the model was trained with', () => {
   assertOneLineError(runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--val-size', '100'), /--val-size: the model was trained with 5000 images held out/);
 });
 
+test('without the native backend, only training says so: one notice line, never before an error (BRANCHYNET_ONEDNN=0)', () => {
+  const env = { ...process.env, BRANCHYNET_ONEDNN: '0' };
+  const noticeLines = (stderr: string) => stderr.split('\n').filter((l) => /native oneDNN backend unavailable/.test(l));
+  assertOneLineError(runWith({ cwd: REPO, env }, 'calibrate', '--model', 'models/b-lenet-mnist', '--val-size', '100'),
+    /--val-size: the model was trained with 5000 images held out/);
+  assertOneLineError(runWith({ env }, 'train', '--out', '/tmp/x', '--epochs', 'many'), /--epochs: expected an integer/);
+  const info = runWith({ env }, 'info');
+  assert.equal(info.code, 0, info.stderr);
+  assert.deepEqual(noticeLines(info.stderr), []);
+  const dir = mkdtempSync(join(tmpdir(), 'branchynet-notice-'));
+  const train = runWith({ env }, 'train', '--out', join(dir, 'model'), '--train-limit', '64', '--val-size', '32',
+    '--baseline-epochs', '0', '--epochs', '1', '--batch-size', '32');
+  assert.equal(train.code, 0, train.stderr);
+  assert.equal(noticeLines(train.stderr).length, 1, train.stderr);
+  // An explicit other backend asks for no notice.
+  const wasm = runWith({ env }, 'train', '--backend', 'wasm', '--out', join(dir, 'wasm'), '--train-limit', '64', '--val-size', '32',
+    '--baseline-epochs', '0', '--epochs', '1', '--batch-size', '32');
+  assert.equal(wasm.code, 0, wasm.stderr);
+  assert.deepEqual(noticeLines(wasm.stderr), []);
+});
+
 test('calibrate --confidence holds the drop as an upper bound and saves it with the thresholds', () => {
   assertOneLineError(runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--confidence', '1'), /--confidence: expected a probability in \[0\.5, 1\)/);
   const dir = mkdtempSync(join(tmpdir(), 'branchynet-cal-'));

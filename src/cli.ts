@@ -8,7 +8,7 @@ import { headDataset, holdOutValidation, loadDataset, normalisesInputs } from '.
 import { CIFAR10_DIR_ENV } from './data/cifar10.js';
 import { CIFAR_AUGMENTATION, channelStats, normalizeDataset } from './data/transform.js';
 import type { ChannelStats } from './data/transform.js';
-import { bestBackend, initBackend } from './engine/backend.js';
+import { bestBackend, initBackend, oneDnnNotice } from './engine/backend.js';
 import type { BackendName } from './engine/backend.js';
 import { UserError } from './errors.js';
 import { throttledLines } from './throttle.js';
@@ -292,6 +292,27 @@ function runtimeOptions(values: Values): { runtime?: RuntimeName; threads?: numb
   return { runtime, threads: values.threads === undefined ? undefined : int(values, 'threads', 1, 1) };
 }
 
+/**
+ * The backend a command runs on: --backend, else `preferred`; 'onednn' where its addon does not load
+ * is wasm. Resolved when the command starts computing, after its arguments are checked.
+ */
+function backendOf(values: Values, preferred: BackendName): BackendName {
+  const name = (values.backend as BackendName | undefined) ?? preferred;
+  return name === 'onednn' ? bestBackend() : name;
+}
+
+/**
+ * Starts the backend of train / run. The notice that the native backend is missing is for training
+ * alone (its speed is what the backend decides); one line on stderr, after the arguments and data
+ * were checked, so that an error stays one line.
+ */
+async function startTrainingBackend(values: Values): Promise<void> {
+  await initBackend(backendOf(values, 'onednn'));
+  if (values.backend !== undefined && values.backend !== 'onednn') return;
+  const notice = oneDnnNotice();
+  if (notice !== null) log(notice);
+}
+
 function requireModelDir(values: Values): string {
   if (!values.model) throw new UserError('--model DIR is required (a directory written by branchynet train)');
   checkModelDir(values.model);
@@ -321,17 +342,13 @@ async function main(argv: string[]): Promise<void> {
   if (values.backend !== undefined && !['onednn', 'wasm', 'cpu'].includes(values.backend)) {
     throw new UserError(`--backend: expected onednn, wasm or cpu, got '${values.backend}'`);
   }
-  // Resolved when a command starts computing, after its arguments are checked. The notice about a
-  // missing native backend is for commands whose speed it decides (training, calibration, the
-  // tfjs runtime), not for export, info or an evaluation on ONNX Runtime.
-  const backendFor = (speedMatters: boolean) => (values.backend as BackendName | undefined) ?? bestBackend({ notice: speedMatters });
 
   switch (command) {
     case 'run': {
       const runtime = runtimeOptions(values);
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
       const outDir = values.out ?? `runs/main-${stamp}`;
-      const { data } = await train(values, { baselineEpochs: 4, epochs: 8 }, outDir, () => initBackend(backendFor(true)));
+      const { data } = await train(values, { baselineEpochs: 4, epochs: 8 }, outDir, () => startTrainingBackend(values));
       const model = await EarlyExitModel.load(outDir, { ...runtime, notice: logLine });
       // `train` normalised the splits; evaluation takes the loader's images and normalises itself.
       const test = loadDataset(data.dataset, values['data-dir']).test;
@@ -342,13 +359,13 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'train': {
       if (!values.out) throw new UserError('--out DIR is required: the model directory to write');
-      await train(values, { baselineEpochs: DEFAULT_TRAIN_OPTIONS.baselineEpochs, epochs: DEFAULT_TRAIN_OPTIONS.epochs }, values.out, () => initBackend(backendFor(true)));
+      await train(values, { baselineEpochs: DEFAULT_TRAIN_OPTIONS.baselineEpochs, epochs: DEFAULT_TRAIN_OPTIONS.epochs }, values.out, () => startTrainingBackend(values));
       return;
     }
     case 'calibrate': {
       const dir = requireModelDir(values);
       const options = calibrationOptions(values);
-      await initBackend(backendFor(true));
+      await initBackend(backendOf(values, 'onednn'));
       const model = loadModel(dir);
       const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization, savedValidationSize(model));
       const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, options);
@@ -361,7 +378,7 @@ async function main(argv: string[]): Promise<void> {
       const runtime = runtimeOptions(values);
       // Inference: wasm's per-op cost is lower than the native training backend's, so the tfjs
       // runtime is fastest there.
-      await initBackend((values.backend as BackendName | undefined) ?? 'wasm');
+      await initBackend(backendOf(values, 'wasm'));
       const model = await EarlyExitModel.load(dir, { ...runtime, notice: logLine });
       const test = loadDataset(values.dataset ?? model.info.dataset ?? 'mnist', values['data-dir']).test;
       const limit = values.limit === undefined ? undefined : int(values, 'limit', 0, 1);
@@ -389,7 +406,7 @@ async function main(argv: string[]): Promise<void> {
     case 'export': {
       const dir = requireModelDir(values);
       if (!values.out) throw new UserError('--out DIR is required: the directory to write the ONNX models into');
-      await initBackend(backendFor(false));
+      await initBackend(backendOf(values, 'onednn'));
       const { bundle, files } = exportModel(loadModel(dir), values.out);
       const m = bundle.manifest;
       log(`exported ${m.model}: ${m.stages.length} stages + baseline, opset ${m.opset}, thresholds ${m.thresholds ? `[${m.thresholds.join(', ')}]` : 'none (uncalibrated)'}`);
@@ -398,7 +415,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'info': {
       const name = values.model ?? 'b-lenet';
-      await initBackend(backendFor(false));
+      await initBackend(backendOf(values, 'onednn'));
       const spec = /[\\/]/.test(name) || existsSync(join(name, 'model.json')) ? loadModel(name).spec : zooSpec(name);
       const { segments, heads } = analyseSpec(spec);
       const macs = { segments: segments.map((b) => b.macs), heads: heads.map((b) => b.macs) };

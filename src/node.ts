@@ -3,7 +3,7 @@
  * training, the tfjs backends and the native oneDNN addon, ONNX Runtime for Node, export).
  */
 export * from './index.js';
-export { initBackend, bestBackend, backendThreads, type BackendName, type InitBackendOptions } from './engine/backend.js';
+export { initBackend, bestBackend, backendThreads, oneDnnNotice, type BackendName, type InitBackendOptions } from './engine/backend.js';
 export { BranchyNet, analyseSpec } from './model/network.js';
 export { saveModel, loadModel, trunkOf, type LoadedModel, type ModelMeta } from './model/io.js';
 export { modelFromNetworks, type Networks } from './node/model_dir.js';

@@ -66,36 +66,52 @@ export function syntheticBatches(spec: BranchyNetSpec, batchSize: number, count:
   });
 }
 
-/** A net and its Adam optimiser on the current backend; `step` trains one batch and returns each exit's loss. */
+/**
+ * A net and its Adam optimiser on the current backend; `step` trains one batch and returns each exit's
+ * loss (before the update). `loss` returns each exit's loss on a batch as the first step saw it
+ * (training mode, the first step's dropout masks) without an update: the same batch before and after
+ * steps tells whether they trained anything. It moves batch norm's running statistics, as a step does.
+ */
 export function createTrainer(spec: BranchyNetSpec, seed = 0, learningRate = 1e-3): {
   net: BranchyNet;
   step(images: Float32Array, labels: Int32Array): Float32Array;
+  loss(images: Float32Array, labels: Int32Array): Float32Array;
   dispose(): void;
 } {
   const net = new BranchyNet(spec, seed);
   const optimizer = new FusedAdamOptimizer(learningRate);
   const variables = net.variables;
-  const rng = new Rng(seed + 1);   // dropout masks
+  const dropoutSeed = seed + 1;
+  const rng = new Rng(dropoutSeed);   // dropout masks of the steps
   const lossWeights = spec.lossWeights ?? spec.segments.map(() => 1);
+  /** Inside tf.tidy: the joint loss and each exit's loss of a batch. */
+  const jointLossOf = (images: Float32Array, labels: Int32Array, masks: Rng) => {
+    const n = labels.length;
+    const x = tf.tensor4d(images, [n, ...spec.input] as [number, number, number, number]);
+    const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), spec.classes);
+    return jointLoss(net.forwardAll(x, { training: true, rng: masks }), oneHot, lossWeights);
+  };
+  const read = (t: tf.Tensor): Float32Array => {
+    const values = t.dataSync() as Float32Array;
+    t.dispose();
+    return values;
+  };
   return {
     net,
     step(images, labels) {
-      const n = labels.length;
-      const perExit = tf.tidy(() => {
-        const x = tf.tensor4d(images, [n, ...spec.input] as [number, number, number, number]);
-        const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), spec.classes);
+      return read(tf.tidy(() => {
         let losses: tf.Tensor | undefined;
         const { grads } = tf.variableGrads(() => {
-          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true, rng }), oneHot, lossWeights);
+          const { total, perExit } = jointLossOf(images, labels, rng);
           losses = tf.keep(tf.stack(perExit));
           return total;
         }, variables);
         optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer['applyGradients']>[0]);
         return losses!;
-      });
-      const values = perExit.dataSync() as Float32Array;
-      perExit.dispose();
-      return values;
+      }));
+    },
+    loss(images, labels) {
+      return read(tf.tidy(() => tf.stack(jointLossOf(images, labels, new Rng(dropoutSeed)).perExit)));
     },
     dispose() {
       optimizer.dispose();

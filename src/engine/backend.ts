@@ -26,8 +26,9 @@ export interface InitBackendOptions {
   threads?: number;
   /**
    * onednn only: what to do when the addon is unavailable (not built, or
-   * libdnnl missing): true (default) prints one notice and initialises wasm
-   * instead (initBackend then returns 'wasm'); false throws.
+   * libdnnl missing): true (default) prints the oneDNN notice (oneDnnNotice, at
+   * most once per process) and initialises wasm instead (initBackend then
+   * returns 'wasm'); false throws.
    */
   fallback?: boolean;
   /** wasm only: register our kernels (default true); false restores the stock tfjs-backend-wasm ones. */
@@ -103,7 +104,8 @@ export async function initBackend(name: BackendName = 'wasm', options: InitBacke
       return ONEDNN;
     }
     if (!fallback) throw new Error(`initBackend: the onednn backend is unavailable: ${missing}. ${ONEDNN_HOWTO}`);
-    oneDnnNotice(missing);
+    const notice = oneDnnNotice();
+    if (notice !== null) console.warn(notice);
     return initBackend(WASM, { ...options, threads: undefined });
   }
   silenceCpuNodeBanner();
@@ -133,12 +135,19 @@ export function backendThreads(): number {
 }
 
 const ONEDNN_HOWTO = 'To enable it: apt-get install libdnnl-dev && npm rebuild branchynet (see docs/onednn.md).';
-let noticePrinted = false;
+let noticeGiven = false;
 
-function oneDnnNotice(reason: string): void {
-  if (noticePrinted) return;
-  noticePrinted = true;
-  console.warn(`branchynet: native oneDNN backend unavailable (${reason}); using wasm. ${ONEDNN_HOWTO}`);
+/**
+ * The one-line notice that the native oneDNN backend is unavailable here (why, and how to build it),
+ * the first time it is asked for in this process; null when the addon loads, or once the notice was
+ * given. It matters where the backend decides speed, i.e. training: the CLI prints it when a command
+ * starts training, never for calibration, evaluation, export or info, whose output scripts parse.
+ */
+export function oneDnnNotice(): string | null {
+  const { addon, reason } = loadOneDnnAddon();
+  if (addon !== null || noticeGiven) return null;
+  noticeGiven = true;
+  return `branchynet: native oneDNN backend unavailable (${reason}); using wasm. ${ONEDNN_HOWTO}`;
 }
 
 function defaultOneDnnThreads(): number {
@@ -146,13 +155,10 @@ function defaultOneDnnThreads(): number {
 }
 
 /**
- * The fastest backend that loads here: 'onednn' when its addon is built and
- * loads, else 'wasm' (printing one notice line saying why and how to get the
- * native one, unless `notice` is false). Cheap; initialises nothing. Pass the result to initBackend.
+ * The fastest backend that loads here: 'onednn' when its addon is built and loads, else 'wasm'.
+ * Cheap; initialises nothing and prints nothing (oneDnnNotice says why the native one is missing).
+ * Pass the result to initBackend.
  */
-export function bestBackend(options: { notice?: boolean } = {}): BackendName {
-  const { addon, reason } = loadOneDnnAddon();
-  if (addon !== null) return ONEDNN;
-  if (options.notice !== false) oneDnnNotice(reason);
-  return WASM;
+export function bestBackend(): BackendName {
+  return loadOneDnnAddon().addon !== null ? ONEDNN : WASM;
 }

@@ -17,9 +17,10 @@ import { uniform } from '../testing/kernel_cases.js';
 import { DEFAULT_TRAIN_OPTIONS, trainBranchyNet, type TrainOptions } from './pipeline.js';
 import { FusedAdamOptimizer } from './fused_adam.js';
 import { createOptimizer, restoreOptimizer, saveOptimizer } from './trainer.js';
+import { oneDnnSkip } from '../testing/onednn_skip.js';
 
-const { addon, reason } = loadOneDnnAddon();
-const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+const { addon } = loadOneDnnAddon();
+const skip = oneDnnSkip();
 
 /** Variable shapes: scalar, bias, dense, conv filter, odd sizes, and one above the kernel's threading threshold. */
 const SHAPES: number[][] = [[], [7], [5, 13], [3, 3, 2, 4], [1, 1, 1, 33], [300, 301]];

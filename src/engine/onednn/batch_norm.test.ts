@@ -4,17 +4,16 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node build registers no gradients; the union package's does.
 import '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { loadOneDnnAddon } from './addon.js';
 import { countNativeCalls } from '../../testing/native_calls.js';
 import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, RELU_GRAD } from './kernel_names.js';
 import { batchNormForward } from '../../model/layers/batch_norm.js';
 import { sizeOf, uniform as rng } from '../../testing/kernel_cases.js';
 import type { Result } from '../../testing/assert_close.js';
 import { assertCloseAll as assertClose } from '../../testing/assert_close.js';
+import { oneDnnSkip } from '../../testing/onednn_skip.js';
 
-const { addon, reason } = loadOneDnnAddon();
 /** Skip message when the addon is not built (docs/onednn.md). */
-const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+const skip = oneDnnSkip();
 
 
 function randomValues(shape: readonly number[], rand: () => number, scale = 1, offset = 0): Float32Array {

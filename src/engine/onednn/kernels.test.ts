@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node build registers no gradients; the union package's does.
 import '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { loadOneDnnAddon } from './addon.js';
+import type { OneDnnAddon } from './addon.js';
 import { ONEDNN_KERNEL_CONFIGS } from './backend.js';
 import { countNativeCalls } from '../../testing/native_calls.js';
 import { softmaxCrossEntropy } from '../../train/loss.js';
@@ -12,10 +12,10 @@ import { convCaseName as caseName, convCases as sharedConvCases, sizeOf, uniform
 import type { ConvCase, Pad, Shape4 } from '../../testing/kernel_cases.js';
 import type { Result } from '../../testing/assert_close.js';
 import { assertCloseAll as assertClose } from '../../testing/assert_close.js';
+import { oneDnnSkip } from '../../testing/onednn_skip.js';
 
-const { addon, reason } = loadOneDnnAddon();
 /** Skip message when the addon is not built (docs/onednn.md). */
-const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+const skip = oneDnnSkip();
 
 function randomValues(shape: readonly number[], rand: () => number): Float32Array {
   const v = new Float32Array(sizeOf(shape));
@@ -216,14 +216,32 @@ test('onednn MaxPoolGrad equals the cpu backend bit for bit: -Infinity / NaN win
   }
 });
 
-test('onednn falls back to the cpu kernels for what it does not cover (NCHW-free prelu, int32)', { skip }, async () => {
+test('onednn falls back to the cpu kernels, its native code unused, for what it does not cover (elu, int32, ceil rounding)', { skip }, async () => {
   const rand = rng(17);
   const xv = randomValues([2, 7, 7, 3], rand);
   const fv = randomValues([3, 3, 3, 4], rand);
-  await compare('fused conv2d with elu activation', () => [tf.fused.conv2d({
-    x: tf.tensor4d(xv, [2, 7, 7, 3]), filter: tf.tensor4d(fv, [3, 3, 3, 4]), strides: 1, pad: 'same', activation: 'elu' })]);
-  await compare('int32 matMul', () => [tf.cast(tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')), 'float32')]);
-  await compare('conv2d ceil rounding', () => [tf.conv2d(tf.tensor4d(xv, [2, 7, 7, 3]), tf.tensor4d(fv, [3, 3, 3, 4]), 2, 0, 'NHWC', 1, 'ceil')]);
+  const x8v = randomValues([2, 8, 8, 3], rand);
+  const fusedConv = (activation: 'elu' | 'relu') => () => [tf.fused.conv2d({
+    x: tf.tensor4d(xv, [2, 7, 7, 3]), filter: tf.tensor4d(fv, [3, 3, 3, 4]), strides: 1, pad: 'same', activation })];
+  const cases: [string, () => tf.Tensor[], string, keyof OneDnnAddon, boolean][] = [
+    ['fused conv2d with relu (covered)', fusedConv('relu'), tf.FusedConv2D, 'conv2d', true],
+    ['fused conv2d with elu activation', fusedConv('elu'), tf.FusedConv2D, 'conv2d', false],
+    ['int32 matMul', () => [tf.cast(tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), tf.tensor2d([5, 6, 7, 8], [2, 2], 'int32')), 'float32')],
+      tf.BatchMatMul, 'matMul', false],
+    // 8 pixels, window 3, stride 2: ceil gives 4 outputs where oneDNN's floor gives 3.
+    ['conv2d ceil rounding', () => [tf.conv2d(tf.tensor4d(x8v, [2, 8, 8, 3]), tf.tensor4d(fv, [3, 3, 3, 4]), 2, 0, 'NHWC', 1, 'ceil')],
+      tf.Conv2D, 'conv2d', false],
+    ['conv2d floor rounding (covered)', () => [tf.conv2d(tf.tensor4d(x8v, [2, 8, 8, 3]), tf.tensor4d(fv, [3, 3, 3, 4]), 2, 0, 'NHWC', 1, 'floor')],
+      tf.Conv2D, 'conv2d', true],
+  ];
+  for (const [what, fn, kernel, nativeFunction, native] of cases) {
+    await compare(what, fn);
+    // The onednn kernel was asked, and its native code ran only where it covers the case.
+    await initBackend('onednn', { fallback: false });
+    const { calls, addonCalls } = countNativeCalls(() => tf.dispose(tf.tidy(fn)));
+    assert.ok((calls.get(kernel) ?? 0) > 0, `${what}: the onednn ${kernel} kernel was not asked`);
+    assert.equal((addonCalls.get(nativeFunction) ?? 0) > 0, native, `${what}: addon.${nativeFunction} calls ${addonCalls.get(nativeFunction) ?? 0}`);
+  }
 });
 
 test('onednn Sum, Add/Sub/Multiply/RealDiv (broadcasts), Relu/Step/Sqrt/Square/Neg match the cpu backend', { skip }, async () => {
@@ -258,13 +276,15 @@ test('onednn Sum, Add/Sub/Multiply/RealDiv (broadcasts), Relu/Step/Sqrt/Square/N
   });
 });
 
-test('initBackend(onednn) without the addon: one notice, wasm (child process, BRANCHYNET_ONEDNN=0)', async () => {
+test('initBackend(onednn) without the addon: wasm and one notice per process, none from bestBackend (child process, BRANCHYNET_ONEDNN=0)', async () => {
   const { execFile } = await import('node:child_process');
   const backendUrl = new URL('../backend.js', import.meta.url).href;
   const child = `
     import { bestBackend, initBackend } from ${JSON.stringify(backendUrl)};
     import * as tf from '@tensorflow/tfjs-core';
-    console.log(JSON.stringify({ best: bestBackend(), got: await initBackend('onednn'), active: tf.getBackend(),
+    const best = bestBackend();
+    console.error('-- initBackend --');
+    console.log(JSON.stringify({ best, got: await initBackend('onednn'), again: await initBackend('onednn'), active: tf.getBackend(),
       strict: await initBackend('onednn', { fallback: false }).then(() => 'ok', (e) => e.message) }));`;
   const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
     execFile(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, BRANCHYNET_ONEDNN: '0' }, cwd: process.cwd() },
@@ -273,9 +293,12 @@ test('initBackend(onednn) without the addon: one notice, wasm (child process, BR
   const result = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
   assert.equal(result['best'], 'wasm');
   assert.equal(result['got'], 'wasm');
+  assert.equal(result['again'], 'wasm');
   assert.equal(result['active'], 'wasm');
   assert.match(result['strict']!, /onednn backend is unavailable: disabled by BRANCHYNET_ONEDNN=0/);
-  const notices = stderr.split('\n').filter((l) => l.includes('oneDNN'));
+  const [beforeInit, afterInit] = stderr.split('-- initBackend --');
+  assert.doesNotMatch(beforeInit!, /oneDNN/, stderr);
+  const notices = afterInit!.split('\n').filter((l) => l.includes('oneDNN'));
   assert.equal(notices.length, 1, stderr);
   assert.match(notices[0]!, /native oneDNN backend unavailable \(disabled by BRANCHYNET_ONEDNN=0\); using wasm\. To enable it: apt-get install libdnnl-dev && npm rebuild branchynet/);
 });

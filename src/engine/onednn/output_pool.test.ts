@@ -2,11 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend.js';
-import { loadOneDnnAddon } from './addon.js';
 import { defaultPoolBytes, OutputPool, POOLED_MIN_LENGTH } from './output_pool.js';
+import { oneDnnSkip } from '../../testing/onednn_skip.js';
 
-const { addon, reason } = loadOneDnnAddon();
-const skip = addon === null ? `onednn addon unavailable (${reason}); see docs/onednn.md` : false;
+const skip = oneDnnSkip();
 
 const N = POOLED_MIN_LENGTH * 4;
 
@@ -113,15 +112,28 @@ test('onednn backend: a disposed output\'s array is reused unless its values wer
 test('onednn backend: reshapes and clones share an array until the last of them goes', { skip }, async () => {
   await initBackend('onednn', { fallback: false });
   const backend = tf.backend() as unknown as { data: { get(id: object): { values: unknown } } };
+  const valuesOf = (t: tf.Tensor) => backend.data.get(t.dataId).values;
   const x = tf.randomNormal([N]);
+  const want = Array.from(x.dataSync(), (v) => Math.max(0, v));
   const y = tf.relu(x);
-  const values = backend.data.get(y.dataId).values;
+  const values = valuesOf(y);
   const alias = tf.reshape(y, [4, N / 4]);
   const copy = tf.clone(y);
   y.dispose();
-  // Still in use by the reshape and the clone: a new output must not land on it.
-  const other = tf.relu(x);
-  assert.notEqual(backend.data.get(other.dataId).values, values);
-  assert.deepEqual(Array.from(alias.dataSync()), Array.from(copy.dataSync()));
-  tf.dispose([x, alias, copy, other]);
+  // Still in use by the reshape and the clone: new outputs (of other values) must not land on it.
+  const other = tf.tidy(() => tf.relu(tf.neg(x)));
+  assert.notEqual(valuesOf(other), values);
+  alias.dispose();
+  const another = tf.tidy(() => tf.relu(tf.neg(x)));
+  assert.notEqual(valuesOf(another), values, 'the clone still holds it');
+  assert.deepEqual(Array.from(copy.dataSync()), want);
+  tf.dispose([alias, copy, other, another]);
+  // Once the tensor, its reshape and its clone are all gone, the array serves the next output.
+  const z = tf.relu(x);
+  const zValues = valuesOf(z);
+  const views = [tf.reshape(z, [N / 4, 4]), tf.clone(z)];
+  tf.dispose([z, ...views]);
+  const next = tf.relu(x);
+  assert.equal(valuesOf(next), zValues, 'reused');
+  tf.dispose([x, next]);
 });
