@@ -42,24 +42,25 @@ import type { BaselineSource, TrainOptions } from './train/pipeline.js';
 
 const SEED = 20261208;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/** Variants per kind of file: about 4,000 in all, a few seconds each kind on two cores. */
+/** Variants per kind of file: about 4,200 in all. */
 const VARIANTS = {
   idx: 600,
-  cifar: 400,
+  cifar: 500,
   cifarMeta: 100,
-  modelJson: 450,
-  shippedModelJson: 60,
-  weights: 350,
-  baselineWeights: 250,
-  checkpoint: 450,
-  checkpointResume: 24,
+  modelJson: 500,
   baselineFrom: 150,
-  manifest: 450,
-  onnx: 400,
+  shippedModelJson: 60,
+  weights: 400,
+  baselineWeights: 300,
+  checkpoint: 600,
+  checkpointResume: 30,
+  manifest: 500,
+  onnx: 500,
 };
 
 const tally = new FuzzTally();
-const work = mkdtempSync(join(tmpdir(), 'bn-fuzz-'));
+// Each variant writes and reads files: in a memory-backed directory where the system has one.
+const work = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'bn-fuzz-'));
 let ortSkip: string | false = false;
 
 before(async () => {
@@ -99,7 +100,7 @@ function refusedNaming(where: string): (e: unknown) => void {
 }
 
 /** Runs one variant and adds a failure when its UserError does not name `where`. */
-async function variant<T>(kind: string, how: string, where: string, load: () => T | Promise<T>, check: (value: T) => void | Promise<void>): Promise<void> {
+async function variant<T>(kind: string, how: string, where: string, load: () => T | Promise<T>, check: (value: T) => void | Promise<void>, limitMs?: number): Promise<void> {
   await tally.run(kind, how, async () => {
     try {
       return await load();
@@ -107,7 +108,7 @@ async function variant<T>(kind: string, how: string, where: string, load: () => 
       refusedNaming(where)(e);
       throw e;
     }
-  }, check);
+  }, check, limitMs);
 }
 
 function assertNoFailures(...kinds: string[]): void {
@@ -140,8 +141,10 @@ function idxSlice(file: string, count: number): Uint8Array {
 function checkDataset(d: Dataset, pixels: number, classes: number): void {
   assert.equal(d.images.length, d.count * pixels);
   assert.equal(d.labels.length, d.count);
-  for (const l of d.labels) assert.ok(l < classes, `label ${l}`);
-  for (const v of d.images) assert.ok(v >= 0 && v <= 1, `pixel ${v}`);
+  const label = d.labels.findIndex((l) => l >= classes);
+  assert.equal(label, -1, `label ${d.labels[label]}`);
+  const pixel = d.images.findIndex((v) => !(v >= 0 && v <= 1));
+  assert.equal(pixel, -1, `pixel ${d.images[pixel]}`);
 }
 
 test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files are refused with a one-line UserError or load`, async (t) => {
@@ -171,6 +174,11 @@ test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files are refused wit
       }),
     );
   }
+  // An image file whose header claims 2^31 images: refused from the header, nothing that size allocated.
+  const images = join(dir, MNIST_FILES.trainImages);
+  const huge = new Uint8Array(readFileSync(images));
+  new DataView(huge.buffer).setUint32(4, 2 ** 31, false);
+  await withFile(images, huge, async () => assert.throws(() => loadMnist(dir), (e) => e instanceof UserError && /declares 2147483648x28x28/.test(e.message)));
   reportCounts(t, 'IDX');
   assertNoFailures('IDX');
 });
@@ -204,7 +212,7 @@ test(`CIFAR-10: ${VARIANTS.cifar} mutated batch files and ${VARIANTS.cifarMeta} 
     // Labels sit at the start of every 3,073-byte record: mutate them as often as the pixels.
     const m = rng.next() < 0.3
       ? (() => {
-          const bytes = Uint8Array.from(original);
+          const bytes = new Uint8Array(original);
           const r = rng.int(records);
           bytes[r * CIFAR10_RECORD_BYTES] = 10 + rng.int(246);
           return { how: `record ${r}'s label set to ${bytes[r * CIFAR10_RECORD_BYTES]}`, value: bytes };
@@ -260,15 +268,13 @@ function checkModel(model: LoadedModel): void {
 }
 
 /**
- * Loads the model directory and, with `exportIt`, exports it (as `branchynet export` does): a
- * refused load or export must leave no export directory behind, a loaded model must be whole and
- * its export complete. (Exports fsync every file: the weight files' variants export a sample.)
+ * Loads the model directory and exports it (as `branchynet export` does): a refused load or
+ * export must leave no export directory behind, a loaded model must be whole and its export complete.
  */
-async function modelVariant(kind: string, how: string, dir: string, out: string, exportIt = true): Promise<void> {
+async function modelVariant(kind: string, how: string, dir: string, out: string): Promise<void> {
   await variant(kind, how, dir, () => loadModel(dir), (model) => {
     try {
       checkModel(model);
-      if (!exportIt) return;
       const { files } = exportModel(model, out);
       assert.deepEqual(readdirSync(out).sort(), [...files].sort());
     } finally {
@@ -308,7 +314,7 @@ function weightMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array | null> {
   return mutateBytes(rng, bytes);
 }
 
-test(`model directories: ${VARIANTS.modelJson + VARIANTS.shippedModelJson} mutated model.json, ${VARIANTS.weights} weights.bin and ${VARIANTS.baselineWeights} baseline.bin are refused with a one-line UserError or load whole, and a refused export writes nothing`, async (t) => {
+test(`model directories: ${VARIANTS.modelJson + VARIANTS.baselineFrom + VARIANTS.shippedModelJson} mutated model.json, ${VARIANTS.weights} weights.bin and ${VARIANTS.baselineWeights} baseline.bin are refused with a one-line UserError or load whole, and a refused export writes nothing`, async (t) => {
   const dir = tinyModelDir();
   const out = join(work, 'model-export');
   const rng = rngFor('model');
@@ -321,7 +327,7 @@ test(`model directories: ${VARIANTS.modelJson + VARIANTS.shippedModelJson} mutat
     const bytes = readFileSync(join(dir, file));
     for (let i = 0; i < count; i++) {
       const m = weightMutant(rng, bytes);
-      await withFile(join(dir, file), m.value, () => modelVariant(file, m.how, dir, out, i % 5 === 0));
+      await withFile(join(dir, file), m.value, () => modelVariant(file, m.how, dir, out));
     }
   }
   // The same directory as the baseline and starting point of a new run (--baseline-from, --init-from).
@@ -337,8 +343,14 @@ test(`model directories: ${VARIANTS.modelJson + VARIANTS.shippedModelJson} mutat
     const m = jsonMutant(rng, shippedJson);
     await withFile(join(shipped, 'model.json'), m.value, () => modelVariant('model.json (B-LeNet)', m.how, shipped, out));
   }
+  // Named cases: a NaN weight is refused naming its parameter; a refused export writes nothing.
+  const weights = new Uint8Array(readFileSync(join(dir, 'weights.bin')));
+  new DataView(weights.buffer).setFloat32(4 * 3, NaN, true);
+  await withFile(join(dir, 'weights.bin'), weights, async () => {
+    assert.throws(() => exportModel(loadModel(dir), out), (e) => e instanceof UserError && /weights\.bin: "trunk\.0\.w" holds NaN at index 3/.test(e.message));
+    assert.equal(existsSync(out), false);
+  });
   reportCounts(t, 'model.json');
-  reportCounts(t, 'model.json (--init-from)');
   reportCounts(t, 'weights.bin');
   reportCounts(t, 'baseline.bin');
   assertNoFailures('model.json', 'weights.bin', 'baseline.bin');
@@ -365,6 +377,13 @@ function headerMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array> {
   out.set(json, 12);
   out.set(bytes.subarray(12 + length), 12 + json.length);
   return { how: `header ${m.how}`, value: out };
+}
+
+/** Where each array of a checkpoint starts, in bytes from the start of the file. */
+function readCheckpointArrays(bytes: Uint8Array): { arrays: { name: string; byteOffset: number }[] } {
+  const header = packHeader(bytes) as { manifest: { name: string; offset: number }[] };
+  const dataStart = 12 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
+  return { arrays: header.manifest.map((e) => ({ name: e.name, byteOffset: dataStart + 4 * e.offset })) };
 }
 
 function checkpointMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array> {
@@ -412,7 +431,7 @@ function resumeMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array> {
   const dataStart = 12 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
   const r = rng.next();
   if (r < 0.6) {
-    const out = Uint8Array.from(bytes);
+    const out = new Uint8Array(bytes);
     const flips = 1 + rng.int(4);
     const at: number[] = [];
     for (let i = 0; i < flips; i++) {
@@ -469,11 +488,25 @@ test(`checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a basel
           r.baseline?.dispose();
         }
       },
+      // One epoch of training: more than loading alone, still far from a hang.
+      20_000,
     );
     const left = readdirSync(resumeDir).filter((f) => f !== CHECKPOINT_FILE);
     if (left.length > 0) tally.failures.push({ kind: 'checkpoint.bin (resume)', how: m.how, problem: `left ${left.join(', ')} in the run directory` });
     rmSync(resumeDir, { recursive: true, force: true });
   }
+  // Named case: a negative second moment of Adam (its square root would make every weight NaN).
+  const { arrays } = readCheckpointArrays(bytes);
+  const v = arrays.find((a) => a.name.endsWith('/v'))!;
+  const negative = new Uint8Array(bytes);
+  new DataView(negative.buffer).setFloat32(v.byteOffset, -1, true);
+  const resumeDir = join(work, 'resume-negative');
+  mkdirSync(resumeDir);
+  writeFileSync(join(resumeDir, CHECKPOINT_FILE), negative);
+  await assert.rejects(
+    trainBranchyNet({ spec: tinySpec(), ...TINY_DATA, outDir: resumeDir, options: { ...TRAIN_OPTIONS, epochs: 2 }, resume: true, log: quiet }),
+    (e) => e instanceof UserError && /negative second moment/.test(e.message),
+  );
   reportCounts(t, 'checkpoint.bin');
   assertNoFailures('checkpoint.bin');
 });
@@ -555,6 +588,24 @@ test(`ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.on
     const which = file.startsWith('baseline') ? 'baseline' : 'early';
     await withFile(join(dir, file), m.value, () => onnxVariant('.onnx', `${basename(file)}: ${m.how}`, dir, which));
   }
+  // Named cases: a stage file outside the directory, a missing one, a truncated graph, a graph
+  // input the manifest names wrongly.
+  const named: [string, (m: Record<string, any>) => void, RegExp][] = [
+    ['outside', (m) => (m.stages[0].file = '../stage-1.onnx'), /stages\[0\]\.file must be a file name in the export directory/],
+    ['missing', (m) => (m.stages[1].file = 'gone.onnx'), /gone\.onnx: cannot read \(ENOENT\); .*manifest\.json names it/],
+    ['renamed input', (m) => (m.stages[1].input.name = 'renamed'), /stage-2\.onnx: does not run on a \[1,3,4,4\] input "renamed"/],
+  ];
+  for (const [what, edit, message] of named) {
+    const manifest = JSON.parse(manifestText);
+    edit(manifest);
+    await withFile(manifestPath, JSON.stringify(manifest), () =>
+      assert.rejects(OnnxRunner.create({ kind: 'dir', dir }), (e) => e instanceof UserError && message.test(e.message), what),
+    );
+  }
+  const stage1 = join(dir, 'stage-1.onnx');
+  await withFile(stage1, readFileSync(stage1).subarray(0, 100), () =>
+    assert.rejects(OnnxRunner.create({ kind: 'dir', dir }), (e) => e instanceof UserError && /stage-1\.onnx: ONNX Runtime cannot load it \(/.test(e.message)),
+  );
   reportCounts(t, 'manifest.json');
   reportCounts(t, '.onnx');
   assertNoFailures('manifest.json', '.onnx');

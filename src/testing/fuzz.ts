@@ -26,7 +26,7 @@ function pick<T>(rng: Rng, items: readonly T[]): T {
  */
 export function mutateBytes(rng: Rng, original: Uint8Array, fields: { offset: number; littleEndian: boolean }[] = []): Mutant<Uint8Array> {
   const n = original.length;
-  const copy = () => Uint8Array.from(original);
+  const copy = () => new Uint8Array(original);
   const ops = ['truncate', 'truncate', 'empty', 'flip', 'flip', 'flip', 'run', 'random', 'append', 'magic', 'field', 'field'] as const;
   const op = pick(rng, ops);
   switch (op) {
@@ -88,7 +88,7 @@ export function mutateBytes(rng: Rng, original: Uint8Array, fields: { offset: nu
 
 /** A float32 array file (weights, a checkpoint's data) with one value set to NaN or +-Infinity. */
 export function injectNonFinite(rng: Rng, original: Uint8Array, dataStart: number): Mutant<Uint8Array> {
-  const bytes = Uint8Array.from(original);
+  const bytes = new Uint8Array(original);
   const values = Math.floor((bytes.length - dataStart) / 4);
   const index = rng.int(values);
   const value = pick(rng, [NaN, Infinity, -Infinity]);
@@ -147,8 +147,12 @@ function walk(rng: Rng, root: Json): { parent: Json[] | { [key: string]: Json } 
   }
 }
 
-/** JSON text with infinities written as numbers that JSON.parse reads back as +-Infinity. */
-function stringify(value: Json): string {
+/**
+ * JSON text; with `infinities`, +-Infinity written as numbers that JSON.parse reads back as such
+ * (the replacer costs a call per value, so only where a mutation put one in).
+ */
+function stringify(value: Json, infinities = false): string {
+  if (!infinities) return JSON.stringify(value, null, 1);
   return JSON.stringify(value, (_k, v) => (v === Infinity ? '@inf@' : v === -Infinity ? '@-inf@' : v), 1)
     .replace(/"@inf@"/g, '1e999')
     .replace(/"@-inf@"/g, '-1e999');
@@ -186,7 +190,7 @@ export function mutateJson(rng: Rng, original: Json): Mutant<string> {
   }
   const { how, value } = replacement(rng, node);
   (parent as Record<string | number, Json>)[key] = value;
-  return { how: `${path} = ${how}`, value: stringify(doc) };
+  return { how: `${path} = ${how}`, value: stringify(doc, value === Infinity || value === -Infinity) };
 }
 
 /** Longest clear error message (a path, what was wrong, the value found, cut short). */
@@ -212,7 +216,7 @@ export class FuzzTally {
    * refused; a return that passes `check` as loaded; any other error, a multi-line message or a
    * run longer than `limitMs` is recorded as a failure.
    */
-  async run<T>(kind: string, how: string, load: () => T | Promise<T>, check: (value: T) => void | Promise<void>, limitMs = 2000): Promise<Verdict | null> {
+  async run<T>(kind: string, how: string, load: () => T | Promise<T>, check: (value: T) => void | Promise<void>, limitMs = 5000): Promise<Verdict | null> {
     const started = performance.now();
     let verdict: Verdict | null = null;
     let problem: string | null = null;

@@ -104,9 +104,9 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArr
   }
 }
 
-function checkOptimizerState(iter: NamedArray, moments: NamedArray[], products: NamedArray[], variables: tf.Variable[], source: string): void {
+function checkOptimizerState(iter: NamedArray | undefined, moments: NamedArray[], products: NamedArray[], variables: tf.Variable[], source: string): void {
   const bad = (what: string) => new UserError(`${source}: the optimiser state ${what} (a corrupt checkpoint)`);
-  if (iter.data.length !== 1 || !Number.isInteger(iter.data[0]) || iter.data[0] < 0) throw bad(`starts with ${shown(iter.name)}, not a step count`);
+  if (!iter || iter.data.length !== 1 || !Number.isInteger(iter.data[0]) || iter.data[0] < 0) throw bad(`starts with ${shown(iter?.name)}, not a step count`);
   if (moments.length !== 2 * variables.length) throw bad(`holds ${moments.length} moments for ${variables.length} variables`);
   moments.forEach((m, i) => {
     const v = variables[i % variables.length];
