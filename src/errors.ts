@@ -22,6 +22,7 @@ export function shown(value: unknown, max = 40): string {
 
 /** Another library's error message (a JSON parser's, ONNX Runtime's) as one line of at most `max` characters. */
 export function oneLine(text: string, max = 300): string {
-  const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => (c === '\n' ? '\\n' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  const escape = (c: string) => (c === '\n' ? '\\n' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, escape);
   return line.length > max ? `${line.slice(0, max)}...` : line;
 }

@@ -24,13 +24,20 @@ import type { BranchyNetSpec } from './model/spec.js';
 import { baselineOf } from './model/spec.js';
 import { assignWeights, readWeights } from './model/weights.js';
 import { exportModel, exportNetwork, MANIFEST_FILE, writeExport } from './onnx/export.js';
+import { readPackFile, writePackFile } from './io/tensor_pack.js';
 import { deriveSeed, Rng } from './rng.js';
 import { earlyExit } from './runtime/early_exit.js';
 import { loadOnnxRuntime, OnnxRunner, readManifest } from './runtime/onnx_runner.js';
 import { randomDataset, tinySpec } from './testing/fixtures.js';
 import type { Mutant } from './testing/fuzz.js';
 import { FuzzTally, injectNonFinite, mutateBytes, mutateJson } from './testing/fuzz.js';
-import { CHECKPOINT_FILE, DEFAULT_TRAIN_OPTIONS, readBaselineSource, readInitSource, trainBranchyNet } from './train/pipeline.js';
+import {
+  CHECKPOINT_FILE,
+  DEFAULT_TRAIN_OPTIONS,
+  readBaselineSource,
+  readInitSource,
+  trainBranchyNet,
+} from './train/pipeline.js';
 import type { BaselineSource, TrainOptions } from './train/pipeline.js';
 
 /**
@@ -100,21 +107,37 @@ function refusedNaming(where: string): (e: unknown) => void {
 }
 
 /** Runs one variant and adds a failure when its UserError does not name `where`. */
-async function variant<T>(kind: string, how: string, where: string, load: () => T | Promise<T>, check: (value: T) => void | Promise<void>, limitMs?: number): Promise<void> {
-  await tally.run(kind, how, async () => {
-    try {
-      return await load();
-    } catch (e) {
-      refusedNaming(where)(e);
-      throw e;
-    }
-  }, check, limitMs);
+async function variant<T>(
+  kind: string,
+  how: string,
+  where: string,
+  load: () => T | Promise<T>,
+  check: (value: T) => void | Promise<void>,
+  limitMs?: number,
+): Promise<void> {
+  await tally.run(
+    kind,
+    how,
+    async () => {
+      try {
+        return await load();
+      } catch (e) {
+        refusedNaming(where)(e);
+        throw e;
+      }
+    },
+    check,
+    limitMs,
+  );
 }
 
 function assertNoFailures(...kinds: string[]): void {
   const limit = Number(process.env.FUZZ_REPORT_LIMIT ?? 25);
   const mine = tally.failures.filter((f) => kinds.some((k) => f.kind.startsWith(k)));
-  const report = kinds.map((k) => tally.report(k, limit)).filter((r) => r !== '').join('\n');
+  const report = kinds
+    .map((k) => tally.report(k, limit))
+    .filter((r) => r !== '')
+    .join('\n');
   assert.equal(mine.length, 0, `${mine.length} variants failed:\n${report}`);
 }
 
@@ -147,7 +170,9 @@ function checkDataset(d: Dataset, pixels: number, classes: number): void {
   assert.equal(pixel, -1, `pixel ${d.images[pixel]}`);
 }
 
-test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files are refused with a one-line UserError or load`, async (t) => {
+const REFUSED_OR_LOADED = 'are refused with a one-line UserError or load';
+
+test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files ${REFUSED_OR_LOADED}`, async (t) => {
   const dir = join(work, 'mnist');
   mkdirSync(dir);
   const files = [
@@ -168,17 +193,28 @@ test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files are refused wit
     const fields = [0, 4, 8, 12].map((offset) => ({ offset, littleEndian: false }));
     const m = mutateBytes(rng, original, fields);
     await withFile(path, m.value, () =>
-      variant(`IDX`, `${file}: ${m.how}`, dir, () => loadMnist(dir), (d) => {
-        checkDataset(d.train, 784, 10);
-        checkDataset(d.test, 784, 10);
-      }),
+      variant(
+        `IDX`,
+        `${file}: ${m.how}`,
+        dir,
+        () => loadMnist(dir),
+        (d) => {
+          checkDataset(d.train, 784, 10);
+          checkDataset(d.test, 784, 10);
+        },
+      ),
     );
   }
   // An image file whose header claims 2^31 images: refused from the header, nothing that size allocated.
   const images = join(dir, MNIST_FILES.trainImages);
   const huge = new Uint8Array(readFileSync(images));
   new DataView(huge.buffer).setUint32(4, 2 ** 31, false);
-  await withFile(images, huge, async () => assert.throws(() => loadMnist(dir), (e) => e instanceof UserError && /declares 2147483648x28x28/.test(e.message)));
+  await withFile(images, huge, async () =>
+    assert.throws(
+      () => loadMnist(dir),
+      (e) => e instanceof UserError && /declares 2147483648x28x28/.test(e.message),
+    ),
+  );
   reportCounts(t, 'IDX');
   assertNoFailures('IDX');
 });
@@ -203,31 +239,46 @@ function cifarRecords(count: number): Uint8Array {
   return bytes;
 }
 
-test(`CIFAR-10: ${VARIANTS.cifar} mutated batch files and ${VARIANTS.cifarMeta} class-name files are refused with a one-line UserError or load`, async (t) => {
+const cifarTest =
+  `CIFAR-10: ${VARIANTS.cifar} mutated batch files and ${VARIANTS.cifarMeta} class-name files ` + REFUSED_OR_LOADED;
+test(cifarTest, async (t) => {
   const records = 50;
   const original = cifarRecords(records);
   const name = CIFAR10_FILES.train[0];
   const rng = rngFor('cifar');
   for (let i = 0; i < VARIANTS.cifar; i++) {
     // Labels sit at the start of every 3,073-byte record: mutate them as often as the pixels.
-    const m = rng.next() < 0.3
-      ? (() => {
-          const bytes = new Uint8Array(original);
-          const r = rng.int(records);
-          bytes[r * CIFAR10_RECORD_BYTES] = 10 + rng.int(246);
-          return { how: `record ${r}'s label set to ${bytes[r * CIFAR10_RECORD_BYTES]}`, value: bytes };
-        })()
-      : mutateBytes(rng, original);
-    await variant('CIFAR-10 batch', m.how, name, () => parseCifar10Batch(m.value, name, records), (b) => {
-      checkDataset({ ...b, shape: [32, 32, 3], classes: [] }, 3072, CIFAR10_CLASSES);
-    });
+    const m =
+      rng.next() < 0.3
+        ? (() => {
+            const bytes = new Uint8Array(original);
+            const r = rng.int(records);
+            bytes[r * CIFAR10_RECORD_BYTES] = 10 + rng.int(246);
+            return { how: `record ${r}'s label set to ${bytes[r * CIFAR10_RECORD_BYTES]}`, value: bytes };
+          })()
+        : mutateBytes(rng, original);
+    await variant(
+      'CIFAR-10 batch',
+      m.how,
+      name,
+      () => parseCifar10Batch(m.value, name, records),
+      (b) => {
+        checkDataset({ ...b, shape: [32, 32, 3], classes: [] }, 3072, CIFAR10_CLASSES);
+      },
+    );
   }
   const meta = new TextEncoder().encode('airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n');
   for (let i = 0; i < VARIANTS.cifarMeta; i++) {
     const m = mutateBytes(rng, meta);
-    await variant('CIFAR-10 meta', m.how, CIFAR10_FILES.meta, () => parseCifar10Meta(new TextDecoder().decode(m.value), CIFAR10_FILES.meta), (names) => {
-      assert.equal(names.length, CIFAR10_CLASSES);
-    });
+    await variant(
+      'CIFAR-10 meta',
+      m.how,
+      CIFAR10_FILES.meta,
+      () => parseCifar10Meta(new TextDecoder().decode(m.value), CIFAR10_FILES.meta),
+      (names) => {
+        assert.equal(names.length, CIFAR10_CLASSES);
+      },
+    );
   }
   reportCounts(t, 'CIFAR-10');
   assertNoFailures('CIFAR-10');
@@ -238,7 +289,11 @@ test(`CIFAR-10: ${VARIANTS.cifar} mutated batch files and ${VARIANTS.cifarMeta} 
 
 function checkFinite(net: BranchyNet, what: string): void {
   for (const a of readWeights(net)) {
-    assert.equal(a.data.length, a.shape.reduce((x, y) => x * y, 1), `${what} ${a.name}`);
+    assert.equal(
+      a.data.length,
+      a.shape.reduce((x, y) => x * y, 1),
+      `${what} ${a.name}`,
+    );
     assert.ok(a.data.every(Number.isFinite), `${what} ${a.name} has non-finite values`);
   }
 }
@@ -272,17 +327,24 @@ function checkModel(model: LoadedModel): void {
  * export must leave no export directory behind, a loaded model must be whole and its export complete.
  */
 async function modelVariant(kind: string, how: string, dir: string, out: string): Promise<void> {
-  await variant(kind, how, dir, () => loadModel(dir), (model) => {
-    try {
-      checkModel(model);
-      const { files } = exportModel(model, out);
-      assert.deepEqual(readdirSync(out).sort(), [...files].sort());
-    } finally {
-      model.net.dispose();
-      model.baseline?.dispose();
-    }
-  });
-  if (existsSync(out) && !existsSync(join(out, MANIFEST_FILE))) tally.failures.push({ kind, how, problem: `a partial export was left in ${out}` });
+  await variant(
+    kind,
+    how,
+    dir,
+    () => loadModel(dir),
+    (model) => {
+      try {
+        checkModel(model);
+        const { files } = exportModel(model, out);
+        assert.deepEqual(readdirSync(out).sort(), [...files].sort());
+      } finally {
+        model.net.dispose();
+        model.baseline?.dispose();
+      }
+    },
+  );
+  if (existsSync(out) && !existsSync(join(out, MANIFEST_FILE)))
+    tally.failures.push({ kind, how, problem: `a partial export was left in ${out}` });
   rmSync(out, { recursive: true, force: true });
 }
 
@@ -314,7 +376,11 @@ function weightMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array | null> {
   return mutateBytes(rng, bytes);
 }
 
-test(`model directories: ${VARIANTS.modelJson + VARIANTS.baselineFrom + VARIANTS.shippedModelJson} mutated model.json, ${VARIANTS.weights} weights.bin and ${VARIANTS.baselineWeights} baseline.bin are refused with a one-line UserError or load whole, and a refused export writes nothing`, async (t) => {
+const modelJsonVariants = VARIANTS.modelJson + VARIANTS.baselineFrom + VARIANTS.shippedModelJson;
+const modelTest =
+  `model directories: ${modelJsonVariants} mutated model.json, ${VARIANTS.weights} weights.bin and ` +
+  `${VARIANTS.baselineWeights} baseline.bin ${REFUSED_OR_LOADED} whole, and a refused export writes nothing`;
+test(modelTest, async (t) => {
   const dir = tinyModelDir();
   const out = join(work, 'model-export');
   const rng = rngFor('model');
@@ -323,7 +389,10 @@ test(`model directories: ${VARIANTS.modelJson + VARIANTS.baselineFrom + VARIANTS
     const m = jsonMutant(rng, modelJson);
     await withFile(join(dir, 'model.json'), m.value, () => modelVariant('model.json', m.how, dir, out));
   }
-  for (const [file, count] of [['weights.bin', VARIANTS.weights], ['baseline.bin', VARIANTS.baselineWeights]] as const) {
+  for (const [file, count] of [
+    ['weights.bin', VARIANTS.weights],
+    ['baseline.bin', VARIANTS.baselineWeights],
+  ] as const) {
     const bytes = readFileSync(join(dir, file));
     for (let i = 0; i < count; i++) {
       const m = weightMutant(rng, bytes);
@@ -333,7 +402,9 @@ test(`model directories: ${VARIANTS.modelJson + VARIANTS.baselineFrom + VARIANTS
   // The same directory as the baseline and starting point of a new run (--baseline-from, --init-from).
   for (let i = 0; i < VARIANTS.baselineFrom; i++) {
     const m = mutateJson(rng, JSON.parse(modelJson));
-    await withFile(join(dir, 'model.json'), m.value, () => variant('model.json (--init-from)', m.how, dir, () => readInitSource(dir), checkSource));
+    await withFile(join(dir, 'model.json'), m.value, () =>
+      variant('model.json (--init-from)', m.how, dir, () => readInitSource(dir), checkSource),
+    );
   }
   // The shipped B-LeNet's model.json (calibration and training records included).
   const shipped = join(work, 'b-lenet-mnist');
@@ -341,13 +412,18 @@ test(`model directories: ${VARIANTS.modelJson + VARIANTS.baselineFrom + VARIANTS
   const shippedJson = readFileSync(join(shipped, 'model.json'), 'utf8');
   for (let i = 0; i < VARIANTS.shippedModelJson; i++) {
     const m = jsonMutant(rng, shippedJson);
-    await withFile(join(shipped, 'model.json'), m.value, () => modelVariant('model.json (B-LeNet)', m.how, shipped, out));
+    await withFile(join(shipped, 'model.json'), m.value, () =>
+      modelVariant('model.json (B-LeNet)', m.how, shipped, out),
+    );
   }
   // Named cases: a NaN weight is refused naming its parameter; a refused export writes nothing.
   const weights = new Uint8Array(readFileSync(join(dir, 'weights.bin')));
   new DataView(weights.buffer).setFloat32(4 * 3, NaN, true);
   await withFile(join(dir, 'weights.bin'), weights, async () => {
-    assert.throws(() => exportModel(loadModel(dir), out), (e) => e instanceof UserError && /weights\.bin: "trunk\.0\.w" holds NaN at index 3/.test(e.message));
+    assert.throws(
+      () => exportModel(loadModel(dir), out),
+      (e) => e instanceof UserError && /weights\.bin: "trunk\.0\.w" holds NaN at index 3/.test(e.message),
+    );
     assert.equal(existsSync(out), false);
   });
   reportCounts(t, 'model.json');
@@ -457,13 +533,29 @@ function resumeMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array> {
   return m;
 }
 
-test(`checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a baseline source and ${VARIANTS.checkpointResume} resumed are refused with a one-line UserError or load whole`, async (t) => {
+const checkpointTest =
+  `checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a baseline source and ` +
+  `${VARIANTS.checkpointResume} resumed ${REFUSED_OR_LOADED} whole`;
+test(checkpointTest, async (t) => {
   const dir = join(work, 'train');
   const quiet = () => {};
-  const trained = await trainBranchyNet({ spec: tinySpec(), ...TINY_DATA, outDir: dir, options: TRAIN_OPTIONS, resume: false, log: quiet });
+  const trained = await trainBranchyNet({
+    spec: tinySpec(),
+    ...TINY_DATA,
+    outDir: dir,
+    options: TRAIN_OPTIONS,
+    resume: false,
+    log: quiet,
+  });
   trained.net.dispose();
   trained.baseline?.dispose();
   const path = join(dir, CHECKPOINT_FILE);
+  // The run's timings, fixed: the same variants every run (mutations depend on the header's length).
+  const written = readPackFile<{ history: { baseline: object[]; joint: object[] } }>(path);
+  const fixTimes = (epochs: object[]) => epochs.map((e) => ({ ...e, imagesPerSecond: 100, seconds: 1 }));
+  const { baseline: baselineEpochs, joint } = written.header.history;
+  const history = { baseline: fixTimes(baselineEpochs), joint: fixTimes(joint) };
+  writePackFile(path, { ...written.header, history, seconds: 2 }, written.arrays);
   const bytes = readFileSync(path);
   const rng = rngFor('checkpoint');
   for (let i = 0; i < VARIANTS.checkpoint; i++) {
@@ -478,8 +570,19 @@ test(`checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a basel
     const resumeDir = join(work, `resume-${i}`);
     mkdirSync(resumeDir);
     writeFileSync(join(resumeDir, CHECKPOINT_FILE), m.value);
-    await variant('checkpoint.bin (resume)', m.how, resumeDir,
-      () => trainBranchyNet({ spec: tinySpec(), ...TINY_DATA, outDir: resumeDir, options: { ...TRAIN_OPTIONS, epochs: 2 }, resume: true, log: quiet }),
+    await variant(
+      'checkpoint.bin (resume)',
+      m.how,
+      resumeDir,
+      () =>
+        trainBranchyNet({
+          spec: tinySpec(),
+          ...TINY_DATA,
+          outDir: resumeDir,
+          options: { ...TRAIN_OPTIONS, epochs: 2 },
+          resume: true,
+          log: quiet,
+        }),
       (r) => {
         try {
           checkFinite(r.net, 'resumed network');
@@ -492,7 +595,12 @@ test(`checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a basel
       20_000,
     );
     const left = readdirSync(resumeDir).filter((f) => f !== CHECKPOINT_FILE);
-    if (left.length > 0) tally.failures.push({ kind: 'checkpoint.bin (resume)', how: m.how, problem: `left ${left.join(', ')} in the run directory` });
+    if (left.length > 0)
+      tally.failures.push({
+        kind: 'checkpoint.bin (resume)',
+        how: m.how,
+        problem: `left ${left.join(', ')} in the run directory`,
+      });
     rmSync(resumeDir, { recursive: true, force: true });
   }
   // Named case: a negative second moment of Adam (its square root would make every weight NaN).
@@ -504,7 +612,14 @@ test(`checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a basel
   mkdirSync(resumeDir);
   writeFileSync(join(resumeDir, CHECKPOINT_FILE), negative);
   await assert.rejects(
-    trainBranchyNet({ spec: tinySpec(), ...TINY_DATA, outDir: resumeDir, options: { ...TRAIN_OPTIONS, epochs: 2 }, resume: true, log: quiet }),
+    trainBranchyNet({
+      spec: tinySpec(),
+      ...TINY_DATA,
+      outDir: resumeDir,
+      options: { ...TRAIN_OPTIONS, epochs: 2 },
+      resume: true,
+      log: quiet,
+    }),
     (e) => e instanceof UserError && /negative second moment/.test(e.message),
   );
   reportCounts(t, 'checkpoint.bin');
@@ -522,7 +637,12 @@ function packedSpec(): BranchyNetSpec {
     classes: 3,
     segments: [
       [{ kind: 'conv2d', filters: 3, kernel: 3, pad: 1 }, { kind: 'relu' }, { kind: 'maxPool', size: 2, stride: 2 }],
-      [{ kind: 'conv2d', filters: 4, kernel: 3, pad: 1 }, { kind: 'relu' }, { kind: 'flatten' }, { kind: 'dense', units: 3 }],
+      [
+        { kind: 'conv2d', filters: 4, kernel: 3, pad: 1 },
+        { kind: 'relu' },
+        { kind: 'flatten' },
+        { kind: 'dense', units: 3 },
+      ],
     ],
     heads: [[{ kind: 'flatten' }, { kind: 'dense', units: 3 }], []],
   };
@@ -542,24 +662,33 @@ function exportDir(): string {
 async function onnxVariant(kind: string, how: string, dir: string, which: 'early' | 'baseline'): Promise<void> {
   const images = new Float32Array(2 * 64);
   for (let i = 64; i < images.length; i++) images[i] = (i % 7) / 7;
-  await variant(kind, how, dir, async () => {
-    const manifest = readManifest(dir);
-    return { manifest, runner: await OnnxRunner.create({ kind: 'dir', dir, which }) };
-  }, async ({ manifest, runner }) => {
-    try {
-      const exits = which === 'baseline' ? 1 : manifest.stages.length;
-      assert.equal(runner.exits, exits);
-      assert.equal(runner.classes, manifest.classes.length);
-      const thresholds = which === 'baseline' ? [] : manifest.thresholds ?? new Array(exits - 1).fill(0.5);
-      const r = earlyExit(runner, images, 2, thresholds, 2);
-      for (const p of r.predictions) assert.ok(p >= 0 && p < runner.classes, `prediction ${p}`);
-    } finally {
-      await runner.release();
-    }
-  });
+  await variant(
+    kind,
+    how,
+    dir,
+    async () => {
+      const manifest = readManifest(dir);
+      return { manifest, runner: await OnnxRunner.create({ kind: 'dir', dir, which }) };
+    },
+    async ({ manifest, runner }) => {
+      try {
+        const exits = which === 'baseline' ? 1 : manifest.stages.length;
+        assert.equal(runner.exits, exits);
+        assert.equal(runner.classes, manifest.classes.length);
+        const thresholds = which === 'baseline' ? [] : (manifest.thresholds ?? new Array(exits - 1).fill(0.5));
+        const r = earlyExit(runner, images, 2, thresholds, 2);
+        for (const p of r.predictions) assert.ok(p >= 0 && p < runner.classes, `prediction ${p}`);
+      } finally {
+        await runner.release();
+      }
+    },
+  );
 }
 
-test(`ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.onnx} mutated .onnx files are refused with a one-line UserError or load and run`, async (t) => {
+const onnxTest =
+  `ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.onnx} mutated .onnx files ` +
+  `${REFUSED_OR_LOADED} and run`;
+test(onnxTest, async (t) => {
   if (ortSkip) {
     t.skip(ortSkip);
     return;
@@ -568,17 +697,21 @@ test(`ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.on
   const manifestPath = join(dir, MANIFEST_FILE);
   const manifestText = readFileSync(manifestPath, 'utf8');
   const onnxFiles = readdirSync(dir).filter((f) => f.endsWith('.onnx'));
-  assert.ok(onnxFiles.some((f) => f.includes('packed')), `the export has a packed graph: ${onnxFiles.join(', ')}`);
+  assert.ok(
+    onnxFiles.some((f) => f.includes('packed')),
+    `the export has a packed graph: ${onnxFiles.join(', ')}`,
+  );
   const rng = rngFor('onnx');
   for (let i = 0; i < VARIANTS.manifest; i++) {
-    const m = rng.next() < 0.1
-      ? (() => {
-          const manifest = JSON.parse(manifestText);
-          const stage = rng.int(manifest.stages.length);
-          manifest.stages[stage].file = 'missing.onnx';
-          return { how: `stage ${stage + 1} names a missing file`, value: JSON.stringify(manifest) };
-        })()
-      : jsonMutant(rng, manifestText);
+    const m =
+      rng.next() < 0.1
+        ? (() => {
+            const manifest = JSON.parse(manifestText);
+            const stage = rng.int(manifest.stages.length);
+            manifest.stages[stage].file = 'missing.onnx';
+            return { how: `stage ${stage + 1} names a missing file`, value: JSON.stringify(manifest) };
+          })()
+        : jsonMutant(rng, manifestText);
     const which = rng.next() < 0.2 ? 'baseline' : 'early';
     await withFile(manifestPath, m.value, () => onnxVariant('manifest.json', `${m.how} (${which})`, dir, which));
   }
@@ -591,20 +724,39 @@ test(`ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.on
   // Named cases: a stage file outside the directory, a missing one, a truncated graph, a graph
   // input the manifest names wrongly.
   const named: [string, (m: Record<string, any>) => void, RegExp][] = [
-    ['outside', (m) => (m.stages[0].file = '../stage-1.onnx'), /stages\[0\]\.file must be a file name in the export directory/],
-    ['missing', (m) => (m.stages[1].file = 'gone.onnx'), /gone\.onnx: cannot read \(ENOENT\); .*manifest\.json names it/],
-    ['renamed input', (m) => (m.stages[1].input.name = 'renamed'), /stage-2\.onnx: does not run on a \[1,3,4,4\] input "renamed"/],
+    [
+      'outside',
+      (m) => (m.stages[0].file = '../stage-1.onnx'),
+      /stages\[0\]\.file must be a file name in the export directory/,
+    ],
+    [
+      'missing',
+      (m) => (m.stages[1].file = 'gone.onnx'),
+      /gone\.onnx: cannot read \(ENOENT\); .*manifest\.json names it/,
+    ],
+    [
+      'renamed input',
+      (m) => (m.stages[1].input.name = 'renamed'),
+      /stage-2\.onnx: does not run on a \[1,3,4,4\] input "renamed"/,
+    ],
   ];
   for (const [what, edit, message] of named) {
     const manifest = JSON.parse(manifestText);
     edit(manifest);
     await withFile(manifestPath, JSON.stringify(manifest), () =>
-      assert.rejects(OnnxRunner.create({ kind: 'dir', dir }), (e) => e instanceof UserError && message.test(e.message), what),
+      assert.rejects(
+        OnnxRunner.create({ kind: 'dir', dir }),
+        (e) => e instanceof UserError && message.test(e.message),
+        what,
+      ),
     );
   }
   const stage1 = join(dir, 'stage-1.onnx');
   await withFile(stage1, readFileSync(stage1).subarray(0, 100), () =>
-    assert.rejects(OnnxRunner.create({ kind: 'dir', dir }), (e) => e instanceof UserError && /stage-1\.onnx: ONNX Runtime cannot load it \(/.test(e.message)),
+    assert.rejects(
+      OnnxRunner.create({ kind: 'dir', dir }),
+      (e) => e instanceof UserError && /stage-1\.onnx: ONNX Runtime cannot load it \(/.test(e.message),
+    ),
   );
   reportCounts(t, 'manifest.json');
   reportCounts(t, '.onnx');

@@ -101,11 +101,22 @@ export function readManifest(dir: string): OnnxManifest {
     manifest = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${path}: no such file; expected a directory written by 'branchynet export'` : `${path}: ${oneLine((e as Error).message)}`);
+    throw new UserError(
+      code === 'ENOENT'
+        ? `${path}: no such file; expected a directory written by 'branchynet export'`
+        : `${path}: ${oneLine((e as Error).message)}`,
+    );
   }
-  if (typeof manifest !== 'object' || manifest === null) throw new UserError(`${path}: not a branchynet ONNX export (not a JSON object)`);
-  if (manifest.format !== ONNX_FORMAT) throw new UserError(`${path}: not a branchynet ONNX export (format ${shown(manifest.format)})`);
-  if (manifest.version !== ONNX_FORMAT_VERSION) throw new UserError(`${path}: export format version ${shown(manifest.version)} is not supported (this is ${ONNX_FORMAT_VERSION})`);
+  if (typeof manifest !== 'object' || manifest === null) {
+    throw new UserError(`${path}: not a branchynet ONNX export (not a JSON object)`);
+  }
+  if (manifest.format !== ONNX_FORMAT) {
+    throw new UserError(`${path}: not a branchynet ONNX export (format ${shown(manifest.format)})`);
+  }
+  if (manifest.version !== ONNX_FORMAT_VERSION) {
+    const version = shown(manifest.version);
+    throw new UserError(`${path}: export format version ${version} is not supported (this is ${ONNX_FORMAT_VERSION})`);
+  }
   return checkManifest(manifest, path);
 }
 
@@ -199,7 +210,8 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
           return readFileSync(join(source.dir, file));
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code ?? String(e);
-          throw new UserError(`${join(source.dir, file)}: cannot read (${code}); ${join(source.dir, MANIFEST_FILE)} names it`);
+          const manifest = join(source.dir, MANIFEST_FILE);
+          throw new UserError(`${join(source.dir, file)}: cannot read (${code}); ${manifest} names it`);
         }
       };
     } else {
@@ -236,7 +248,8 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
           try {
             return await openSession(ort, bytes, stageOptions, fetches, options.direct ?? true);
           } catch (e) {
-            throw new UserError(`${fileName(file)}: ONNX Runtime cannot load it (${oneLine(e instanceof Error ? e.message : String(e))})`);
+            const why = oneLine(e instanceof Error ? e.message : String(e));
+            throw new UserError(`${fileName(file)}: ONNX Runtime cannot load it (${why})`);
           }
         };
         const stage: Stage = { session: await open(s.file), packed: null, input: s.input.name, next, logits, entropy };
