@@ -24,13 +24,20 @@ import type { BranchyNetSpec } from './model/spec.js';
 import { baselineOf } from './model/spec.js';
 import { assignWeights, readWeights } from './model/weights.js';
 import { exportModel, exportNetwork, MANIFEST_FILE, writeExport } from './onnx/export.js';
+import { readPackFile, writePackFile } from './io/tensor_pack.js';
 import { deriveSeed, Rng } from './rng.js';
 import { earlyExit } from './runtime/early_exit.js';
 import { createOnnxRunner, loadOnnxRuntime, readManifest } from './node/onnx.js';
 import { randomDataset, tinySpec } from './testing/fixtures.js';
 import type { Mutant } from './testing/fuzz.js';
 import { FuzzTally, injectNonFinite, mutateBytes, mutateJson } from './testing/fuzz.js';
-import { CHECKPOINT_FILE, DEFAULT_TRAIN_OPTIONS, readBaselineSource, readInitSource, trainBranchyNet } from './train/pipeline.js';
+import {
+  CHECKPOINT_FILE,
+  DEFAULT_TRAIN_OPTIONS,
+  readBaselineSource,
+  readInitSource,
+  trainBranchyNet,
+} from './train/pipeline.js';
 import type { BaselineSource, TrainOptions } from './train/pipeline.js';
 
 /**
@@ -42,24 +49,25 @@ import type { BaselineSource, TrainOptions } from './train/pipeline.js';
 
 const SEED = 20261208;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/** Variants per kind of file: about 4,000 in all, a few seconds each kind on two cores. */
+/** Variants per kind of file: about 4,200 in all. */
 const VARIANTS = {
   idx: 600,
-  cifar: 400,
+  cifar: 500,
   cifarMeta: 100,
-  modelJson: 450,
-  shippedModelJson: 60,
-  weights: 350,
-  baselineWeights: 250,
-  checkpoint: 450,
-  checkpointResume: 24,
+  modelJson: 500,
   baselineFrom: 150,
-  manifest: 450,
-  onnx: 400,
+  shippedModelJson: 60,
+  weights: 400,
+  baselineWeights: 300,
+  checkpoint: 600,
+  checkpointResume: 30,
+  manifest: 500,
+  onnx: 500,
 };
 
 const tally = new FuzzTally();
-const work = mkdtempSync(join(tmpdir(), 'bn-fuzz-'));
+// Each variant writes and reads files: in a memory-backed directory where the system has one.
+const work = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'bn-fuzz-'));
 let ortSkip: string | false = false;
 
 before(async () => {
@@ -99,21 +107,37 @@ function refusedNaming(where: string): (e: unknown) => void {
 }
 
 /** Runs one variant and adds a failure when its UserError does not name `where`. */
-async function variant<T>(kind: string, how: string, where: string, load: () => T | Promise<T>, check: (value: T) => void | Promise<void>): Promise<void> {
-  await tally.run(kind, how, async () => {
-    try {
-      return await load();
-    } catch (e) {
-      refusedNaming(where)(e);
-      throw e;
-    }
-  }, check);
+async function variant<T>(
+  kind: string,
+  how: string,
+  where: string,
+  load: () => T | Promise<T>,
+  check: (value: T) => void | Promise<void>,
+  limitMs?: number,
+): Promise<void> {
+  await tally.run(
+    kind,
+    how,
+    async () => {
+      try {
+        return await load();
+      } catch (e) {
+        refusedNaming(where)(e);
+        throw e;
+      }
+    },
+    check,
+    limitMs,
+  );
 }
 
 function assertNoFailures(...kinds: string[]): void {
   const limit = Number(process.env.FUZZ_REPORT_LIMIT ?? 25);
   const mine = tally.failures.filter((f) => kinds.some((k) => f.kind.startsWith(k)));
-  const report = kinds.map((k) => tally.report(k, limit)).filter((r) => r !== '').join('\n');
+  const report = kinds
+    .map((k) => tally.report(k, limit))
+    .filter((r) => r !== '')
+    .join('\n');
   assert.equal(mine.length, 0, `${mine.length} variants failed:\n${report}`);
 }
 
@@ -140,11 +164,15 @@ function idxSlice(file: string, count: number): Uint8Array {
 function checkDataset(d: Dataset, pixels: number, classes: number): void {
   assert.equal(d.images.length, d.count * pixels);
   assert.equal(d.labels.length, d.count);
-  for (const l of d.labels) assert.ok(l < classes, `label ${l}`);
-  for (const v of d.images) assert.ok(v >= 0 && v <= 1, `pixel ${v}`);
+  const label = d.labels.findIndex((l) => l >= classes);
+  assert.equal(label, -1, `label ${d.labels[label]}`);
+  const pixel = d.images.findIndex((v) => !(v >= 0 && v <= 1));
+  assert.equal(pixel, -1, `pixel ${d.images[pixel]}`);
 }
 
-test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files are refused with a one-line UserError or load`, async (t) => {
+const REFUSED_OR_LOADED = 'are refused with a one-line UserError or load';
+
+test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files ${REFUSED_OR_LOADED}`, async (t) => {
   const dir = join(work, 'mnist');
   mkdirSync(dir);
   const files = [
@@ -165,12 +193,28 @@ test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files are refused wit
     const fields = [0, 4, 8, 12].map((offset) => ({ offset, littleEndian: false }));
     const m = mutateBytes(rng, original, fields);
     await withFile(path, m.value, () =>
-      variant(`IDX`, `${file}: ${m.how}`, dir, () => loadMnist(dir), (d) => {
-        checkDataset(d.train, 784, 10);
-        checkDataset(d.test, 784, 10);
-      }),
+      variant(
+        `IDX`,
+        `${file}: ${m.how}`,
+        dir,
+        () => loadMnist(dir),
+        (d) => {
+          checkDataset(d.train, 784, 10);
+          checkDataset(d.test, 784, 10);
+        },
+      ),
     );
   }
+  // An image file whose header claims 2^31 images: refused from the header, nothing that size allocated.
+  const images = join(dir, MNIST_FILES.trainImages);
+  const huge = new Uint8Array(readFileSync(images));
+  new DataView(huge.buffer).setUint32(4, 2 ** 31, false);
+  await withFile(images, huge, async () =>
+    assert.throws(
+      () => loadMnist(dir),
+      (e) => e instanceof UserError && /declares 2147483648x28x28/.test(e.message),
+    ),
+  );
   reportCounts(t, 'IDX');
   assertNoFailures('IDX');
 });
@@ -195,31 +239,46 @@ function cifarRecords(count: number): Uint8Array {
   return bytes;
 }
 
-test(`CIFAR-10: ${VARIANTS.cifar} mutated batch files and ${VARIANTS.cifarMeta} class-name files are refused with a one-line UserError or load`, async (t) => {
+const cifarTest =
+  `CIFAR-10: ${VARIANTS.cifar} mutated batch files and ${VARIANTS.cifarMeta} class-name files ` + REFUSED_OR_LOADED;
+test(cifarTest, async (t) => {
   const records = 50;
   const original = cifarRecords(records);
   const name = CIFAR10_FILES.train[0];
   const rng = rngFor('cifar');
   for (let i = 0; i < VARIANTS.cifar; i++) {
     // Labels sit at the start of every 3,073-byte record: mutate them as often as the pixels.
-    const m = rng.next() < 0.3
-      ? (() => {
-          const bytes = Uint8Array.from(original);
-          const r = rng.int(records);
-          bytes[r * CIFAR10_RECORD_BYTES] = 10 + rng.int(246);
-          return { how: `record ${r}'s label set to ${bytes[r * CIFAR10_RECORD_BYTES]}`, value: bytes };
-        })()
-      : mutateBytes(rng, original);
-    await variant('CIFAR-10 batch', m.how, name, () => parseCifar10Batch(m.value, name, records), (b) => {
-      checkDataset({ ...b, shape: [32, 32, 3], classes: [] }, 3072, CIFAR10_CLASSES);
-    });
+    const m =
+      rng.next() < 0.3
+        ? (() => {
+            const bytes = new Uint8Array(original);
+            const r = rng.int(records);
+            bytes[r * CIFAR10_RECORD_BYTES] = 10 + rng.int(246);
+            return { how: `record ${r}'s label set to ${bytes[r * CIFAR10_RECORD_BYTES]}`, value: bytes };
+          })()
+        : mutateBytes(rng, original);
+    await variant(
+      'CIFAR-10 batch',
+      m.how,
+      name,
+      () => parseCifar10Batch(m.value, name, records),
+      (b) => {
+        checkDataset({ ...b, shape: [32, 32, 3], classes: [] }, 3072, CIFAR10_CLASSES);
+      },
+    );
   }
   const meta = new TextEncoder().encode('airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n');
   for (let i = 0; i < VARIANTS.cifarMeta; i++) {
     const m = mutateBytes(rng, meta);
-    await variant('CIFAR-10 meta', m.how, CIFAR10_FILES.meta, () => parseCifar10Meta(new TextDecoder().decode(m.value), CIFAR10_FILES.meta), (names) => {
-      assert.equal(names.length, CIFAR10_CLASSES);
-    });
+    await variant(
+      'CIFAR-10 meta',
+      m.how,
+      CIFAR10_FILES.meta,
+      () => parseCifar10Meta(new TextDecoder().decode(m.value), CIFAR10_FILES.meta),
+      (names) => {
+        assert.equal(names.length, CIFAR10_CLASSES);
+      },
+    );
   }
   reportCounts(t, 'CIFAR-10');
   assertNoFailures('CIFAR-10');
@@ -230,7 +289,11 @@ test(`CIFAR-10: ${VARIANTS.cifar} mutated batch files and ${VARIANTS.cifarMeta} 
 
 function checkFinite(net: BranchyNet, what: string): void {
   for (const a of readWeights(net)) {
-    assert.equal(a.data.length, a.shape.reduce((x, y) => x * y, 1), `${what} ${a.name}`);
+    assert.equal(
+      a.data.length,
+      a.shape.reduce((x, y) => x * y, 1),
+      `${what} ${a.name}`,
+    );
     assert.ok(a.data.every(Number.isFinite), `${what} ${a.name} has non-finite values`);
   }
 }
@@ -260,23 +323,28 @@ function checkModel(model: LoadedModel): void {
 }
 
 /**
- * Loads the model directory and, with `exportIt`, exports it (as `branchynet export` does): a
- * refused load or export must leave no export directory behind, a loaded model must be whole and
- * its export complete. (Exports fsync every file: the weight files' variants export a sample.)
+ * Loads the model directory and exports it (as `branchynet export` does): a refused load or
+ * export must leave no export directory behind, a loaded model must be whole and its export complete.
  */
-async function modelVariant(kind: string, how: string, dir: string, out: string, exportIt = true): Promise<void> {
-  await variant(kind, how, dir, () => loadModel(dir), (model) => {
-    try {
-      checkModel(model);
-      if (!exportIt) return;
-      const { files } = exportModel(model, out);
-      assert.deepEqual(readdirSync(out).sort(), [...files].sort());
-    } finally {
-      model.net.dispose();
-      model.baseline?.dispose();
-    }
-  });
-  if (existsSync(out) && !existsSync(join(out, MANIFEST_FILE))) tally.failures.push({ kind, how, problem: `a partial export was left in ${out}` });
+async function modelVariant(kind: string, how: string, dir: string, out: string): Promise<void> {
+  await variant(
+    kind,
+    how,
+    dir,
+    () => loadModel(dir),
+    (model) => {
+      try {
+        checkModel(model);
+        const { files } = exportModel(model, out);
+        assert.deepEqual(readdirSync(out).sort(), [...files].sort());
+      } finally {
+        model.net.dispose();
+        model.baseline?.dispose();
+      }
+    },
+  );
+  if (existsSync(out) && !existsSync(join(out, MANIFEST_FILE)))
+    tally.failures.push({ kind, how, problem: `a partial export was left in ${out}` });
   rmSync(out, { recursive: true, force: true });
 }
 
@@ -308,7 +376,11 @@ function weightMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array | null> {
   return mutateBytes(rng, bytes);
 }
 
-test(`model directories: ${VARIANTS.modelJson + VARIANTS.shippedModelJson} mutated model.json, ${VARIANTS.weights} weights.bin and ${VARIANTS.baselineWeights} baseline.bin are refused with a one-line UserError or load whole, and a refused export writes nothing`, async (t) => {
+const modelJsonVariants = VARIANTS.modelJson + VARIANTS.baselineFrom + VARIANTS.shippedModelJson;
+const modelTest =
+  `model directories: ${modelJsonVariants} mutated model.json, ${VARIANTS.weights} weights.bin and ` +
+  `${VARIANTS.baselineWeights} baseline.bin ${REFUSED_OR_LOADED} whole, and a refused export writes nothing`;
+test(modelTest, async (t) => {
   const dir = tinyModelDir();
   const out = join(work, 'model-export');
   const rng = rngFor('model');
@@ -317,17 +389,22 @@ test(`model directories: ${VARIANTS.modelJson + VARIANTS.shippedModelJson} mutat
     const m = jsonMutant(rng, modelJson);
     await withFile(join(dir, 'model.json'), m.value, () => modelVariant('model.json', m.how, dir, out));
   }
-  for (const [file, count] of [['weights.bin', VARIANTS.weights], ['baseline.bin', VARIANTS.baselineWeights]] as const) {
+  for (const [file, count] of [
+    ['weights.bin', VARIANTS.weights],
+    ['baseline.bin', VARIANTS.baselineWeights],
+  ] as const) {
     const bytes = readFileSync(join(dir, file));
     for (let i = 0; i < count; i++) {
       const m = weightMutant(rng, bytes);
-      await withFile(join(dir, file), m.value, () => modelVariant(file, m.how, dir, out, i % 5 === 0));
+      await withFile(join(dir, file), m.value, () => modelVariant(file, m.how, dir, out));
     }
   }
   // The same directory as the baseline and starting point of a new run (--baseline-from, --init-from).
   for (let i = 0; i < VARIANTS.baselineFrom; i++) {
     const m = mutateJson(rng, JSON.parse(modelJson));
-    await withFile(join(dir, 'model.json'), m.value, () => variant('model.json (--init-from)', m.how, dir, () => readInitSource(dir), checkSource));
+    await withFile(join(dir, 'model.json'), m.value, () =>
+      variant('model.json (--init-from)', m.how, dir, () => readInitSource(dir), checkSource),
+    );
   }
   // The shipped B-LeNet's model.json (calibration and training records included).
   const shipped = join(work, 'b-lenet-mnist');
@@ -335,10 +412,21 @@ test(`model directories: ${VARIANTS.modelJson + VARIANTS.shippedModelJson} mutat
   const shippedJson = readFileSync(join(shipped, 'model.json'), 'utf8');
   for (let i = 0; i < VARIANTS.shippedModelJson; i++) {
     const m = jsonMutant(rng, shippedJson);
-    await withFile(join(shipped, 'model.json'), m.value, () => modelVariant('model.json (B-LeNet)', m.how, shipped, out));
+    await withFile(join(shipped, 'model.json'), m.value, () =>
+      modelVariant('model.json (B-LeNet)', m.how, shipped, out),
+    );
   }
+  // Named cases: a NaN weight is refused naming its parameter; a refused export writes nothing.
+  const weights = new Uint8Array(readFileSync(join(dir, 'weights.bin')));
+  new DataView(weights.buffer).setFloat32(4 * 3, NaN, true);
+  await withFile(join(dir, 'weights.bin'), weights, async () => {
+    assert.throws(
+      () => exportModel(loadModel(dir), out),
+      (e) => e instanceof UserError && /weights\.bin: "trunk\.0\.w" holds NaN at index 3/.test(e.message),
+    );
+    assert.equal(existsSync(out), false);
+  });
   reportCounts(t, 'model.json');
-  reportCounts(t, 'model.json (--init-from)');
   reportCounts(t, 'weights.bin');
   reportCounts(t, 'baseline.bin');
   assertNoFailures('model.json', 'weights.bin', 'baseline.bin');
@@ -365,6 +453,13 @@ function headerMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array> {
   out.set(json, 12);
   out.set(bytes.subarray(12 + length), 12 + json.length);
   return { how: `header ${m.how}`, value: out };
+}
+
+/** Where each array of a checkpoint starts, in bytes from the start of the file. */
+function readCheckpointArrays(bytes: Uint8Array): { arrays: { name: string; byteOffset: number }[] } {
+  const header = packHeader(bytes) as { manifest: { name: string; offset: number }[] };
+  const dataStart = 12 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
+  return { arrays: header.manifest.map((e) => ({ name: e.name, byteOffset: dataStart + 4 * e.offset })) };
 }
 
 function checkpointMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array> {
@@ -412,7 +507,7 @@ function resumeMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array> {
   const dataStart = 12 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
   const r = rng.next();
   if (r < 0.6) {
-    const out = Uint8Array.from(bytes);
+    const out = new Uint8Array(bytes);
     const flips = 1 + rng.int(4);
     const at: number[] = [];
     for (let i = 0; i < flips; i++) {
@@ -438,13 +533,29 @@ function resumeMutant(rng: Rng, bytes: Uint8Array): Mutant<Uint8Array> {
   return m;
 }
 
-test(`checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a baseline source and ${VARIANTS.checkpointResume} resumed are refused with a one-line UserError or load whole`, async (t) => {
+const checkpointTest =
+  `checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a baseline source and ` +
+  `${VARIANTS.checkpointResume} resumed ${REFUSED_OR_LOADED} whole`;
+test(checkpointTest, async (t) => {
   const dir = join(work, 'train');
   const quiet = () => {};
-  const trained = await trainBranchyNet({ spec: tinySpec(), ...TINY_DATA, outDir: dir, options: TRAIN_OPTIONS, resume: false, log: quiet });
+  const trained = await trainBranchyNet({
+    spec: tinySpec(),
+    ...TINY_DATA,
+    outDir: dir,
+    options: TRAIN_OPTIONS,
+    resume: false,
+    log: quiet,
+  });
   trained.net.dispose();
   trained.baseline?.dispose();
   const path = join(dir, CHECKPOINT_FILE);
+  // The run's timings, fixed: the same variants every run (mutations depend on the header's length).
+  const written = readPackFile<{ history: { baseline: object[]; joint: object[] } }>(path);
+  const fixTimes = (epochs: object[]) => epochs.map((e) => ({ ...e, imagesPerSecond: 100, seconds: 1 }));
+  const { baseline: baselineEpochs, joint } = written.header.history;
+  const history = { baseline: fixTimes(baselineEpochs), joint: fixTimes(joint) };
+  writePackFile(path, { ...written.header, history, seconds: 2 }, written.arrays);
   const bytes = readFileSync(path);
   const rng = rngFor('checkpoint');
   for (let i = 0; i < VARIANTS.checkpoint; i++) {
@@ -459,8 +570,19 @@ test(`checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a basel
     const resumeDir = join(work, `resume-${i}`);
     mkdirSync(resumeDir);
     writeFileSync(join(resumeDir, CHECKPOINT_FILE), m.value);
-    await variant('checkpoint.bin (resume)', m.how, resumeDir,
-      () => trainBranchyNet({ spec: tinySpec(), ...TINY_DATA, outDir: resumeDir, options: { ...TRAIN_OPTIONS, epochs: 2 }, resume: true, log: quiet }),
+    await variant(
+      'checkpoint.bin (resume)',
+      m.how,
+      resumeDir,
+      () =>
+        trainBranchyNet({
+          spec: tinySpec(),
+          ...TINY_DATA,
+          outDir: resumeDir,
+          options: { ...TRAIN_OPTIONS, epochs: 2 },
+          resume: true,
+          log: quiet,
+        }),
       (r) => {
         try {
           checkFinite(r.net, 'resumed network');
@@ -469,11 +591,37 @@ test(`checkpoint.bin: ${VARIANTS.checkpoint} mutated checkpoints read as a basel
           r.baseline?.dispose();
         }
       },
+      // One epoch of training: more than loading alone, still far from a hang.
+      20_000,
     );
     const left = readdirSync(resumeDir).filter((f) => f !== CHECKPOINT_FILE);
-    if (left.length > 0) tally.failures.push({ kind: 'checkpoint.bin (resume)', how: m.how, problem: `left ${left.join(', ')} in the run directory` });
+    if (left.length > 0)
+      tally.failures.push({
+        kind: 'checkpoint.bin (resume)',
+        how: m.how,
+        problem: `left ${left.join(', ')} in the run directory`,
+      });
     rmSync(resumeDir, { recursive: true, force: true });
   }
+  // Named case: a negative second moment of Adam (its square root would make every weight NaN).
+  const { arrays } = readCheckpointArrays(bytes);
+  const v = arrays.find((a) => a.name.endsWith('/v'))!;
+  const negative = new Uint8Array(bytes);
+  new DataView(negative.buffer).setFloat32(v.byteOffset, -1, true);
+  const resumeDir = join(work, 'resume-negative');
+  mkdirSync(resumeDir);
+  writeFileSync(join(resumeDir, CHECKPOINT_FILE), negative);
+  await assert.rejects(
+    trainBranchyNet({
+      spec: tinySpec(),
+      ...TINY_DATA,
+      outDir: resumeDir,
+      options: { ...TRAIN_OPTIONS, epochs: 2 },
+      resume: true,
+      log: quiet,
+    }),
+    (e) => e instanceof UserError && /negative second moment/.test(e.message),
+  );
   reportCounts(t, 'checkpoint.bin');
   assertNoFailures('checkpoint.bin');
 });
@@ -489,7 +637,12 @@ function packedSpec(): BranchyNetSpec {
     classes: 3,
     segments: [
       [{ kind: 'conv2d', filters: 3, kernel: 3, pad: 1 }, { kind: 'relu' }, { kind: 'maxPool', size: 2, stride: 2 }],
-      [{ kind: 'conv2d', filters: 4, kernel: 3, pad: 1 }, { kind: 'relu' }, { kind: 'flatten' }, { kind: 'dense', units: 3 }],
+      [
+        { kind: 'conv2d', filters: 4, kernel: 3, pad: 1 },
+        { kind: 'relu' },
+        { kind: 'flatten' },
+        { kind: 'dense', units: 3 },
+      ],
     ],
     heads: [[{ kind: 'flatten' }, { kind: 'dense', units: 3 }], []],
   };
@@ -526,7 +679,10 @@ async function onnxVariant(kind: string, how: string, dir: string, which: 'early
   });
 }
 
-test(`ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.onnx} mutated .onnx files are refused with a one-line UserError or load and run`, async (t) => {
+const onnxTest =
+  `ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.onnx} mutated .onnx files ` +
+  `${REFUSED_OR_LOADED} and run`;
+test(onnxTest, async (t) => {
   if (ortSkip) {
     t.skip(ortSkip);
     return;
@@ -535,17 +691,21 @@ test(`ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.on
   const manifestPath = join(dir, MANIFEST_FILE);
   const manifestText = readFileSync(manifestPath, 'utf8');
   const onnxFiles = readdirSync(dir).filter((f) => f.endsWith('.onnx'));
-  assert.ok(onnxFiles.some((f) => f.includes('packed')), `the export has a packed graph: ${onnxFiles.join(', ')}`);
+  assert.ok(
+    onnxFiles.some((f) => f.includes('packed')),
+    `the export has a packed graph: ${onnxFiles.join(', ')}`,
+  );
   const rng = rngFor('onnx');
   for (let i = 0; i < VARIANTS.manifest; i++) {
-    const m = rng.next() < 0.1
-      ? (() => {
-          const manifest = JSON.parse(manifestText);
-          const stage = rng.int(manifest.stages.length);
-          manifest.stages[stage].file = 'missing.onnx';
-          return { how: `stage ${stage + 1} names a missing file`, value: JSON.stringify(manifest) };
-        })()
-      : jsonMutant(rng, manifestText);
+    const m =
+      rng.next() < 0.1
+        ? (() => {
+            const manifest = JSON.parse(manifestText);
+            const stage = rng.int(manifest.stages.length);
+            manifest.stages[stage].file = 'missing.onnx';
+            return { how: `stage ${stage + 1} names a missing file`, value: JSON.stringify(manifest) };
+          })()
+        : jsonMutant(rng, manifestText);
     const which = rng.next() < 0.2 ? 'baseline' : 'early';
     await withFile(manifestPath, m.value, () => onnxVariant('manifest.json', `${m.how} (${which})`, dir, which));
   }
@@ -555,6 +715,44 @@ test(`ONNX exports: ${VARIANTS.manifest} mutated manifest.json and ${VARIANTS.on
     const which = file.startsWith('baseline') ? 'baseline' : 'early';
     await withFile(join(dir, file), m.value, () => onnxVariant('.onnx', `${basename(file)}: ${m.how}`, dir, which));
   }
+  // Named cases: a stage file outside the directory, a missing one, a truncated graph, a graph
+  // input the manifest names wrongly.
+  type Stages = { stages: { file: string; input: { name: string } }[] };
+  const named: [string, (m: Stages) => void, RegExp][] = [
+    [
+      'outside',
+      (m) => (m.stages[0].file = '../stage-1.onnx'),
+      /stages\[0\]\.file must be a file name in the export directory/,
+    ],
+    [
+      'missing',
+      (m) => (m.stages[1].file = 'gone.onnx'),
+      /gone\.onnx: cannot read \(ENOENT\); .*manifest\.json names it/,
+    ],
+    [
+      'renamed input',
+      (m) => (m.stages[1].input.name = 'renamed'),
+      /stage-2\.onnx: does not run on a \[1,3,4,4\] input "renamed"/,
+    ],
+  ];
+  for (const [what, edit, message] of named) {
+    const manifest = JSON.parse(manifestText);
+    edit(manifest);
+    await withFile(manifestPath, JSON.stringify(manifest), () =>
+      assert.rejects(
+        createOnnxRunner({ kind: 'dir', dir }),
+        (e) => e instanceof UserError && message.test(e.message),
+        what,
+      ),
+    );
+  }
+  const stage1 = join(dir, 'stage-1.onnx');
+  await withFile(stage1, readFileSync(stage1).subarray(0, 100), () =>
+    assert.rejects(
+      createOnnxRunner({ kind: 'dir', dir }),
+      (e) => e instanceof UserError && /stage-1\.onnx: ONNX Runtime cannot load it \(/.test(e.message),
+    ),
+  );
   reportCounts(t, 'manifest.json');
   reportCounts(t, '.onnx');
   assertNoFailures('manifest.json', '.onnx');

@@ -34,7 +34,14 @@ export function packArrays(arrays: NamedArray[]): { manifest: PackEntry[]; bytes
 function isEntry(e: unknown): e is PackEntry {
   const entry = e as Partial<PackEntry> | null;
   const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  return typeof entry === 'object' && entry !== null && typeof entry.name === 'string' && Array.isArray(entry.shape) && entry.shape.every(count) && count(entry.offset);
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    typeof entry.name === 'string' &&
+    Array.isArray(entry.shape) &&
+    entry.shape.every(count) &&
+    count(entry.offset)
+  );
 }
 
 /**
@@ -43,18 +50,25 @@ function isEntry(e: unknown): e is PackEntry {
  */
 export function unpackArrays(manifest: PackEntry[], bytes: Uint8Array, source: string): NamedArray[] {
   if (bytes.byteLength % 4 !== 0) throw new UserError(`${source}: length ${bytes.byteLength} is not a whole number of float32 values`);
-  if (!Array.isArray(manifest)) throw new UserError(`${source}: its manifest is not a list of arrays (found ${shown(manifest)})`);
+  if (!Array.isArray(manifest)) {
+    throw new UserError(`${source}: its manifest is not a list of arrays (found ${shown(manifest)})`);
+  }
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   const data = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
   return manifest.map((e, i) => {
-    if (!isEntry(e)) throw new UserError(`${source}: manifest entry ${i} is not { name, shape, offset } with whole numbers (found ${shown(e)})`);
+    if (!isEntry(e)) {
+      throw new UserError(`${source}: manifest entry ${i} is not { name, shape, offset } with whole numbers (found ${shown(e)})`);
+    }
     const size = e.shape.reduce((x, y) => x * y, 1);
     if (e.offset + size > data.length) {
-      throw new UserError(`${source}: truncated (${shown(e.name)} needs values up to ${e.offset + size}, file has ${data.length})`);
+      const needs = `${shown(e.name)} needs values up to ${e.offset + size}`;
+      throw new UserError(`${source}: truncated (${needs}, file has ${data.length})`);
     }
     const values = data.slice(e.offset, e.offset + size);
     const bad = values.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new UserError(`${source}: ${shown(e.name)} holds ${values[bad]} at index ${bad} (a corrupt file, or a run that diverged)`);
+    if (bad >= 0) {
+      throw new UserError(`${source}: ${shown(e.name)} holds ${values[bad]} at index ${bad} (a corrupt file, or a run that diverged)`);
+    }
     return { name: e.name, shape: e.shape, data: values };
   });
 }
@@ -111,7 +125,9 @@ export function readPackFile<H extends object>(path: string): { header: H; array
   } catch {
     throw new UserError(`${path}: corrupt header`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new UserError(`${path}: corrupt header (not a JSON object)`);
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    throw new UserError(`${path}: corrupt header (not a JSON object)`);
+  }
   const arrays = unpackArrays(header.manifest, bytes.subarray(12 + jsonLength), path);
   return { header, arrays };
 }

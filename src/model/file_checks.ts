@@ -18,7 +18,10 @@ function isCount(v: unknown): v is number {
  * the parameters and how many float32 values they hold in all, so that a caller can compare that
  * with the weights file before allocating. Errors name `where`.
  */
-export function checkSpecFromFile(spec: unknown, where: string): { spec: BranchyNetSpec; params: NamedParam[]; values: number } {
+export function checkSpecFromFile(
+  spec: unknown,
+  where: string,
+): { spec: BranchyNetSpec; params: NamedParam[]; values: number } {
   const bad = (what: string) => new UserError(`${where}: invalid model spec: ${what}`);
   if (!isObject(spec)) throw bad(`expected an object, found ${shown(spec)}`);
   // The name appears in messages: one line, of a readable length.
@@ -30,12 +33,18 @@ export function checkSpecFromFile(spec: unknown, where: string): { spec: Branchy
   if (!isCount(spec.classes)) throw bad(`classes must be an integer >= 1, found ${shown(spec.classes)}`);
   for (const key of ['segments', 'heads'] as const) {
     const blocks = spec[key];
-    if (!Array.isArray(blocks) || !blocks.every((b) => Array.isArray(b) && b.every((l) => isObject(l) && typeof l.kind === 'string'))) {
+    if (
+      !Array.isArray(blocks) ||
+      !blocks.every((b) => Array.isArray(b) && b.every((l) => isObject(l) && typeof l.kind === 'string'))
+    ) {
       throw bad(`${key} must be lists of layers ({ "kind": ... }), found ${shown(blocks)}`);
     }
   }
   const weights = spec.lossWeights;
-  if (weights !== undefined && !(Array.isArray(weights) && weights.every((w) => typeof w === 'number' && Number.isFinite(w) && w >= 0))) {
+  if (
+    weights !== undefined &&
+    !(Array.isArray(weights) && weights.every((w) => typeof w === 'number' && Number.isFinite(w) && w >= 0))
+  ) {
     throw bad(`lossWeights must be numbers >= 0, found ${shown(weights)}`);
   }
   let params: NamedParam[];
@@ -64,15 +73,25 @@ export function checkModelMeta(json: ModelMeta, net: BranchyNet, path: string): 
     throw new UserError(`${path}: thresholds must be null or entropies >= 0, found ${shown(thresholds)}`);
   }
   if (thresholds !== null && thresholds.length !== net.exits - 1) {
-    throw new UserError(`${path}: thresholds must be ${net.exits - 1} numbers (one per exit but the last), found ${thresholds.length}`);
+    throw new UserError(
+      `${path}: thresholds must be ${net.exits - 1} numbers (one per exit but the last), found ${thresholds.length}`,
+    );
   }
   const channels = net.spec.input[2];
   const normalization = json.normalization ?? null;
-  const perChannel = (v: unknown, min: number) => Array.isArray(v) && v.length === channels && v.every((x) => finite(x, min));
-  if (normalization !== null && !(perChannel(normalization.mean, -Infinity) && perChannel(normalization.std, Number.MIN_VALUE))) {
-    throw new UserError(`${path}: normalization must be null or { mean, std } with one finite number per input channel (std > 0), found ${shown(normalization)}`);
+  const perChannel = (v: unknown, min: number) =>
+    Array.isArray(v) && v.length === channels && v.every((x) => finite(x, min));
+  if (
+    normalization !== null &&
+    !(perChannel(normalization.mean, -Infinity) && perChannel(normalization.std, Number.MIN_VALUE))
+  ) {
+    throw new UserError(
+      `${path}: normalization must be null or { mean, std } with one finite number per input channel (std > 0), ` +
+        `found ${shown(normalization)}`,
+    );
   }
-  if (json.dataset !== undefined && typeof json.dataset !== 'string') throw new UserError(`${path}: dataset must be a name, found ${shown(json.dataset)}`);
+  if (json.dataset !== undefined && typeof json.dataset !== 'string')
+    throw new UserError(`${path}: dataset must be a name, found ${shown(json.dataset)}`);
   const validationSize = (json.training as { validationSize?: unknown } | null | undefined)?.validationSize;
   if (validationSize !== undefined && !(Number.isSafeInteger(validationSize) && (validationSize as number) >= 1)) {
     throw new UserError(`${path}: training.validationSize must be an integer >= 1, found ${shown(validationSize)}`);

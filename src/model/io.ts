@@ -91,9 +91,13 @@ function readJson(path: string): ModelJson {
   } catch (e) {
     throw new UserError(`${path}: not valid JSON (${oneLine((e as Error).message)})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UserError(`${path}: not a branchynet model (not a JSON object)`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new UserError(`${path}: not a branchynet model (not a JSON object)`);
+  }
   if (json.format !== MODEL_FORMAT) throw new UserError(`${path}: not a branchynet model (format ${shown(json.format)})`);
-  if (json.version !== MODEL_VERSION) throw new UserError(`${path}: model format version ${shown(json.version)} is not supported (this is ${MODEL_VERSION})`);
+  if (json.version !== MODEL_VERSION) {
+    throw new UserError(`${path}: model format version ${shown(json.version)} is not supported (this is ${MODEL_VERSION})`);
+  }
   return json;
 }
 
@@ -105,7 +109,8 @@ export function checkModelDir(dir: string): void {
 function loadNet(dir: string, spec: BranchyNetSpec, weights: ModelJson['weights']): BranchyNet {
   const file = (weights as Partial<ModelJson['weights']> | null)?.file;
   if (!isPlainFileName(file)) {
-    throw new UserError(`${join(dir, 'model.json')}: a weights file must be named by a file name in the model directory, found ${shown(file)}`);
+    const where = join(dir, 'model.json');
+    throw new UserError(`${where}: a weights file must be named by a file name in the model directory, found ${shown(file)}`);
   }
   const path = join(dir, file);
   const { values } = checkSpecFromFile(spec, join(dir, 'model.json'));
@@ -116,7 +121,10 @@ function loadNet(dir: string, spec: BranchyNetSpec, weights: ModelJson['weights'
     throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
   // Before the network is allocated: a corrupt spec may declare layers of any size.
-  if (values > bytes.length / 4) throw new UserError(`${path}: truncated (holds ${Math.floor(bytes.length / 4)} values, ${shown(spec.name)} has ${values} parameters)`);
+  if (values > bytes.length / 4) {
+    const holds = Math.floor(bytes.length / 4);
+    throw new UserError(`${path}: truncated (holds ${holds} values, ${shown(spec.name)} has ${values} parameters)`);
+  }
   const net = new BranchyNet(spec);
   try {
     assignWeights(net, unpackArrays(weights.manifest, bytes, path), path);
@@ -130,7 +138,8 @@ function loadNet(dir: string, spec: BranchyNetSpec, weights: ModelJson['weights'
 export function loadModel(dir: string): LoadedModel {
   const path = join(dir, 'model.json');
   const json = readJson(path);
-  if (json.baseline !== undefined && json.baseline !== null && (typeof json.baseline !== 'object' || Array.isArray(json.baseline))) {
+  const entry: unknown = json.baseline ?? null;
+  if (entry !== null && (typeof entry !== 'object' || Array.isArray(entry))) {
     throw new UserError(`${path}: baseline must be null or { spec, weights }, found ${shown(json.baseline)}`);
   }
   const net = loadNet(dir, json.spec, json.weights);
@@ -139,7 +148,9 @@ export function loadModel(dir: string): LoadedModel {
   try {
     meta = checkModelMeta(json, net, path);
     baseline = json.baseline ? loadNet(dir, json.baseline.spec, json.baseline.weights) : null;
-    if (baseline && (baseline.exits !== 1 || baseline.spec.input.join() !== json.spec.input.join() || baseline.spec.classes !== json.spec.classes)) {
+    const fits = (b: BranchyNet) =>
+      b.exits === 1 && b.spec.input.join() === json.spec.input.join() && b.spec.classes === json.spec.classes;
+    if (baseline && !fits(baseline)) {
       throw new UserError(`${path}: the baseline must be one exit taking the network's input and giving its classes`);
     }
   } catch (e) {

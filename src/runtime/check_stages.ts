@@ -27,30 +27,38 @@ export async function checkStageRuns(ort: OrtModule, loaded: readonly LoadedStag
   for (const [k, stage] of loaded.entries()) {
     const m = manifests[k];
     const runs = [{ session: stage.session, file: m.file, rows: 1 }];
-    if (stage.packed && m.packed) runs.push({ session: stage.packed.session, file: m.packed.file, rows: stage.packed.rows });
+    if (stage.packed && m.packed)
+      runs.push({ session: stage.packed.session, file: m.packed.file, rows: stage.packed.rows });
     for (const { session, file, rows } of runs) {
       const inputDims = dimsOf(m.input, rows);
-      const bad = (what: string) => new UserError(`${fileName(file)}: ${what}; the graph does not match manifest.json (a corrupt export?)`);
+      const bad = (what: string) =>
+        new UserError(`${fileName(file)}: ${what}; the graph does not match manifest.json (a corrupt export?)`);
       const size = inputDims.reduce((a, b) => a * b, 1);
       let outputs: Record<string, Tensor>;
       try {
         outputs = await session.run({ [stage.input]: new ort.Tensor('float32', new Float32Array(size), inputDims) });
       } catch (e) {
-        throw bad(`does not run on a [${inputDims}] input ${shown(stage.input)} (${oneLine(e instanceof Error ? e.message : String(e))})`);
+        throw bad(
+          `does not run on a [${inputDims}] input ${shown(stage.input)} ` +
+            `(${oneLine(e instanceof Error ? e.message : String(e))})`,
+        );
       }
       const expect = (name: string | null, io: IoSpec | null) => {
         if (name === null || io === null) return;
         const got = outputs[name];
         const want = dimsOf(io, rows);
         if (!got || got.type !== 'float32' || got.dims.join() !== want.join()) {
-          throw bad(`gives output ${shown(name)} as ${got ? `${got.type} [${got.dims}]` : 'nothing'}, expected float32 [${want}]`);
+          throw bad(
+            `gives output ${shown(name)} as ${got ? `${got.type} [${got.dims}]` : 'nothing'}, expected float32 [${want}]`,
+          );
         }
       };
       expect(stage.next, m.outputs.activation);
       expect(stage.logits, m.outputs.logits);
       expect(stage.entropy, m.outputs.entropy);
       const logits = outputs[stage.logits].data as Float32Array;
-      if (!logits.every(Number.isFinite)) throw bad('gives non-finite class scores for a blank image (corrupt weights)');
+      if (!logits.every(Number.isFinite))
+        throw bad('gives non-finite class scores for a blank image (corrupt weights)');
     }
   }
 }

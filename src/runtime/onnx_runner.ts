@@ -195,7 +195,8 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
           try {
             return await opener(ort, bytes, stageOptions, fetches, options.direct ?? true);
           } catch (e) {
-            throw new UserError(`${fileName(file)}: ONNX Runtime cannot load it (${oneLine(e instanceof Error ? e.message : String(e))})`);
+            const why = oneLine(e instanceof Error ? e.message : String(e));
+            throw new UserError(`${fileName(file)}: ONNX Runtime cannot load it (${why})`);
           }
         };
         const stage: Stage = { session: await open(s.file), packed: null, input: s.input.name, next, logits, entropy };

@@ -24,10 +24,27 @@ function pick<T>(rng: Rng, items: readonly T[]): T {
  * appended garbage, a broken magic number, or a huge / zero value in one of the little- or
  * big-endian uint32 header fields at `fields` (byte offsets).
  */
-export function mutateBytes(rng: Rng, original: Uint8Array, fields: { offset: number; littleEndian: boolean }[] = []): Mutant<Uint8Array> {
+export function mutateBytes(
+  rng: Rng,
+  original: Uint8Array,
+  fields: { offset: number; littleEndian: boolean }[] = [],
+): Mutant<Uint8Array> {
   const n = original.length;
-  const copy = () => Uint8Array.from(original);
-  const ops = ['truncate', 'truncate', 'empty', 'flip', 'flip', 'flip', 'run', 'random', 'append', 'magic', 'field', 'field'] as const;
+  const copy = () => new Uint8Array(original);
+  const ops = [
+    'truncate',
+    'truncate',
+    'empty',
+    'flip',
+    'flip',
+    'flip',
+    'run',
+    'random',
+    'append',
+    'magic',
+    'field',
+    'field',
+  ] as const;
   const op = pick(rng, ops);
   switch (op) {
     case 'truncate': {
@@ -88,7 +105,7 @@ export function mutateBytes(rng: Rng, original: Uint8Array, fields: { offset: nu
 
 /** A float32 array file (weights, a checkpoint's data) with one value set to NaN or +-Infinity. */
 export function injectNonFinite(rng: Rng, original: Uint8Array, dataStart: number): Mutant<Uint8Array> {
-  const bytes = Uint8Array.from(original);
+  const bytes = new Uint8Array(original);
   const values = Math.floor((bytes.length - dataStart) / 4);
   const index = rng.int(values);
   const value = pick(rng, [NaN, Infinity, -Infinity]);
@@ -98,7 +115,10 @@ export function injectNonFinite(rng: Rng, original: Uint8Array, dataStart: numbe
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** Replacement values: wrong types, negative, fractional, huge, non-finite (1e999 parses as Infinity), empty, huge arrays. */
+/**
+ * Replacement values: wrong types, negative, fractional, huge, non-finite (1e999 parses as
+ * Infinity), empty, huge arrays, paths, line breaks, long strings.
+ */
 function replacement(rng: Rng, old: Json): { how: string; value: Json } {
   const choices: [string, () => Json][] = [
     ['null', () => null],
@@ -128,7 +148,10 @@ function replacement(rng: Rng, old: Json): { how: string; value: Json } {
 }
 
 /** Picks a node by a random walk from the root (each level as likely as the next, whatever its size). */
-function walk(rng: Rng, root: Json): { parent: Json[] | { [key: string]: Json } | null; key: string | number; path: string } {
+function walk(
+  rng: Rng,
+  root: Json,
+): { parent: Json[] | { [key: string]: Json } | null; key: string | number; path: string } {
   let parent: Json[] | { [key: string]: Json } | null = null;
   let key: string | number = '';
   let node: Json = root;
@@ -147,8 +170,12 @@ function walk(rng: Rng, root: Json): { parent: Json[] | { [key: string]: Json } 
   }
 }
 
-/** JSON text with infinities written as numbers that JSON.parse reads back as +-Infinity. */
-function stringify(value: Json): string {
+/**
+ * JSON text; with `infinities`, +-Infinity written as numbers that JSON.parse reads back as such
+ * (the replacer costs a call per value, so only where a mutation put one in).
+ */
+function stringify(value: Json, infinities = false): string {
+  if (!infinities) return JSON.stringify(value, null, 1);
   return JSON.stringify(value, (_k, v) => (v === Infinity ? '@inf@' : v === -Infinity ? '@-inf@' : v), 1)
     .replace(/"@inf@"/g, '1e999')
     .replace(/"@-inf@"/g, '-1e999');
@@ -186,7 +213,7 @@ export function mutateJson(rng: Rng, original: Json): Mutant<string> {
   }
   const { how, value } = replacement(rng, node);
   (parent as Record<string | number, Json>)[key] = value;
-  return { how: `${path} = ${how}`, value: stringify(doc) };
+  return { how: `${path} = ${how}`, value: stringify(doc, value === Infinity || value === -Infinity) };
 }
 
 /** Longest clear error message (a path, what was wrong, the value found, cut short). */
@@ -212,7 +239,13 @@ export class FuzzTally {
    * refused; a return that passes `check` as loaded; any other error, a multi-line message or a
    * run longer than `limitMs` is recorded as a failure.
    */
-  async run<T>(kind: string, how: string, load: () => T | Promise<T>, check: (value: T) => void | Promise<void>, limitMs = 2000): Promise<Verdict | null> {
+  async run<T>(
+    kind: string,
+    how: string,
+    load: () => T | Promise<T>,
+    check: (value: T) => void | Promise<void>,
+    limitMs = 5000,
+  ): Promise<Verdict | null> {
     const started = performance.now();
     let verdict: Verdict | null = null;
     let problem: string | null = null;
@@ -223,12 +256,17 @@ export class FuzzTally {
     } catch (e) {
       if (e instanceof UserError) {
         if (process.env.FUZZ_TRACE) console.error(`TRACE ${kind} | ${how} | ${e.message}`);
-        if (e.message.includes('\n') || e.message.trim() === '') problem = `UserError message is not one line: ${JSON.stringify(e.message.slice(0, 300))}`;
-        else if (e.message.length > MAX_MESSAGE) problem = `UserError message of ${e.message.length} characters: ${e.message.slice(0, 200)}...`;
+        if (e.message.includes('\n') || e.message.trim() === '')
+          problem = `UserError message is not one line: ${JSON.stringify(e.message.slice(0, 300))}`;
+        else if (e.message.length > MAX_MESSAGE)
+          problem = `UserError message of ${e.message.length} characters: ${e.message.slice(0, 200)}...`;
         else verdict = 'UserError';
       } else {
         const err = e as Error;
-        problem = `${err?.name ?? typeof e}: ${String(err?.message ?? e).split('\n')[0].slice(0, 300)}` + (err?.stack ? ` at ${err.stack.split('\n')[1]?.trim()}` : '');
+        problem =
+          `${err?.name ?? typeof e}: ${String(err?.message ?? e)
+            .split('\n')[0]
+            .slice(0, 300)}` + (err?.stack ? ` at ${err.stack.split('\n')[1]?.trim()}` : '');
       }
     }
     const ms = performance.now() - started;
@@ -250,15 +288,23 @@ export class FuzzTally {
     let refused = 0;
     let loaded = 0;
     for (const [kind, c] of this.counts) {
-      lines.push(`${kind}: ${fmt(c.UserError + c.loaded)} variants: ${fmt(c.UserError)} UserError, ${fmt(c.loaded)} loaded`);
+      lines.push(
+        `${kind}: ${fmt(c.UserError + c.loaded)} variants: ${fmt(c.UserError)} UserError, ${fmt(c.loaded)} loaded`,
+      );
       refused += c.UserError;
       loaded += c.loaded;
     }
-    lines.push(`fuzz: ${fmt(refused + loaded + this.failures.length)} variants: ${fmt(refused)} UserError, ${fmt(loaded)} loaded, ${fmt(this.failures.length)} failures`);
+    lines.push(
+      `fuzz: ${fmt(refused + loaded + this.failures.length)} variants: ${fmt(refused)} UserError, ` +
+        `${fmt(loaded)} loaded, ${fmt(this.failures.length)} failures`,
+    );
     return lines;
   }
 
-  /** The failures (of kinds starting with `kind`), one line each, the same problem (by its first words) reported once with a count. */
+  /**
+   * The failures (of kinds starting with `kind`), one line each, the same problem (by its first
+   * words) reported once with a count.
+   */
   report(kind = '', limit = 25): string {
     const byProblem = new Map<string, { first: FuzzFailure; count: number }>();
     for (const f of this.failures.filter((x) => x.kind.startsWith(kind))) {

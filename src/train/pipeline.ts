@@ -92,16 +92,25 @@ export function readCheckpoint(path: string): { header: CheckpointHeader; arrays
   if (h.kind !== 'branchynet-checkpoint') throw new UserError(`${path}: not a training checkpoint`);
   checkSpecFromFile(h.spec, path);
   const o = h.options;
-  if (!isRecord(o) || !isWhole(o.baselineEpochs) || !isWhole(o.epochs)) throw bad(`options must hold whole numbers of epochs, found ${shown(o)}`);
-  if (!isRecord(h.dataset) || !isWhole(h.dataset.train) || !isWhole(h.dataset.validation)) throw bad(`dataset must hold the split's sizes, found ${shown(h.dataset)}`);
+  if (!isRecord(o) || !isWhole(o.baselineEpochs) || !isWhole(o.epochs)) {
+    throw bad(`options must hold whole numbers of epochs, found ${shown(o)}`);
+  }
+  const split = h.dataset;
+  if (!isRecord(split) || !isWhole(split.train) || !isWhole(split.validation)) {
+    throw bad(`dataset must hold the split's sizes, found ${shown(split)}`);
+  }
   if (h.phase !== 'baseline' && h.phase !== 'joint') throw bad(`phase must be "baseline" or "joint", found ${shown(h.phase)}`);
   const phaseEpochs = h.phase === 'baseline' ? o.baselineEpochs : o.epochs;
-  if (!isWhole(h.epochsDone) || h.epochsDone > phaseEpochs) throw bad(`epochsDone must be a whole number up to ${phaseEpochs}, found ${shown(h.epochsDone)}`);
+  if (!isWhole(h.epochsDone) || h.epochsDone > phaseEpochs) {
+    throw bad(`epochsDone must be a whole number up to ${phaseEpochs}, found ${shown(h.epochsDone)}`);
+  }
   const history = h.history;
   if (!isRecord(history) || ![history.baseline, history.joint].every((l) => Array.isArray(l) && l.every(isRecord))) {
     throw bad(`history must hold the baseline's and the joint phase's epochs, found ${shown(history)}`);
   }
-  if (h.seconds !== undefined && !(typeof h.seconds === 'number' && h.seconds >= 0 && Number.isFinite(h.seconds))) throw bad(`seconds must be a number >= 0, found ${shown(h.seconds)}`);
+  if (h.seconds !== undefined && !(typeof h.seconds === 'number' && h.seconds >= 0 && Number.isFinite(h.seconds))) {
+    throw bad(`seconds must be a number >= 0, found ${shown(h.seconds)}`);
+  }
   return ckpt;
 }
 
@@ -128,7 +137,8 @@ function baselineOfModel(dir: string, model: LoadedModel): BaselineSource {
   const history: unknown = training?.history?.baseline ?? [];
   const epochs: unknown = training?.options?.baselineEpochs ?? training?.history?.baseline?.length ?? 0;
   if (!Array.isArray(history) || !history.every(isRecord) || !isWhole(epochs)) {
-    throw new UserError(`${join(dir, 'model.json')}: training must record the baseline's epochs, found ${shown(training)}`);
+    const where = join(dir, 'model.json');
+    throw new UserError(`${where}: training must record the baseline's epochs, found ${shown(training)}`);
   }
   return {
     from: dir,
@@ -173,7 +183,8 @@ export function readBaselineSource(dir: string): BaselineSource {
   for (const { name, decl } of checkSpecFromFile(baselineOf(ckpt.header.spec), checkpointPath).params) {
     const a = byName.get(`baseline/${name}`);
     if (a?.shape.join() !== decl.shape.join()) {
-      throw new UserError(`${checkpointPath}: the baseline's parameter '${name}' is ${a ? `of shape [${a.shape}], not [${decl.shape}]` : 'missing'}`);
+      const found = a ? `of shape [${a.shape}], not [${decl.shape}]` : 'missing';
+      throw new UserError(`${checkpointPath}: the baseline's parameter '${name}' is ${found}`);
     }
   }
   return {
@@ -306,7 +317,8 @@ export async function trainBranchyNet(args: {
     if (saved.length > 0) assignWeights(baseline, saved, checkpointPath, 'baseline/');
     if (header.phase === 'baseline') {
       const state: PhaseState = { epochsDone: header.epochsDone, history: header.history.baseline, optimizer: createOptimizer(resolved) };
-      await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'), { variables: baseline.variables, source: checkpointPath });
+      const expected = { variables: baseline.variables, source: checkpointPath };
+      await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'), expected);
       const base = baseline;
       await trainPhase({
         phase: 'baseline',

@@ -87,7 +87,11 @@ export async function saveOptimizer(optimizer: tf.Optimizer, prefix: string): Pr
  * the file the arrays came from) the state is checked first: a step count, one first and one
  * second moment of each variable's shape (second moments >= 0), products in (0, 1]; a UserError otherwise.
  */
-export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArray[], expected?: { variables: tf.Variable[]; source: string }): Promise<void> {
+export async function restoreOptimizer(
+  optimizer: tf.Optimizer,
+  arrays: NamedArray[],
+  expected?: { variables: tf.Variable[]; source: string },
+): Promise<void> {
   if (arrays.length === 0) return;
   const products = arrays.filter((a) => (ACC_BETAS as readonly string[]).includes(a.name));
   const [iter, ...rest] = arrays.filter((a) => !products.includes(a));
@@ -103,16 +107,28 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, arrays: NamedArr
   }
 }
 
-function checkOptimizerState(iter: NamedArray, moments: NamedArray[], products: NamedArray[], variables: tf.Variable[], source: string): void {
+function checkOptimizerState(
+  iter: NamedArray | undefined,
+  moments: NamedArray[],
+  products: NamedArray[],
+  variables: tf.Variable[],
+  source: string,
+): void {
   const bad = (what: string) => new UserError(`${source}: the optimiser state ${what} (a corrupt checkpoint)`);
-  if (iter.data.length !== 1 || !Number.isInteger(iter.data[0]) || iter.data[0] < 0) throw bad(`starts with ${shown(iter.name)}, not a step count`);
+  if (!iter || iter.data.length !== 1 || !Number.isInteger(iter.data[0]) || iter.data[0] < 0) {
+    throw bad(`starts with ${shown(iter?.name)}, not a step count`);
+  }
   if (moments.length !== 2 * variables.length) throw bad(`holds ${moments.length} moments for ${variables.length} variables`);
   moments.forEach((m, i) => {
     const v = variables[i % variables.length];
-    if (m.shape.join() !== v.shape.join()) throw bad(`has ${shown(m.name)} of shape [${m.shape}] for a variable of shape [${v.shape}]`);
+    if (m.shape.join() !== v.shape.join()) {
+      throw bad(`has ${shown(m.name)} of shape [${m.shape}] for a variable of shape [${v.shape}]`);
+    }
     if (i >= variables.length && m.data.some((x) => x < 0)) throw bad(`has a negative second moment in ${shown(m.name)}`);
   });
-  for (const p of products) if (!(p.data.length === 1 && p.data[0] > 0 && p.data[0] <= 1)) throw bad(`has ${shown(p.name)} outside (0, 1]`);
+  for (const p of products) {
+    if (!(p.data.length === 1 && p.data[0] > 0 && p.data[0] <= 1)) throw bad(`has ${shown(p.name)} outside (0, 1]`);
+  }
 }
 
 /** The step size of batch `batch` (0-based) of epoch `epoch` (1-based) of a phase of `epochs` epochs. */
