@@ -38,7 +38,10 @@ test('help lists the commands', () => {
 test('info prints MACs per exit of B-LeNet', () => {
   const r = run('info');
   assert.equal(r.code, 0);
-  assert.match(r.stdout, /exit 1: segment 112500 MACs -> \[30,30,5\], head 107650 MACs; answering here costs 220150 MACs \(19\.3% of the trunk\)/);
+  assert.match(
+    r.stdout,
+    /exit 1: segment 112500 MACs -> \[30,30,5\], head 107650 MACs; answering here costs 220150 MACs \(19\.3% of the trunk\)/,
+  );
 });
 
 test('info takes a saved model directory by its bare name', () => {
@@ -50,37 +53,78 @@ test('info takes a saved model directory by its bare name', () => {
 
 test('calibrate keeps the validation split the model was trained with', () => {
   // models/b-lenet-mnist held out 5000 images: 100 would validate on its training images.
-  assertOneLineError(runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--val-size', '100'), /--val-size: the model was trained with 5000 images held out/);
+  assertOneLineError(
+    runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--val-size', '100'),
+    /--val-size: the model was trained with 5000 images held out/,
+  );
 });
 
 test('without the native backend, only training says so: one notice line, never before an error (BRANCHYNET_ONEDNN=0)', () => {
   const env = { ...process.env, BRANCHYNET_ONEDNN: '0' };
   const noticeLines = (stderr: string) => stderr.split('\n').filter((l) => /native oneDNN backend unavailable/.test(l));
-  assertOneLineError(runWith({ cwd: REPO, env }, 'calibrate', '--model', 'models/b-lenet-mnist', '--val-size', '100'),
-    /--val-size: the model was trained with 5000 images held out/);
+  assertOneLineError(
+    runWith({ cwd: REPO, env }, 'calibrate', '--model', 'models/b-lenet-mnist', '--val-size', '100'),
+    /--val-size: the model was trained with 5000 images held out/,
+  );
   assertOneLineError(runWith({ env }, 'train', '--out', '/tmp/x', '--epochs', 'many'), /--epochs: expected an integer/);
   const info = runWith({ env }, 'info');
   assert.equal(info.code, 0, info.stderr);
   assert.deepEqual(noticeLines(info.stderr), []);
   const dir = mkdtempSync(join(tmpdir(), 'branchynet-notice-'));
-  const train = runWith({ env }, 'train', '--out', join(dir, 'model'), '--train-limit', '64', '--val-size', '32',
-    '--baseline-epochs', '0', '--epochs', '1', '--batch-size', '32');
+  const train = runWith(
+    { env },
+    'train',
+    '--out',
+    join(dir, 'model'),
+    '--train-limit',
+    '64',
+    '--val-size',
+    '32',
+    '--baseline-epochs',
+    '0',
+    '--epochs',
+    '1',
+    '--batch-size',
+    '32',
+  );
   assert.equal(train.code, 0, train.stderr);
   assert.equal(noticeLines(train.stderr).length, 1, train.stderr);
   // An explicit other backend asks for no notice.
-  const wasm = runWith({ env }, 'train', '--backend', 'wasm', '--out', join(dir, 'wasm'), '--train-limit', '64', '--val-size', '32',
-    '--baseline-epochs', '0', '--epochs', '1', '--batch-size', '32');
+  const wasm = runWith(
+    { env },
+    'train',
+    '--backend',
+    'wasm',
+    '--out',
+    join(dir, 'wasm'),
+    '--train-limit',
+    '64',
+    '--val-size',
+    '32',
+    '--baseline-epochs',
+    '0',
+    '--epochs',
+    '1',
+    '--batch-size',
+    '32',
+  );
   assert.equal(wasm.code, 0, wasm.stderr);
   assert.deepEqual(noticeLines(wasm.stderr), []);
 });
 
 test('calibrate --confidence holds the drop as an upper bound and saves it with the thresholds', () => {
-  assertOneLineError(runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--confidence', '1'), /--confidence: expected a probability in \[0\.5, 1\)/);
+  assertOneLineError(
+    runIn(REPO, 'calibrate', '--model', 'models/b-lenet-mnist', '--confidence', '1'),
+    /--confidence: expected a probability in \[0\.5, 1\)/,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'branchynet-cal-'));
-  for (const f of ['model.json', 'weights.bin', 'baseline.bin']) cpSync(join(REPO, 'models', 'b-lenet-mnist', f), join(dir, f));
+  for (const f of ['model.json', 'weights.bin', 'baseline.bin'])
+    cpSync(join(REPO, 'models', 'b-lenet-mnist', f), join(dir, f));
   const r = runIn(REPO, 'calibrate', '--model', dir, '--max-drop', '0.2', '--confidence', '0.9');
   assert.equal(r.code, 0, r.stderr);
-  const line = /drop (-?[\d.]+) \+- ([\d.]+) \(standard error\); max drop 0\.20 points at 90% confidence/.exec(r.stderr);
+  const line = /drop (-?[\d.]+) \+- ([\d.]+) \(standard error\); max drop 0\.20 points at 90% confidence/.exec(
+    r.stderr,
+  );
   assert.ok(line, r.stderr);
   // The bound the line states holds: drop + 1.2816 x standard error <= 0.2 points (to the printed rounding).
   assert.ok(Number(line[1]) + 1.2816 * Number(line[2]) <= 0.2 + 0.02, r.stderr);
@@ -92,7 +136,9 @@ test('calibrate --confidence holds the drop as an upper bound and saves it with 
 
 test('a reader that closes the pipe early ends the command quietly', () => {
   // `true` exits at once, long before node has started: every write to stdout meets a closed pipe.
-  const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" info --model b-alexnet | true`], { encoding: 'utf8' });
+  const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" info --model b-alexnet | true`], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stderr, /EPIPE|Error/);
 });
@@ -104,7 +150,10 @@ test('download cifar10 puts the files where loading looks by default ($BRANCHYNE
     if (value !== undefined) env.BRANCHYNET_CIFAR10_DIR = value;
     return runWith({ env }, 'download', 'cifar10');
   };
-  assertOneLineError(withEnv(undefined), /--data-dir DIR is required: where to put the files \(or set BRANCHYNET_CIFAR10_DIR\)/);
+  assertOneLineError(
+    withEnv(undefined),
+    /--data-dir DIR is required: where to put the files \(or set BRANCHYNET_CIFAR10_DIR\)/,
+  );
   const dev = process.env.BRANCHYNET_CIFAR10_DIR || join(REPO, '..', 'shared', 'data', 'cifar-10-batches-bin');
   if (!existsSync(join(dev, 'test_batch.bin'))) return t.skip('no CIFAR-10 files to check against');
   const r = withEnv(dev);
@@ -113,16 +162,34 @@ test('download cifar10 puts the files where loading looks by default ($BRANCHYNE
 });
 
 test('bad input gives one clear line, never a stack trace', () => {
-  assertOneLineError(run('eval', '--model', '/nonexistent/model'), /^branchynet: \/nonexistent\/model\/model\.json: no such file/);
+  assertOneLineError(
+    run('eval', '--model', '/nonexistent/model'),
+    /^branchynet: \/nonexistent\/model\/model\.json: no such file/,
+  );
   assertOneLineError(run('frobnicate'), /unknown command 'frobnicate'/);
-  assertOneLineError(run('train', '--out', '/tmp/x', '--epochs', 'many'), /--epochs: expected an integer >= 0, got 'many'/);
+  assertOneLineError(
+    run('train', '--out', '/tmp/x', '--epochs', 'many'),
+    /--epochs: expected an integer >= 0, got 'many'/,
+  );
   assertOneLineError(run('eval', '--bogus'), /Unknown option '--bogus'/);
   assertOneLineError(run('run', '--passes', '5'), /^branchynet: --passes is not an option of run/);
   assertOneLineError(run('download', 'cifar10', '--model', 'x'), /--model is not an option of download/);
-  assertOneLineError(run('train', '--out', '/tmp/x', '--init-from', 'a', '--baseline-from', 'b'), /--init-from already takes the baseline/);
-  assertOneLineError(run('train', '--out', '/tmp/x', '--distill-temperature', '2'), /--distill-temperature: only with --distill A/);
-  assertOneLineError(run('train', '--out', '/tmp/x', '--distill', '1', '--distill-temperature', '0'), /--distill-temperature: expected a number > 0/);
+  assertOneLineError(
+    run('train', '--out', '/tmp/x', '--init-from', 'a', '--baseline-from', 'b'),
+    /--init-from already takes the baseline/,
+  );
+  assertOneLineError(
+    run('train', '--out', '/tmp/x', '--distill-temperature', '2'),
+    /--distill-temperature: only with --distill A/,
+  );
+  assertOneLineError(
+    run('train', '--out', '/tmp/x', '--distill', '1', '--distill-temperature', '0'),
+    /--distill-temperature: expected a number > 0/,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'bn-cli-'));
   writeFileSync(join(dir, 'train-images-idx3-ubyte'), Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]));
-  assertOneLineError(run('train', '--out', join(dir, 'out'), '--data-dir', dir), /train-images-idx3-ubyte: not an IDX file \(bad magic number; is it still gzip-compressed\?\)/);
+  assertOneLineError(
+    run('train', '--out', join(dir, 'out'), '--data-dir', dir),
+    /train-images-idx3-ubyte: not an IDX file \(bad magic number; is it still gzip-compressed\?\)/,
+  );
 });

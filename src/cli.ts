@@ -142,17 +142,56 @@ const OPTIONS = {
 type OptionName = keyof typeof OPTIONS;
 
 const TRAINING_OPTIONS: OptionName[] = [
-  'model', 'out', 'baseline-epochs', 'epochs', 'batch-size', 'lr', 'loss-weights', 'distill', 'distill-temperature', 'max-drop', 'confidence',
-  'grid', 'resume', 'augment', 'lr-schedule', 'freeze-trunk', 'baseline-from', 'init-from', 'train-limit',
+  'model',
+  'out',
+  'baseline-epochs',
+  'epochs',
+  'batch-size',
+  'lr',
+  'loss-weights',
+  'distill',
+  'distill-temperature',
+  'max-drop',
+  'confidence',
+  'grid',
+  'resume',
+  'augment',
+  'lr-schedule',
+  'freeze-trunk',
+  'baseline-from',
+  'init-from',
+  'train-limit',
 ];
 const DATA_OPTIONS: OptionName[] = ['dataset', 'data-dir'];
 
 /** What each command reads: any other option is a mistake worth a clear error, not silence. */
 const COMMAND_OPTIONS: Record<string, OptionName[]> = {
-  run: ['backend', ...DATA_OPTIONS, 'val-size', 'seed', ...TRAINING_OPTIONS, 'runtime', 'threads', 'json', 'timing-samples'],
+  run: [
+    'backend',
+    ...DATA_OPTIONS,
+    'val-size',
+    'seed',
+    ...TRAINING_OPTIONS,
+    'runtime',
+    'threads',
+    'json',
+    'timing-samples',
+  ],
   train: ['backend', ...DATA_OPTIONS, 'val-size', 'seed', ...TRAINING_OPTIONS],
   calibrate: ['backend', ...DATA_OPTIONS, 'val-size', 'model', 'max-drop', 'confidence', 'grid'],
-  eval: ['backend', ...DATA_OPTIONS, 'model', 'runtime', 'threads', 'json', 'thresholds', 'timing-samples', 'passes', 'batch-size', 'limit'],
+  eval: [
+    'backend',
+    ...DATA_OPTIONS,
+    'model',
+    'runtime',
+    'threads',
+    'json',
+    'thresholds',
+    'timing-samples',
+    'passes',
+    'batch-size',
+    'limit',
+  ],
   download: ['data-dir'],
   export: ['backend', 'model', 'out'],
   info: ['backend', 'model'],
@@ -179,8 +218,11 @@ function num(values: Values, name: keyof Values, fallback: number): number {
 function list(values: Values, name: keyof Values): number[] | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
-  const items = String(raw).split(',').map((s) => Number(s.trim()));
-  if (items.some((n) => !Number.isFinite(n) || n < 0)) throw new UserError(`--${name}: expected comma-separated numbers >= 0, got '${raw}'`);
+  const items = String(raw)
+    .split(',')
+    .map((s) => Number(s.trim()));
+  if (items.some((n) => !Number.isFinite(n) || n < 0))
+    throw new UserError(`--${name}: expected comma-separated numbers >= 0, got '${raw}'`);
   return items;
 }
 
@@ -189,7 +231,9 @@ const log = (line: string) => process.stderr.write(line + '\n');
 const LOGGED_PROGRESS_INTERVAL_S = 60;
 
 const tty = process.stderr.isTTY;
-const progress = tty ? (line: string) => process.stderr.write(`\r${line}\x1b[K`) : throttledLines(log, LOGGED_PROGRESS_INTERVAL_S * 1000);
+const progress = tty
+  ? (line: string) => process.stderr.write(`\r${line}\x1b[K`)
+  : throttledLines(log, LOGGED_PROGRESS_INTERVAL_S * 1000);
 const logLine = tty ? (line: string) => process.stderr.write(`\r\x1b[K${line}\n`) : log;
 /** Clears a progress line left on the terminal (before the result goes to stdout). */
 const endProgress = () => {
@@ -204,13 +248,17 @@ function splits(values: Values, dataset: string, stats?: ChannelStats | null, tr
   const { train: full, test } = loadDataset(dataset, values['data-dir']);
   const valSize = int(values, 'val-size', trainedWith ?? 5000, 1);
   if (trainedWith !== undefined && valSize !== trainedWith) {
-    throw new UserError(`--val-size: the model was trained with ${trainedWith} images held out; validating on another split would include its training images`);
+    throw new UserError(
+      `--val-size: the model was trained with ${trainedWith} images held out; validating on another split would include its training images`,
+    );
   }
-  if (valSize >= full.count) throw new UserError(`--val-size: must be below the ${full.count} training images, got ${valSize}`);
+  if (valSize >= full.count)
+    throw new UserError(`--val-size: must be below the ${full.count} training images, got ${valSize}`);
   const held = holdOutValidation(full, valSize);
   const limit = values['train-limit'] === undefined ? undefined : int(values, 'train-limit', 0, 1);
   const train = headDataset(held.train, limit);
-  if (!normalisesInputs(dataset) && !stats) return { dataset, train, validation: held.validation, test, normalization: null };
+  if (!normalisesInputs(dataset) && !stats)
+    return { dataset, train, validation: held.validation, test, normalization: null };
   const normalization = stats ?? channelStats(train);
   const norm = (d: Dataset) => normalizeDataset(d, normalization);
   return { dataset, train: norm(train), validation: norm(held.validation), test: norm(test), normalization };
@@ -220,22 +268,30 @@ function splits(values: Values, dataset: string, stats?: ChannelStats | null, tr
 function distillation(values: Values): Pick<TrainOptions, 'distill'> {
   const weight = num(values, 'distill', 0);
   if (weight === 0) {
-    if (values['distill-temperature'] !== undefined) throw new UserError('--distill-temperature: only with --distill A (A > 0)');
+    if (values['distill-temperature'] !== undefined)
+      throw new UserError('--distill-temperature: only with --distill A (A > 0)');
     return {};
   }
   const temperature = num(values, 'distill-temperature', DEFAULT_DISTILL_TEMPERATURE);
-  if (temperature <= 0) throw new UserError(`--distill-temperature: expected a number > 0, got '${values['distill-temperature']}'`);
+  if (temperature <= 0)
+    throw new UserError(`--distill-temperature: expected a number > 0, got '${values['distill-temperature']}'`);
   return { distill: { weight, temperature } };
 }
 
 /** Checks the options, loads the data, then starts the backend (`start`) and trains. */
-async function train(values: Values, preset: { baselineEpochs: number; epochs: number }, outDir: string, start: () => Promise<unknown>) {
+async function train(
+  values: Values,
+  preset: { baselineEpochs: number; epochs: number },
+  outDir: string,
+  start: () => Promise<unknown>,
+) {
   const spec = zooSpec(values.model ?? 'b-lenet');
   if (values['baseline-from'] !== undefined && values['init-from'] !== undefined) {
     throw new UserError('--init-from already takes the baseline of the run it continues: drop --baseline-from');
   }
   const schedule = values['lr-schedule'] ?? 'constant';
-  if (schedule !== 'constant' && schedule !== 'cosine') throw new UserError(`--lr-schedule: expected constant or cosine, got '${schedule}'`);
+  if (schedule !== 'constant' && schedule !== 'cosine')
+    throw new UserError(`--lr-schedule: expected constant or cosine, got '${schedule}'`);
   const options: TrainOptions = {
     ...DEFAULT_TRAIN_OPTIONS,
     baselineEpochs: int(values, 'baseline-epochs', preset.baselineEpochs),
@@ -253,11 +309,15 @@ async function train(values: Values, preset: { baselineEpochs: number; epochs: n
   const data = splits(values, values.dataset ?? 'mnist');
   await start();
   const baselineSource =
-    values['init-from'] !== undefined ? readInitSource(values['init-from'])
-    : values['baseline-from'] !== undefined ? readBaselineSource(values['baseline-from'])
-    : undefined;
-  log(`training ${spec.name} on ${data.dataset}: ${data.train.count} training, ${data.validation.count} validation images; ` +
-    `baseline ${baselineSource ? `from ${baselineSource.from} (${baselineSource.epochs} epochs)` : options.baselineEpochs} + joint ${options.epochs} epochs${baselineSource?.branchy ? ` continuing its branchy net` : ''}, batch ${options.batchSize}, Adam lr ${options.learningRate}${options.lrSchedule ? ` (${options.lrSchedule})` : ''}${options.freezeTrunk ? ', frozen trunk' : ''}${options.augment ? ', augmented' : ''}${options.distill ? `, distilled (weight ${options.distill.weight}, temperature ${options.distill.temperature})` : ''}, seed ${options.seed} -> ${outDir}`);
+    values['init-from'] !== undefined
+      ? readInitSource(values['init-from'])
+      : values['baseline-from'] !== undefined
+        ? readBaselineSource(values['baseline-from'])
+        : undefined;
+  log(
+    `training ${spec.name} on ${data.dataset}: ${data.train.count} training, ${data.validation.count} validation images; ` +
+      `baseline ${baselineSource ? `from ${baselineSource.from} (${baselineSource.epochs} epochs)` : options.baselineEpochs} + joint ${options.epochs} epochs${baselineSource?.branchy ? ` continuing its branchy net` : ''}, batch ${options.batchSize}, Adam lr ${options.learningRate}${options.lrSchedule ? ` (${options.lrSchedule})` : ''}${options.freezeTrunk ? ', frozen trunk' : ''}${options.augment ? ', augmented' : ''}${options.distill ? `, distilled (weight ${options.distill.weight}, temperature ${options.distill.temperature})` : ''}, seed ${options.seed} -> ${outDir}`,
+  );
   const result = await trainAndSave({
     spec,
     datasetName: data.dataset,
@@ -282,13 +342,15 @@ function calibrationOptions(values: Values): CalibrationOptions {
   if (grid !== 'reference' && grid !== 'fine') throw new UserError(`--grid: expected reference or fine, got '${grid}'`);
   if (values.confidence === undefined) return { maxDrop, grid };
   const confidence = Number(values.confidence);
-  if (!(confidence >= 0.5 && confidence < 1)) throw new UserError(`--confidence: expected a probability in [0.5, 1), e.g. 0.9, got '${values.confidence}'`);
+  if (!(confidence >= 0.5 && confidence < 1))
+    throw new UserError(`--confidence: expected a probability in [0.5, 1), e.g. 0.9, got '${values.confidence}'`);
   return { maxDrop, grid, confidence };
 }
 
 function runtimeOptions(values: Values): { runtime?: RuntimeName; threads?: number } {
   const runtime = values.runtime;
-  if (runtime !== undefined && runtime !== 'onnx' && runtime !== 'tfjs') throw new UserError(`--runtime: expected onnx or tfjs, got '${runtime}'`);
+  if (runtime !== undefined && runtime !== 'onnx' && runtime !== 'tfjs')
+    throw new UserError(`--runtime: expected onnx or tfjs, got '${runtime}'`);
   return { runtime, threads: values.threads === undefined ? undefined : int(values, 'threads', 1, 1) };
 }
 
@@ -338,7 +400,8 @@ async function main(argv: string[]): Promise<void> {
     if (stray) throw new UserError(`--${stray} is not an option of ${command} (see branchynet --help)`);
   }
   const allowed = command === 'download' ? 2 : 1;
-  if (positionals.length > allowed) throw new UserError(`unexpected argument '${positionals[allowed]}' (see branchynet --help)`);
+  if (positionals.length > allowed)
+    throw new UserError(`unexpected argument '${positionals[allowed]}' (see branchynet --help)`);
   if (values.backend !== undefined && !['onednn', 'wasm', 'cpu'].includes(values.backend)) {
     throw new UserError(`--backend: expected onednn, wasm or cpu, got '${values.backend}'`);
   }
@@ -348,18 +411,29 @@ async function main(argv: string[]): Promise<void> {
       const runtime = runtimeOptions(values);
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
       const outDir = values.out ?? `runs/main-${stamp}`;
-      const { data } = await train(values, { baselineEpochs: 4, epochs: 8 }, outDir, () => startTrainingBackend(values));
+      const { data } = await train(values, { baselineEpochs: 4, epochs: 8 }, outDir, () =>
+        startTrainingBackend(values),
+      );
       const model = await EarlyExitModel.load(outDir, { ...runtime, notice: logLine });
       // `train` normalised the splits; evaluation takes the loader's images and normalises itself.
       const test = loadDataset(data.dataset, values['data-dir']).test;
-      const report = await evaluateModel(model, test, { timingSamples: int(values, 'timing-samples', 2000, 1), log: logLine, progress }).finally(() => model.dispose());
+      const report = await evaluateModel(model, test, {
+        timingSamples: int(values, 'timing-samples', 2000, 1),
+        log: logLine,
+        progress,
+      }).finally(() => model.dispose());
       endProgress();
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatReport(report)) + '\n');
       return;
     }
     case 'train': {
       if (!values.out) throw new UserError('--out DIR is required: the model directory to write');
-      await train(values, { baselineEpochs: DEFAULT_TRAIN_OPTIONS.baselineEpochs, epochs: DEFAULT_TRAIN_OPTIONS.epochs }, values.out, () => startTrainingBackend(values));
+      await train(
+        values,
+        { baselineEpochs: DEFAULT_TRAIN_OPTIONS.baselineEpochs, epochs: DEFAULT_TRAIN_OPTIONS.epochs },
+        values.out,
+        () => startTrainingBackend(values),
+      );
       return;
     }
     case 'calibrate': {
@@ -367,7 +441,12 @@ async function main(argv: string[]): Promise<void> {
       const options = calibrationOptions(values);
       await initBackend(backendOf(values, 'onednn'));
       const model = loadModel(dir);
-      const { validation } = splits(values, values.dataset ?? model.dataset ?? 'mnist', model.normalization, savedValidationSize(model));
+      const { validation } = splits(
+        values,
+        values.dataset ?? model.dataset ?? 'mnist',
+        model.normalization,
+        savedValidationSize(model),
+      );
       const calibration = calibrateModel(model.net, model.baseline ?? trunkOf(model.net), validation, options);
       log(describeCalibration(calibration));
       saveModel(dir, model.net, model.baseline, { ...model, thresholds: calibration.chosen.thresholds, calibration });
@@ -399,7 +478,10 @@ async function main(argv: string[]): Promise<void> {
       if (!name) throw new UserError('usage: branchynet download <dataset> --data-dir DIR');
       // Where loading will look by default, so that a download needs no further flag.
       const dir = values['data-dir'] ?? (name === 'cifar10' ? process.env[CIFAR10_DIR_ENV] || undefined : undefined);
-      if (!dir) throw new UserError(`--data-dir DIR is required: where to put the files${name === 'cifar10' ? ` (or set ${CIFAR10_DIR_ENV})` : ''}`);
+      if (!dir)
+        throw new UserError(
+          `--data-dir DIR is required: where to put the files${name === 'cifar10' ? ` (or set ${CIFAR10_DIR_ENV})` : ''}`,
+        );
       await downloadDataset(name, dir, log);
       return;
     }
@@ -409,7 +491,9 @@ async function main(argv: string[]): Promise<void> {
       await initBackend(backendOf(values, 'onednn'));
       const { bundle, files } = exportModel(loadModel(dir), values.out);
       const m = bundle.manifest;
-      log(`exported ${m.model}: ${m.stages.length} stages + baseline, opset ${m.opset}, thresholds ${m.thresholds ? `[${m.thresholds.join(', ')}]` : 'none (uncalibrated)'}`);
+      log(
+        `exported ${m.model}: ${m.stages.length} stages + baseline, opset ${m.opset}, thresholds ${m.thresholds ? `[${m.thresholds.join(', ')}]` : 'none (uncalibrated)'}`,
+      );
       for (const f of files) process.stdout.write(join(values.out, f) + '\n');
       return;
     }
@@ -421,7 +505,9 @@ async function main(argv: string[]): Promise<void> {
       const macs = { segments: segments.map((b) => b.macs), heads: heads.map((b) => b.macs) };
       const total = trunkMacs(macs);
       const perExit = cumulativeExitMacs(macs);
-      log(`${spec.name}: input [${spec.input}], ${spec.classes} classes, ${segments.length} exits; trunk ${total} MACs`);
+      log(
+        `${spec.name}: input [${spec.input}], ${spec.classes} classes, ${segments.length} exits; trunk ${total} MACs`,
+      );
       segments.forEach((seg, k) => {
         const upTo = perExit[k];
         process.stdout.write(

@@ -4,7 +4,14 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node build registers no op gradients; the union package's does.
 import '@tensorflow/tfjs';
-import { adamState, CHECKED_VERSIONS, directOrtBinding, openDirectSession, registeredBackend, setAdamLearningRate } from './compat.js';
+import {
+  adamState,
+  CHECKED_VERSIONS,
+  directOrtBinding,
+  openDirectSession,
+  registeredBackend,
+  setAdamLearningRate,
+} from './compat.js';
 import { initBackend } from './engine/backend.js';
 import { loadOnnxRuntime } from './node/onnx.js';
 import { encodeModel, GraphBuilder } from './onnx/graph.js';
@@ -20,11 +27,15 @@ test('the dependencies compat.ts reaches into are the versions it was checked ag
       t.diagnostic('onnxruntime-node is not installed');
       continue;
     }
-    assert.equal(minor(installed(name)), minor(version), `${name} ${installed(name)} installed, compat.ts checked against ${version}`);
+    assert.equal(
+      minor(installed(name)),
+      minor(version),
+      `${name} ${installed(name)} installed, compat.ts checked against ${version}`,
+    );
   }
 });
 
-test('onnxruntime-node: the native binding has the session compat.ts drives, and its runs equal the public API\'s', async (t) => {
+test("onnxruntime-node: the native binding has the session compat.ts drives, and its runs equal the public API's", async (t) => {
   const loaded = await loadOnnxRuntime();
   if ('error' in loaded) return t.skip(`onnxruntime-node did not load: ${loaded.error}`);
   const binding = directOrtBinding();
@@ -64,10 +75,16 @@ test('tfjs: AdamOptimizer keeps the state compat.ts reads, and setting the step 
     const state = adamState(adam);
     assert.equal(state.learningRate, setTo ?? learningRate);
     for (const k of ['beta1', 'beta2', 'epsilon'] as const) assert.equal(typeof state[k], 'number', k);
-    assert.ok(Math.abs(state.accBeta1.dataSync()[0] - 0.9 * 0.9) < 1e-6, 'accBeta1 after one step is beta1^2 (tfjs starts it at beta1)');
+    assert.ok(
+      Math.abs(state.accBeta1.dataSync()[0] - 0.9 * 0.9) < 1e-6,
+      'accBeta1 after one step is beta1^2 (tfjs starts it at beta1)',
+    );
     assert.ok(Math.abs(state.accBeta2.dataSync()[0] - 0.999 * 0.999) < 1e-6);
     assert.equal(state.accumulatedFirstMoment.length, 1);
-    assert.ok(state.accumulatedFirstMoment[0].variable instanceof tf.Variable && state.accumulatedSecondMoment[0].variable instanceof tf.Variable);
+    assert.ok(
+      state.accumulatedFirstMoment[0].variable instanceof tf.Variable &&
+        state.accumulatedSecondMoment[0].variable instanceof tf.Variable,
+    );
     const after = x.dataSync()[0];
     adam.dispose();
     x.dispose();

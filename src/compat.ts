@@ -18,7 +18,12 @@ export const CHECKED_VERSIONS = { 'onnxruntime-node': '1.30.0', '@tensorflow/tfj
 
 /** The native session object onnxruntime-node wraps (its `dist/binding.d.ts`, `Binding.InferenceSession`). */
 interface NativeSession {
-  loadModel(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, options: InferenceSession.SessionOptions): void;
+  loadModel(
+    buffer: ArrayBufferLike,
+    byteOffset: number,
+    byteLength: number,
+    options: InferenceSession.SessionOptions,
+  ): void;
   run(feeds: Record<string, Tensor>, fetches: Record<string, null>, options: InferenceSession.RunOptions): OrtOutputs;
   dispose(): void;
 }
@@ -41,8 +46,12 @@ export function directOrtBinding(): NativeBinding | { error: string } {
   try {
     const loaded = createRequire(import.meta.url)('onnxruntime-node/dist/binding.js') as Partial<NativeBinding>;
     const proto = (loaded.binding?.InferenceSession as { prototype?: Partial<NativeSession> } | undefined)?.prototype;
-    const ok = typeof loaded.initOrt === 'function' && ['loadModel', 'run', 'dispose'].every((m) => typeof proto?.[m as keyof NativeSession] === 'function');
-    nativeBinding = ok ? (loaded as NativeBinding) : { error: 'onnxruntime-node/dist/binding.js does not have the expected InferenceSession' };
+    const ok =
+      typeof loaded.initOrt === 'function' &&
+      ['loadModel', 'run', 'dispose'].every((m) => typeof proto?.[m as keyof NativeSession] === 'function');
+    nativeBinding = ok
+      ? (loaded as NativeBinding)
+      : { error: 'onnxruntime-node/dist/binding.js does not have the expected InferenceSession' };
   } catch (e) {
     nativeBinding = { error: e instanceof Error ? e.message.split('\n')[0] : String(e) };
   }

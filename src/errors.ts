@@ -13,7 +13,10 @@ export class UserError extends Error {
   readonly detail: string;
 
   constructor(detail: string, options: { option?: string; cause?: unknown } = {}) {
-    super(options.option === undefined ? detail : `${options.option}: ${detail}`, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      options.option === undefined ? detail : `${options.option}: ${detail}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.detail = detail;
     if (options.option !== undefined) this.option = options.option;
   }
@@ -36,6 +39,8 @@ export function shown(value: unknown, max = 40): string {
 /** Another library's error message (a JSON parser's, ONNX Runtime's) as one line of at most `max` characters. */
 export function oneLine(text: string, max = 300): string {
   // eslint-disable-next-line no-control-regex -- control characters are what this rejects or escapes
-  const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => (c === '\n' ? '\\n' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) =>
+    c === '\n' ? '\\n' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
   return line.length > max ? `${line.slice(0, max)}...` : line;
 }

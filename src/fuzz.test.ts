@@ -662,21 +662,27 @@ function exportDir(): string {
 async function onnxVariant(kind: string, how: string, dir: string, which: 'early' | 'baseline'): Promise<void> {
   const images = new Float32Array(2 * 64);
   for (let i = 64; i < images.length; i++) images[i] = (i % 7) / 7;
-  await variant(kind, how, dir, async () => {
-    const manifest = readManifest(dir);
-    return { manifest, runner: await createOnnxRunner({ kind: 'dir', dir, which }) };
-  }, async ({ manifest, runner }) => {
-    try {
-      const exits = which === 'baseline' ? 1 : manifest.stages.length;
-      assert.equal(runner.exits, exits);
-      assert.equal(runner.classes, manifest.classes.length);
-      const thresholds = which === 'baseline' ? [] : manifest.thresholds ?? new Array(exits - 1).fill(0.5);
-      const r = earlyExit(runner, images, 2, thresholds, 2);
-      for (const p of r.predictions) assert.ok(p >= 0 && p < runner.classes, `prediction ${p}`);
-    } finally {
-      await runner.release();
-    }
-  });
+  await variant(
+    kind,
+    how,
+    dir,
+    async () => {
+      const manifest = readManifest(dir);
+      return { manifest, runner: await createOnnxRunner({ kind: 'dir', dir, which }) };
+    },
+    async ({ manifest, runner }) => {
+      try {
+        const exits = which === 'baseline' ? 1 : manifest.stages.length;
+        assert.equal(runner.exits, exits);
+        assert.equal(runner.classes, manifest.classes.length);
+        const thresholds = which === 'baseline' ? [] : (manifest.thresholds ?? new Array(exits - 1).fill(0.5));
+        const r = earlyExit(runner, images, 2, thresholds, 2);
+        for (const p of r.predictions) assert.ok(p >= 0 && p < runner.classes, `prediction ${p}`);
+      } finally {
+        await runner.release();
+      }
+    },
+  );
 }
 
 const onnxTest =

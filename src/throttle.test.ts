@@ -5,7 +5,11 @@ import { throttledLines } from './throttle.js';
 test('throttledLines passes one line per interval and drops the ones in between', () => {
   let clock = 1000;
   const written: string[] = [];
-  const line = throttledLines((l) => written.push(l), 60, () => clock);
+  const line = throttledLines(
+    (l) => written.push(l),
+    60,
+    () => clock,
+  );
   line('too early');
   clock += 59;
   line('still too early');

@@ -32,10 +32,17 @@ export interface CalibrationOptions {
 }
 
 /** Calibrates thresholds on held-out data against the baseline's accuracy there. */
-export function calibrateModel(net: BranchyNet, baseline: BranchyNet, validation: Dataset, options: CalibrationOptions = {}): Calibration {
+export function calibrateModel(
+  net: BranchyNet,
+  baseline: BranchyNet,
+  validation: Dataset,
+  options: CalibrationOptions = {},
+): Calibration {
   const classes = net.spec.classes;
   const baselineLogits = allExitLogits(baseline, validation)[0];
-  const baselineCorrect = Uint8Array.from(validation.labels, (label, i) => (argmaxRow(baselineLogits, i, classes) === label ? 1 : 0));
+  const baselineCorrect = Uint8Array.from(validation.labels, (label, i) =>
+    argmaxRow(baselineLogits, i, classes) === label ? 1 : 0,
+  );
   return calibrate({
     exitLogits: allExitLogits(net, validation),
     labels: validation.labels,
@@ -52,7 +59,10 @@ export function calibrateModel(net: BranchyNet, baseline: BranchyNet, validation
 export function describeCalibration(c: Calibration): string {
   const p = c.chosen;
   const bound = c.confidence === null || c.confidence === undefined ? '' : ` at ${100 * c.confidence}% confidence`;
-  const stdErr = p.dropStdErr === undefined ? '' : `, drop ${(100 * (c.baselineAccuracy - p.accuracy)).toFixed(2)} +- ${(100 * p.dropStdErr).toFixed(2)} (standard error)`;
+  const stdErr =
+    p.dropStdErr === undefined
+      ? ''
+      : `, drop ${(100 * (c.baselineAccuracy - p.accuracy)).toFixed(2)} +- ${(100 * p.dropStdErr).toFixed(2)} (standard error)`;
   return (
     `calibrated on ${c.samples} validation samples: thresholds [${p.thresholds.map(formatThreshold).join(', ')}], ` +
     `accuracy ${(100 * p.accuracy).toFixed(2)}% (baseline ${(100 * c.baselineAccuracy).toFixed(2)}%${stdErr}; max drop ${(100 * c.maxDrop).toFixed(2)} points${bound}), ` +
@@ -112,13 +122,21 @@ export interface EvaluateOptions {
  * Accuracy, exit mix and measured speed-ups of `model` on `test` (images as the data loaders give
  * them, pixel values / 255): the model applies its own normalisation, as `classify` does.
  */
-export async function evaluateModel(model: EarlyExitModel, test: Dataset, options: EvaluateOptions = {}): Promise<EvalReport> {
+export async function evaluateModel(
+  model: EarlyExitModel,
+  test: Dataset,
+  options: EvaluateOptions = {},
+): Promise<EvalReport> {
   const thresholds = options.thresholds ?? model.thresholds;
-  if (!thresholds) throw new UserError(`${model.name} has no calibrated thresholds; calibrate it or pass thresholds`, { option: 'thresholds' });
+  if (!thresholds)
+    throw new UserError(`${model.name} has no calibrated thresholds; calibrate it or pass thresholds`, {
+      option: 'thresholds',
+    });
   const { stages, baseline } = model.runners;
   if (!baseline) throw new Error(`evaluate: ${model.name} was loaded without its baseline`);
   const { pixelRange, mean, std } = model.info.preprocessing;
-  if (pixelRange !== PIXEL_RANGE) throw new Error(`evaluate: data sets hold pixel / ${PIXEL_RANGE}, the model takes pixel / ${pixelRange}`);
+  if (pixelRange !== PIXEL_RANGE)
+    throw new Error(`evaluate: data sets hold pixel / ${PIXEL_RANGE}, the model takes pixel / ${pixelRange}`);
   const data = mean && std ? normalizeDataset(test, { mean, std }) : test;
   return evaluate({
     name: model.name,

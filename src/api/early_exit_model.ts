@@ -110,7 +110,8 @@ async function readJson(source: FileSource, file: string): Promise<unknown | nul
 
 function manifestInfo(m: OnnxManifest, where: string): ModelInfo {
   const [, h, w, c] = m.input.shape;
-  if (typeof h !== 'number' || typeof w !== 'number' || typeof c !== 'number') throw new UserError(`${where}: the input must have a fixed image shape, got [${m.input.shape}]`);
+  if (typeof h !== 'number' || typeof w !== 'number' || typeof c !== 'number')
+    throw new UserError(`${where}: the input must have a fixed image shape, got [${m.input.shape}]`);
   const preprocessing = m.preprocessing ?? { pixelRange: PIXEL_RANGE };
   checkPreprocessing(preprocessing, c, where);
   return {
@@ -126,13 +127,23 @@ function manifestInfo(m: OnnxManifest, where: string): ModelInfo {
 
 /** Runs an export directory's stage graphs on ONNX Runtime. */
 async function openExport(source: FileSource, manifest: OnnxManifest, options: LoadOptions): Promise<ModelEngine> {
-  if (options.runtime === 'tfjs') throw new UserError(`an export directory runs on ONNX Runtime only; load the model directory for tfjs`, { option: 'runtime' });
+  if (options.runtime === 'tfjs')
+    throw new UserError(`an export directory runs on ONNX Runtime only; load the model directory for tfjs`, {
+      option: 'runtime',
+    });
   let ort = options.ort;
   let openSession: SessionOpener | undefined;
   if (!ort) {
-    if (!inNode) throw new UserError(`in a page, pass an ONNX Runtime module: EarlyExitModel.load(url, { ort }) with ort from onnxruntime-web`, { option: 'ort' });
+    if (!inNode)
+      throw new UserError(
+        `in a page, pass an ONNX Runtime module: EarlyExitModel.load(url, { ort }) with ort from onnxruntime-web`,
+        { option: 'ort' },
+      );
     const loaded = await (await importNodeOnly<NodeOnnx>('../node/onnx.js')).loadOnnxRuntime();
-    if ('error' in loaded) throw new UserError(`an export directory needs onnxruntime-node, which did not load: ${loaded.error}`, { option: 'runtime' });
+    if ('error' in loaded)
+      throw new UserError(`an export directory needs onnxruntime-node, which did not load: ${loaded.error}`, {
+        option: 'runtime',
+      });
     ort = loaded.ort;
     openSession = (await importNodeOnly<NodeCompat>('../compat.js')).openDirectSession;
   }
@@ -141,15 +152,29 @@ async function openExport(source: FileSource, manifest: OnnxManifest, options: L
     if (bytes === null) throw new UserError(`${source.where(file)}: no such file (named in ${MANIFEST_FILE})`);
     return bytes;
   };
-  const runnerOptions: OnnxRunnerOptions = { intraOpNumThreads: options.threads, ...(openSession ? { openSession } : {}), ...options.onnx };
+  const runnerOptions: OnnxRunnerOptions = {
+    intraOpNumThreads: options.threads,
+    ...(openSession ? { openSession } : {}),
+    ...options.onnx,
+  };
   const where = (file: string) => source.where(file);
   const stages = await OnnxRunner.create(ort, { kind: 'files', stages: manifest.stages, read, where }, runnerOptions);
-  const baseline = await OnnxRunner.create(ort, { kind: 'files', stages: [manifest.baseline], read, where }, runnerOptions).catch(async (e: unknown) => {
+  const baseline = await OnnxRunner.create(
+    ort,
+    { kind: 'files', stages: [manifest.baseline], read, where },
+    runnerOptions,
+  ).catch(async (e: unknown) => {
     await stages.release();
     throw e;
   });
   options.notice?.(`runtime: ONNX Runtime (${options.ort ? 'the given module' : 'onnxruntime-node'})`);
-  return { runtime: 'onnx', backend: 'none', stages, baseline, release: async () => void (await Promise.all([stages.release(), baseline.release()])) };
+  return {
+    runtime: 'onnx',
+    backend: 'none',
+    stages,
+    baseline,
+    release: async () => void (await Promise.all([stages.release(), baseline.release()])),
+  };
 }
 
 /**
@@ -174,19 +199,26 @@ export class EarlyExitModel {
 
   static async load(location: string | URL, options: LoadOptions = {}): Promise<EarlyExitModel> {
     const runtime = options.runtime ?? 'auto';
-    if (!['auto', 'onnx', 'tfjs'].includes(runtime)) throw new UserError(`expected 'auto', 'onnx' or 'tfjs', got '${String(runtime)}'`, { option: 'runtime' });
+    if (!['auto', 'onnx', 'tfjs'].includes(runtime))
+      throw new UserError(`expected 'auto', 'onnx' or 'tfjs', got '${String(runtime)}'`, { option: 'runtime' });
     const source = sourceOf(location);
     const modelJson = await readJson(source, 'model.json');
     if (modelJson !== null) {
       if (!inNode || source.dir === null) {
-        throw new UserError(`${source.where('model.json')}: a model directory loads in Node from a path; for a page, export it (branchynet export) and load the export's URL`, { option: 'location' });
+        throw new UserError(
+          `${source.where('model.json')}: a model directory loads in Node from a path; for a page, export it (branchynet export) and load the export's URL`,
+          { option: 'location' },
+        );
       }
       const loader = await importNodeOnly<ModelDirLoader>('../node/model_dir.js');
       return loader.openModelDir(source.dir, options);
     }
     const manifestJson = await readJson(source, MANIFEST_FILE);
     if (manifestJson === null) {
-      throw new UserError(`${source.where('')}: neither model.json (a model directory) nor ${MANIFEST_FILE} (an export directory) is there`, { option: 'location' });
+      throw new UserError(
+        `${source.where('')}: neither model.json (a model directory) nor ${MANIFEST_FILE} (an export directory) is there`,
+        { option: 'location' },
+      );
     }
     const manifest = checkManifest(manifestJson, source.where(MANIFEST_FILE));
     const info = manifestInfo(manifest, source.where(MANIFEST_FILE));
@@ -229,7 +261,8 @@ export class EarlyExitModel {
   }
 
   set thresholds(value: readonly number[]) {
-    if (!Array.isArray(value)) throw new UserError(`expected an array of ${this.exits - 1} numbers >= 0`, { option: 'thresholds' });
+    if (!Array.isArray(value))
+      throw new UserError(`expected an array of ${this.exits - 1} numbers >= 0`, { option: 'thresholds' });
     checkThresholds(value, this.exits);
     this.current = [...value];
   }
@@ -260,7 +293,10 @@ export class EarlyExitModel {
    * Classifies many images by batched early exit: an array of images, or pixels of N images
    * packed. Stages run on up to `batchSize` rows at a time (default 256); answers in input order.
    */
-  async classifyBatch(images: ImageInput | readonly ImageInput[], options: { batchSize?: number } = {}): Promise<Answer[]> {
+  async classifyBatch(
+    images: ImageInput | readonly ImageInput[],
+    options: { batchSize?: number } = {},
+  ): Promise<Answer[]> {
     const { pixels, count } = toPixels(images, this.inputShape, true);
     return this.run(pixels, count, options.batchSize ?? DEFAULT_BATCH_SIZE);
   }
@@ -269,10 +305,16 @@ export class EarlyExitModel {
    * Early exit on preprocessed images (as `preprocess` gives them), with every answer's fields as
    * typed arrays: the fast path for many images.
    */
-  async exitResults(images: Float32Array, count: number, options: { batchSize?: number; thresholds?: readonly number[] } & EarlyExitOptions = {}): Promise<ExitResults> {
+  async exitResults(
+    images: Float32Array,
+    count: number,
+    options: { batchSize?: number; thresholds?: readonly number[] } & EarlyExitOptions = {},
+  ): Promise<ExitResults> {
     this.checkOpen();
     const thresholds = options.thresholds ?? this.requireThresholds();
-    return earlyExitAsync(this.engine.stages, images, count, thresholds, options.batchSize ?? 1, { logits: options.logits });
+    return earlyExitAsync(this.engine.stages, images, count, thresholds, options.batchSize ?? 1, {
+      logits: options.logits,
+    });
   }
 
   private async run(pixels: Float32Array, count: number, batchSize: number): Promise<Answer[]> {
@@ -291,7 +333,11 @@ export class EarlyExitModel {
   }
 
   private requireThresholds(): number[] {
-    if (!this.current) throw new UserError(`${this.name} has no calibrated thresholds: set model.thresholds or calibrate it (branchynet calibrate)`, { option: 'thresholds' });
+    if (!this.current)
+      throw new UserError(
+        `${this.name} has no calibrated thresholds: set model.thresholds or calibrate it (branchynet calibrate)`,
+        { option: 'thresholds' },
+      );
     return this.current;
   }
 
@@ -323,7 +369,9 @@ export function modelDirInfo(json: {
     inputShape: [...spec.input],
     classNames: json.classNames ?? defaultClassNames(json.dataset, spec.classes),
     thresholds: json.thresholds,
-    preprocessing: json.normalization ? { pixelRange: PIXEL_RANGE, mean: json.normalization.mean, std: json.normalization.std } : { pixelRange: PIXEL_RANGE },
+    preprocessing: json.normalization
+      ? { pixelRange: PIXEL_RANGE, mean: json.normalization.mean, std: json.normalization.std }
+      : { pixelRange: PIXEL_RANGE },
     macs: { perExit: cumulativeExitMacs(json.macs), baseline: json.macs.baseline ?? trunkMacs(json.macs) },
   };
 }

@@ -22,7 +22,13 @@ export type ImageInput = PixelArray | ImageDataLike | TensorLike;
 
 function isImageData(x: unknown): x is ImageDataLike {
   const d = x as ImageDataLike;
-  return typeof d === 'object' && d !== null && d.data instanceof Uint8ClampedArray && Number.isInteger(d.width) && Number.isInteger(d.height);
+  return (
+    typeof d === 'object' &&
+    d !== null &&
+    d.data instanceof Uint8ClampedArray &&
+    Number.isInteger(d.width) &&
+    Number.isInteger(d.height)
+  );
 }
 
 function isTensor(x: unknown): x is TensorLike {
@@ -35,16 +41,23 @@ function isPixelArray(x: unknown): x is PixelArray {
 }
 
 const describe = (x: unknown): string =>
-  x === null ? 'null' : typeof x !== 'object' ? typeof x : (x as object).constructor?.name ?? 'an object';
+  x === null ? 'null' : typeof x !== 'object' ? typeof x : ((x as object).constructor?.name ?? 'an object');
 
 /**
  * Converts an RGBA `ImageData` to `channels` (3: drop alpha; 1: luma, ITU-R BT.601 weights)
  * at the size the model takes; a picture of another size is an error (resize it on a canvas).
  */
-function fromImageData(image: ImageDataLike, shape: readonly [number, number, number], out: Float32Array, at: number): void {
+function fromImageData(
+  image: ImageDataLike,
+  shape: readonly [number, number, number],
+  out: Float32Array,
+  at: number,
+): void {
   const [h, w, c] = shape;
   if (image.width !== w || image.height !== h) {
-    throw new UserError(`ImageData is ${image.width}x${image.height}; the model takes ${w}x${h} images (draw it onto a ${w}x${h} canvas first)`);
+    throw new UserError(
+      `ImageData is ${image.width}x${image.height}; the model takes ${w}x${h} images (draw it onto a ${w}x${h} canvas first)`,
+    );
   }
   const d = image.data;
   for (let p = 0; p < h * w; p++) {
@@ -66,7 +79,9 @@ function checkValues(values: ArrayLike<number>, what: string): void {
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (!(v >= 0 && v <= 255)) {
-      throw new UserError(`${what}: value ${v} at index ${i} is not a pixel value in [0, 255] (pass raw pixels; the model normalises them itself)`);
+      throw new UserError(
+        `${what}: value ${v} at index ${i} is not a pixel value in [0, 255] (pass raw pixels; the model normalises them itself)`,
+      );
     }
   }
 }
@@ -76,13 +91,18 @@ function checkValues(values: ArrayLike<number>, what: string): void {
  * Takes one image or a packed array of several (`many`: how many images a packed array or tensor
  * may hold; false: exactly one), an array of images, ImageData or tfjs tensors.
  */
-export function toPixels(input: ImageInput | readonly ImageInput[], shape: readonly [number, number, number], many: boolean): { pixels: Float32Array; count: number } {
+export function toPixels(
+  input: ImageInput | readonly ImageInput[],
+  shape: readonly [number, number, number],
+  many: boolean,
+): { pixels: Float32Array; count: number } {
   const size = shape[0] * shape[1] * shape[2];
   const expect = `[${shape.join(', ')}] (height, width, channels: ${size} values per image, 0-255)`;
   // A plain array of numbers is pixels; an array of objects (typed arrays, ImageData, tensors) is a list of images.
   const isList = Array.isArray(input) && input.length > 0 && typeof input[0] === 'object';
   const list: readonly unknown[] = isList ? (input as readonly unknown[]) : [input];
-  if (!many && list.length !== 1) throw new UserError(`classify takes one image, got a list of ${list.length}; use classifyBatch`);
+  if (!many && list.length !== 1)
+    throw new UserError(`classify takes one image, got a list of ${list.length}; use classifyBatch`);
   const parts: { values: ArrayLike<number> | ImageDataLike; count: number }[] = [];
   for (const [i, item] of list.entries()) {
     const what = isList ? `image ${i}` : 'image';
@@ -92,22 +112,30 @@ export function toPixels(input: ImageInput | readonly ImageInput[], shape: reado
       const dims = item.shape;
       const tail = dims.slice(-3);
       if (!(dims.length === 3 || dims.length === 4) || tail.join() !== shape.join()) {
-        throw new UserError(`${what}: a tensor of shape [${dims.join(', ')}]; the model takes ${expect}, or [N, ...] of those`);
+        throw new UserError(
+          `${what}: a tensor of shape [${dims.join(', ')}]; the model takes ${expect}, or [N, ...] of those`,
+        );
       }
-      if (dims.length === 4 && !many && dims[0] !== 1) throw new UserError(`${what}: a batch of ${dims[0]} images; use classifyBatch`);
+      if (dims.length === 4 && !many && dims[0] !== 1)
+        throw new UserError(`${what}: a batch of ${dims[0]} images; use classifyBatch`);
       const values = item.dataSync();
       checkValues(values, what);
       parts.push({ values, count: dims.length === 4 ? dims[0] : 1 });
     } else if (isPixelArray(item)) {
       if (item.length === 0 || item.length % size !== 0) {
-        throw new UserError(`${what}: ${item.length} values; the model takes ${expect}${many ? ', or N such images packed' : ''}`);
+        throw new UserError(
+          `${what}: ${item.length} values; the model takes ${expect}${many ? ', or N such images packed' : ''}`,
+        );
       }
       const count = item.length / size;
-      if (!many && count !== 1) throw new UserError(`${what}: ${item.length} values hold ${count} images; use classifyBatch`);
+      if (!many && count !== 1)
+        throw new UserError(`${what}: ${item.length} values hold ${count} images; use classifyBatch`);
       if (!(item instanceof Uint8Array || item instanceof Uint8ClampedArray)) checkValues(item, what);
       parts.push({ values: item, count });
     } else {
-      throw new UserError(`${what}: ${describe(item)} is not an image; pass pixels (Uint8Array, Uint8ClampedArray, Float32Array), ImageData or a tfjs tensor`);
+      throw new UserError(
+        `${what}: ${describe(item)} is not an image; pass pixels (Uint8Array, Uint8ClampedArray, Float32Array), ImageData or a tfjs tensor`,
+      );
     }
   }
   const count = parts.reduce((n, p) => n + p.count, 0);

@@ -13,12 +13,16 @@ export function preprocessingOf(stats: { mean: number[]; std: number[] } | null 
 
 export function checkPreprocessing(p: Preprocessing, channels: number, where: string): void {
   if (!(p.pixelRange > 0)) throw new UserError(`${where}: preprocessing pixelRange must be > 0, got ${p.pixelRange}`);
-  if ((p.mean === undefined) !== (p.std === undefined)) throw new UserError(`${where}: preprocessing needs both mean and std, or neither`);
+  if ((p.mean === undefined) !== (p.std === undefined))
+    throw new UserError(`${where}: preprocessing needs both mean and std, or neither`);
   if (p.mean && p.std) {
     if (p.mean.length !== channels || p.std.length !== channels) {
-      throw new UserError(`${where}: ${channels} channels need ${channels} means and stds, got ${p.mean.length} and ${p.std.length}`);
+      throw new UserError(
+        `${where}: ${channels} channels need ${channels} means and stds, got ${p.mean.length} and ${p.std.length}`,
+      );
     }
-    if (p.std.some((s) => !(s > 0)) || p.mean.some((m) => !Number.isFinite(m))) throw new UserError(`${where}: preprocessing means must be finite and stds > 0`);
+    if (p.std.some((s) => !(s > 0)) || p.mean.some((m) => !Number.isFinite(m)))
+      throw new UserError(`${where}: preprocessing means must be finite and stds > 0`);
   }
 }
 

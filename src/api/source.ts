@@ -43,7 +43,10 @@ function directorySource(dir: string): FileSource {
   type Path = typeof import('node:path');
   const modules = Promise.all([importNodeOnly<Fs>('node:fs/promises'), importNodeOnly<Path>('node:path')]);
   let path: Path | undefined;
-  void modules.then(([, p]) => (path = p), () => {});
+  void modules.then(
+    ([, p]) => (path = p),
+    () => {},
+  );
   return {
     dir,
     where: (file) => (path ? path.join(dir, file) : `${dir}/${file}`),
@@ -69,10 +72,12 @@ export function sourceOf(location: string | URL): FileSource {
     if (location.protocol === 'file:' && inNode) return directorySource(decodeURIComponent(location.pathname));
     return urlSource(location);
   }
-  if (typeof location !== 'string' || location.length === 0) throw new UserError(`expected a model directory or URL, got ${JSON.stringify(location)}`, { option: 'location' });
+  if (typeof location !== 'string' || location.length === 0)
+    throw new UserError(`expected a model directory or URL, got ${JSON.stringify(location)}`, { option: 'location' });
   if (/^[a-z][a-z0-9+.-]*:/i.test(location) && !/^[a-z]:[\\/]/i.test(location)) return sourceOf(new URL(location));
   if (inNode) return directorySource(location);
   const base = (globalThis as { location?: { href: string } }).location?.href;
-  if (!base) throw new UserError(`${location}: not a URL, and there is no page to resolve it against`, { option: 'location' });
+  if (!base)
+    throw new UserError(`${location}: not a URL, and there is no page to resolve it against`, { option: 'location' });
   return urlSource(new URL(location, base));
 }

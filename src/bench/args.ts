@@ -9,10 +9,15 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  * A benchmark's options (plus -h / --help): with --help prints `help` and exits; an unknown or
  * malformed option prints one line and `help` and exits with status 1.
  */
-export function benchArgs<const O extends Options>(options: O, help: string): ReturnType<typeof parseArgs<{ options: O }>>['values'] {
+export function benchArgs<const O extends Options>(
+  options: O,
+  help: string,
+): ReturnType<typeof parseArgs<{ options: O }>>['values'] {
   let parsed: ReturnType<typeof parseArgs<{ options: O }>>;
   try {
-    parsed = parseArgs({ options: { ...options, help: { type: 'boolean', short: 'h' } } }) as ReturnType<typeof parseArgs<{ options: O }>>;
+    parsed = parseArgs({ options: { ...options, help: { type: 'boolean', short: 'h' } } }) as ReturnType<
+      typeof parseArgs<{ options: O }>
+    >;
   } catch (e) {
     process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n${help}`);
     process.exit(1);
@@ -35,7 +40,8 @@ export function positiveOption(raw: string | undefined, name: string, fallback: 
 /** The --model directory (default the shipped B-LeNet), checked to hold a saved model. */
 export function modelDirOption(raw: string | undefined): string {
   const dir = raw ?? 'models/b-lenet-mnist';
-  if (!existsSync(join(dir, 'model.json'))) throw new Error(`${dir}: no model.json; pass --model DIR (a directory written by 'branchynet train')`);
+  if (!existsSync(join(dir, 'model.json')))
+    throw new Error(`${dir}: no model.json; pass --model DIR (a directory written by 'branchynet train')`);
   return dir;
 }
 

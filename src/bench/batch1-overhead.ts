@@ -29,8 +29,24 @@ async function kernelsPerSample(run: () => void): Promise<number> {
 }
 const one = test.images.subarray(0, size);
 // Kernels for one sample leaving at exit 1, one going on to exit 2, and the baseline.
-const exitOne = await kernelsPerSample(() => earlyExit(early, one, 1, thresholds.map(() => Infinity), 1));
-const exitLast = await kernelsPerSample(() => earlyExit(early, one, 1, thresholds.map(() => 0), 1));
+const exitOne = await kernelsPerSample(() =>
+  earlyExit(
+    early,
+    one,
+    1,
+    thresholds.map(() => Infinity),
+    1,
+  ),
+);
+const exitLast = await kernelsPerSample(() =>
+  earlyExit(
+    early,
+    one,
+    1,
+    thresholds.map(() => 0),
+    1,
+  ),
+);
 const baseline = await kernelsPerSample(() => earlyExit(base, one, 1, [], 1));
 
 // The fixed cost of launching a kernel: a relu on four numbers, plus the read-back of a result.
@@ -67,6 +83,12 @@ const f1 = exits[0] / samples;
 const kernelsEarly = f1 * exitOne + (1 - f1) * exitLast;
 console.log(`kernels per sample: early exit at exit 1 ${exitOne}, at the last exit ${exitLast}, baseline ${baseline}`);
 console.log(`tiny kernel ${perKernelUs.toFixed(1)} us, read-back ${perSyncUs.toFixed(1)} us`);
-console.log(`exit-1 fraction ${(100 * f1).toFixed(1)} %: ${kernelsEarly.toFixed(2)} kernels per sample vs ${baseline} -> kernel-count bound ${(baseline / kernelsEarly).toFixed(2)}x`);
-console.log(`measured batch 1 over ${samples} samples: early exit ${(earlyMs / samples).toFixed(3)} ms, baseline ${(baseMs / samples).toFixed(3)} ms -> ${(baseMs / earlyMs).toFixed(2)}x`);
-console.log(`fixed cost share of the early-exit path: ${((100 * (kernelsEarly * perKernelUs + perSyncUs * (1 + (1 - f1)))) / ((1000 * earlyMs) / samples)).toFixed(0)} %`);
+console.log(
+  `exit-1 fraction ${(100 * f1).toFixed(1)} %: ${kernelsEarly.toFixed(2)} kernels per sample vs ${baseline} -> kernel-count bound ${(baseline / kernelsEarly).toFixed(2)}x`,
+);
+console.log(
+  `measured batch 1 over ${samples} samples: early exit ${(earlyMs / samples).toFixed(3)} ms, baseline ${(baseMs / samples).toFixed(3)} ms -> ${(baseMs / earlyMs).toFixed(2)}x`,
+);
+console.log(
+  `fixed cost share of the early-exit path: ${((100 * (kernelsEarly * perKernelUs + perSyncUs * (1 + (1 - f1)))) / ((1000 * earlyMs) / samples)).toFixed(0)} %`,
+);

@@ -4,7 +4,10 @@
  * Best mean time (µs) of each case's `reps` calls over `rounds` rounds, the cases taking turns
  * round by round, so that a burst of load from other processes spoils one round of each at most.
  */
-export async function bestOf(cases: Record<string, [() => unknown, number]>, rounds = 15): Promise<Record<string, number>> {
+export async function bestOf(
+  cases: Record<string, [() => unknown, number]>,
+  rounds = 15,
+): Promise<Record<string, number>> {
   const best: Record<string, number> = {};
   for (const [name, [f, reps]] of Object.entries(cases)) {
     for (let i = 0; i < Math.min(reps, 20); i++) await f();

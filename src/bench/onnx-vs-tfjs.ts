@@ -34,20 +34,25 @@ const HELP = `usage: npm run bench:onnx -- [options]
   --json               print the figures as JSON
 `;
 
-const values = benchArgs({
-  model: { type: 'string' },
-  samples: { type: 'string' },
-  'batched-samples': { type: 'string' },
-  'batch-size': { type: 'string' },
-  threads: { type: 'string' },
-  backend: { type: 'string' },
-  thresholds: { type: 'string' },
-  passes: { type: 'string' },
-  json: { type: 'boolean' },
-}, HELP);
+const values = benchArgs(
+  {
+    model: { type: 'string' },
+    samples: { type: 'string' },
+    'batched-samples': { type: 'string' },
+    'batch-size': { type: 'string' },
+    threads: { type: 'string' },
+    backend: { type: 'string' },
+    thresholds: { type: 'string' },
+    passes: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  HELP,
+);
 
-const positive = (name: 'samples' | 'batched-samples' | 'batch-size' | 'threads' | 'passes', fallback: number): number =>
-  positiveOption(values[name], name, fallback);
+const positive = (
+  name: 'samples' | 'batched-samples' | 'batch-size' | 'threads' | 'passes',
+  fallback: number,
+): number => positiveOption(values[name], name, fallback);
 
 const log = (line: string) => process.stderr.write(line + '\n');
 
@@ -84,9 +89,13 @@ async function main(): Promise<void> {
   ];
   const ortVersion = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
   const cpu = cpus();
-  log(`${model.spec.name} (${dir}), ${model.dataset ?? 'mnist'} test set: batch 1 on ${batch1Samples} samples (chunks of 100), batch ${batchSize} on ${batchedSamples} (chunks of ${4 * batchSize}), best of ${passes} passes per chunk; thresholds [${thresholds.join(', ')}]`);
+  log(
+    `${model.spec.name} (${dir}), ${model.dataset ?? 'mnist'} test set: batch 1 on ${batch1Samples} samples (chunks of 100), batch ${batchSize} on ${batchedSamples} (chunks of ${4 * batchSize}), best of ${passes} passes per chunk; thresholds [${thresholds.join(', ')}]`,
+  );
   const binding = ortEarly.direct ? 'native session called directly' : 'public InferenceSession API';
-  log(`onnxruntime-node ${ortVersion} (cpu, ${threads} intra-op thread${threads > 1 ? 's' : ''}, graph optimisation 'all', ${binding}), tfjs ${backend}; ${cpu.length} x ${cpu[0]?.model.trim()}, node ${process.version}`);
+  log(
+    `onnxruntime-node ${ortVersion} (cpu, ${threads} intra-op thread${threads > 1 ? 's' : ''}, graph optimisation 'all', ${binding}), tfjs ${backend}; ${cpu.length} x ${cpu[0]?.model.trim()}, node ${process.version}`,
+  );
 
   log('warming up...');
   await interleaved(contenders, headDataset(test, 128), 128, 1, 64, 1);
@@ -108,18 +117,30 @@ async function main(): Promise<void> {
   const earlyMacs = exitFractions.reduce((s, f, k) => s + f * perExit[k], 0);
   const baselineMacs = trunkMacs(baselineNet.macs());
   const macSpeedup = baselineMacs / earlyMacs;
-  const identical = same(batched.results[1], batched.results[3]) && same(single.results[1], single.results[3]) && same(batched.results[0], batched.results[2]);
+  const identical =
+    same(batched.results[1], batched.results[3]) &&
+    same(single.results[1], single.results[3]) &&
+    same(batched.results[0], batched.results[2]);
 
   const runtimes = ['onnx', 'tfjs'].map((name, r) => {
     const [b, e] = [2 * r, 2 * r + 1];
-    const b1 = { baseline: (single.seconds[b] * 1000) / batch1Samples, earlyExit: (single.seconds[e] * 1000) / batch1Samples };
+    const b1 = {
+      baseline: (single.seconds[b] * 1000) / batch1Samples,
+      earlyExit: (single.seconds[e] * 1000) / batch1Samples,
+    };
     const bn = { baseline: batchedSamples / batched.seconds[b], earlyExit: batchedSamples / batched.seconds[e] };
     const s1 = b1.baseline / b1.earlyExit;
     const sn = bn.earlyExit / bn.baseline;
     return {
       runtime: name,
       batch1: { baselineMs: b1.baseline, earlyExitMs: b1.earlyExit, speedup: s1, exitEfficiency: s1 / macSpeedup },
-      batched: { batchSize, baselineSamplesPerSecond: bn.baseline, earlyExitSamplesPerSecond: bn.earlyExit, speedup: sn, exitEfficiency: sn / macSpeedup },
+      batched: {
+        batchSize,
+        baselineSamplesPerSecond: bn.baseline,
+        earlyExitSamplesPerSecond: bn.earlyExit,
+        speedup: sn,
+        exitEfficiency: sn / macSpeedup,
+      },
     };
   });
 
@@ -129,7 +150,7 @@ async function main(): Promise<void> {
   g.output(g.input('x', ['N', 1]), 'y', ['N', 1]);
   const emptyGraph = encodeModel(g.build('an empty graph: the cost of one session run'));
   const identity = await openDirectSession(ort, emptyGraph, { intraOpNumThreads: threads }, ['y'], ortEarly.direct);
-  const identityViaApi = await openDirectSession(ort, emptyGraph, { intraOpNumThreads: threads }, ["y"], false);
+  const identityViaApi = await openDirectSession(ort, emptyGraph, { intraOpNumThreads: threads }, ['y'], false);
   const one = new ort.Tensor('float32', new Float32Array(1), [1, 1]);
   const image = test.images.subarray(0, imageSize(test));
   const stageInputs = [ortEarly.input(image, 1)];
@@ -150,7 +171,17 @@ async function main(): Promise<void> {
     ...Object.fromEntries(stageInputs.map((a, k) => [`stage${k}`, [() => ortEarly.runStage(k, a), 100]])),
     baseline: [() => ortBase.runStage(0, ortBase.input(image, 1)), 100],
     // The early-exit loop itself, everyone answering at exit 1: its cost beyond the stage-1 run.
-    loop: [() => earlyExitAsync(ortEarly, loopImages, 100, thresholds.map(() => Infinity), 1), 1],
+    loop: [
+      () =>
+        earlyExitAsync(
+          ortEarly,
+          loopImages,
+          100,
+          thresholds.map(() => Infinity),
+          1,
+        ),
+      1,
+    ],
     batchedStage1: [() => ortEarly.runStage(0, ortEarly.input(block, blockRows)), 1],
     batchedBaseline: [() => ortBase.runStage(0, ortBase.input(block, blockRows)), 1],
     tfjsStage1: [tfjsStage(contenders[3].runner), 1],
@@ -160,7 +191,12 @@ async function main(): Promise<void> {
   const stageRuns = stageInputs.map((_, k) => t[`stage${k}`]);
   const baselineRun = t.baseline;
   const firstExitLoop = t.loop / 100;
-  const [batchedStage1Us, batchedBaselineUs, tfjsStage1Us, tfjsBaselineUs] = [t.batchedStage1, t.batchedBaseline, t.tfjsStage1, t.tfjsBaseline];
+  const [batchedStage1Us, batchedBaselineUs, tfjsStage1Us, tfjsBaselineUs] = [
+    t.batchedStage1,
+    t.batchedBaseline,
+    t.tfjsStage1,
+    t.tfjsBaseline,
+  ];
   // Expected early-exit time from the stage runs alone: a sample answering at exit k ran stages 1..k.
   let expected = 0;
   for (let k = 0; k < exits; k++) expected += exitFractions[k] * stageRuns.slice(0, k + 1).reduce((a, b) => a + b, 0);
@@ -196,17 +232,37 @@ async function main(): Promise<void> {
     batchedStage1: {
       rows: blockRows,
       macShare: stage1MacShare,
-      onnx: { stage1Us: batchedStage1Us, baselineUs: batchedBaselineUs, timeShare: batchedStage1Us / batchedBaselineUs },
+      onnx: {
+        stage1Us: batchedStage1Us,
+        baselineUs: batchedBaselineUs,
+        timeShare: batchedStage1Us / batchedBaselineUs,
+      },
       tfjs: { stage1Us: tfjsStage1Us, baselineUs: tfjsBaselineUs, timeShare: tfjsStage1Us / tfjsBaselineUs },
     },
-    settings: { onnxruntime: ortVersion, threads, tfjsBackend: backend, cpu: `${cpu.length} x ${cpu[0]?.model.trim()}`, node: process.version },
+    settings: {
+      onnxruntime: ortVersion,
+      threads,
+      tfjsBackend: backend,
+      cpu: `${cpu.length} x ${cpu[0]?.model.trim()}`,
+      node: process.version,
+    },
   };
   if (values.json) {
     process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
   } else {
     const f2 = (v: number) => v.toFixed(2);
     const rows = [
-      ['runtime', 'baseline ms (b1)', 'early exit ms (b1)', 'speed-up b1', 'efficiency b1', `baseline /s (b${batchSize})`, `early exit /s (b${batchSize})`, `speed-up b${batchSize}`, `efficiency b${batchSize}`],
+      [
+        'runtime',
+        'baseline ms (b1)',
+        'early exit ms (b1)',
+        'speed-up b1',
+        'efficiency b1',
+        `baseline /s (b${batchSize})`,
+        `early exit /s (b${batchSize})`,
+        `speed-up b${batchSize}`,
+        `efficiency b${batchSize}`,
+      ],
       ...runtimes.map((r) => [
         r.runtime,
         r.batch1.baselineMs.toFixed(3),
@@ -232,7 +288,8 @@ async function main(): Promise<void> {
         `efficiency = measured speed-up / MAC-ideal speed-up; ONNX Runtime early exit takes ${f2(figures.onnxVsTfjsBatch1)}x the tfjs runtime's time at batch 1`,
         `predictions and exits identical on ONNX Runtime and tfjs (batch 1 and ${batchSize}): ${identical ? 'yes' : 'NO'}`,
         `where batch-1 time goes on ONNX Runtime (best of 15 rounds): an empty session run ${us(emptyRun)}` +
-          (ortEarly.direct ? ` (${us(t.emptyViaApi)} through onnxruntime-node's public API)` : '') + '; ' +
+          (ortEarly.direct ? ` (${us(t.emptyViaApi)} through onnxruntime-node's public API)` : '') +
+          '; ' +
           stageRuns.map((s, k) => `stage ${k + 1} ${us(s)} (${us(s - emptyRun)} compute)`).join(', ') +
           `; baseline ${us(baselineRun)} (${us(baselineRun - emptyRun)} compute)`,
         `  the early-exit loop with every sample answering at exit 1: ${us(firstExitLoop)} per sample, ${us(breakdown.loopOverheadUs)} beyond the stage-1 run (input tensor, decision)`,

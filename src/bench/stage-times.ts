@@ -28,15 +28,18 @@ const HELP = `usage: npm run bench:stages -- [options]
   --json                   print the figures as JSON
 `;
 
-const values = benchArgs({
-  model: { type: 'string' },
-  'batch-size': { type: 'string' },
-  threads: { type: 'string' },
-  rounds: { type: 'string' },
-  'exit-fractions': { type: 'string' },
-  packing: { type: 'string' },
-  json: { type: 'boolean' },
-}, HELP);
+const values = benchArgs(
+  {
+    model: { type: 'string' },
+    'batch-size': { type: 'string' },
+    threads: { type: 'string' },
+    rounds: { type: 'string' },
+    'exit-fractions': { type: 'string' },
+    packing: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  HELP,
+);
 
 const log = (line: string) => process.stderr.write(line + '\n');
 
@@ -84,8 +87,10 @@ async function main(): Promise<void> {
     ...Object.fromEntries(inputs.map((_, k) => [`through exit ${k + 1}`, [through(k + 1), reps]])),
     baseline: [() => base.runStage(0, baseInput), reps],
   };
-  log(`${net.spec.name} (${dir}) on ONNX Runtime (${early.direct ? 'native session called directly' : 'public API'}, ${threads} thread${threads > 1 ? 's' : ''}, image packing ${early.packed ? 'on' : 'off'}): ` +
-    `${rows} row${rows > 1 ? 's' : ''} per run, ${reps} runs per round, best of ${rounds} rounds`);
+  log(
+    `${net.spec.name} (${dir}) on ONNX Runtime (${early.direct ? 'native session called directly' : 'public API'}, ${threads} thread${threads > 1 ? 's' : ''}, image packing ${early.packed ? 'on' : 'off'}): ` +
+      `${rows} row${rows > 1 ? 's' : ''} per run, ${reps} runs per round, best of ${rounds} rounds`,
+  );
   const perRun = await bestOf(cases, rounds);
   await Promise.all([early.release(), base.release()]);
 
@@ -137,8 +142,10 @@ async function main(): Promise<void> {
   const lines = [
     '| stage | MACs | % of baseline MACs | us per sample | % of baseline time | GMAC/s | answering here: % MACs | % time | stages 1..k in a row: us | % time |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...stages.map((s) =>
-      `| ${s.stage} | ${s.macs} | ${pct(s.macShare)} | ${s.usPerSample.toFixed(1)} | ${pct(s.timeShare)} | ${s.gmacPerSecond.toFixed(1)} | ${pct(s.answeringMacShare)} | ${pct(s.answeringTimeShare)} | ${s.pathUsPerSample.toFixed(1)} | ${pct(s.pathTimeShare)} |`),
+    ...stages.map(
+      (s) =>
+        `| ${s.stage} | ${s.macs} | ${pct(s.macShare)} | ${s.usPerSample.toFixed(1)} | ${pct(s.timeShare)} | ${s.gmacPerSecond.toFixed(1)} | ${pct(s.answeringMacShare)} | ${pct(s.answeringTimeShare)} | ${s.pathUsPerSample.toFixed(1)} | ${pct(s.pathTimeShare)} |`,
+    ),
     `| baseline | ${baselineMacs} | 100% | ${baselineUs.toFixed(1)} | 100% | ${figures.baseline.gmacPerSecond.toFixed(1)} | | | | |`,
   ];
   if (ideal) {

@@ -20,11 +20,26 @@ const HELP = `usage: npm run bench:step -- [options]
   --rounds N           rounds, each timing reuse on and off in turn (default 3)
 `;
 
-const values = benchArgs({
-  model: { type: 'string' }, threads: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, rounds: { type: 'string' },
-}, HELP);
+const values = benchArgs(
+  {
+    model: { type: 'string' },
+    threads: { type: 'string' },
+    batch: { type: 'string' },
+    steps: { type: 'string' },
+    rounds: { type: 'string' },
+  },
+  HELP,
+);
 
-interface Costs { imagesPerSecond: number; majorGcs: number; minorGcs: number; userMs: number; systemMs: number; faults: number; switches: number }
+interface Costs {
+  imagesPerSecond: number;
+  majorGcs: number;
+  minorGcs: number;
+  userMs: number;
+  systemMs: number;
+  faults: number;
+  switches: number;
+}
 
 let majorGcs = 0;
 let minorGcs = 0;
@@ -39,7 +54,12 @@ new PerformanceObserver((list) => {
 /** Lets the gc observer's callbacks run. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
-async function round(trainer: ReturnType<typeof createTrainer>, data: ReturnType<typeof syntheticBatches>, steps: number, batch: number): Promise<Costs> {
+async function round(
+  trainer: ReturnType<typeof createTrainer>,
+  data: ReturnType<typeof syntheticBatches>,
+  steps: number,
+  batch: number,
+): Promise<Costs> {
   await settle();
   const gc0 = [majorGcs, minorGcs];
   const r0 = process.resourceUsage();
@@ -62,7 +82,8 @@ async function round(trainer: ReturnType<typeof createTrainer>, data: ReturnType
 async function main(): Promise<void> {
   const name = values.model ?? 'resnet-20';
   const make = BENCH_MODELS[name];
-  if (make === undefined) throw new Error(`--model: unknown '${name}' (known: ${Object.keys(BENCH_MODELS).join(', ')})`);
+  if (make === undefined)
+    throw new Error(`--model: unknown '${name}' (known: ${Object.keys(BENCH_MODELS).join(', ')})`);
   const threads = positiveOption(values.threads, 'threads', 2);
   const batch = positiveOption(values.batch, 'batch', 64);
   const steps = positiveOption(values.steps, 'steps', 20);
@@ -75,7 +96,9 @@ async function main(): Promise<void> {
   const data = syntheticBatches(spec, batch, 2);
   for (let i = 0; i < 3; i++) trainer.step(data[i % 2]!.images, data[i % 2]!.labels);
   const results: Record<'on' | 'off', Costs[]> = { on: [], off: [] };
-  console.log(`${name}, onednn ${threads} thread(s), batch ${batch}: ${rounds} rounds of ${steps} steps, output reuse on and off in turn`);
+  console.log(
+    `${name}, onednn ${threads} thread(s), batch ${batch}: ${rounds} rounds of ${steps} steps, output reuse on and off in turn`,
+  );
   for (let r = 0; r < rounds; r++) {
     for (const mode of r % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
       outputPool.enabled = mode === 'on';
@@ -88,11 +111,16 @@ async function main(): Promise<void> {
   trainer.dispose();
   const fmt = (c: Costs) =>
     `${c.imagesPerSecond.toFixed(0).padStart(5)} img/s | ${c.majorGcs.toFixed(1)} | ${c.minorGcs.toFixed(1)} | ${c.userMs.toFixed(0)} | ${c.systemMs.toFixed(0)} | ${c.faults.toFixed(0)} | ${c.switches.toFixed(0)}`;
-  console.log('| reuse | round | throughput | full GCs / step | scavenges / step | user ms / step | system ms / step | page faults / step | context switches / step |');
+  console.log(
+    '| reuse | round | throughput | full GCs / step | scavenges / step | user ms / step | system ms / step | page faults / step | context switches / step |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|');
-  for (let r = 0; r < rounds; r++) for (const mode of ['on', 'off'] as const) console.log(`| ${mode} | ${r + 1} | ${fmt(results[mode][r]!)} |`);
+  for (let r = 0; r < rounds; r++)
+    for (const mode of ['on', 'off'] as const) console.log(`| ${mode} | ${r + 1} | ${fmt(results[mode][r]!)} |`);
   const best = (mode: 'on' | 'off') => Math.max(...results[mode].map((c) => c.imagesPerSecond));
-  console.log(`best round: reuse on ${best('on').toFixed(0)} img/s, off ${best('off').toFixed(0)} img/s: ${(best('on') / best('off')).toFixed(2)}x`);
+  console.log(
+    `best round: reuse on ${best('on').toFixed(0)} img/s, off ${best('off').toFixed(0)} img/s: ${(best('on') / best('off')).toFixed(2)}x`,
+  );
 }
 
 runBench(main);

@@ -25,10 +25,17 @@ const HELP = `usage: npm run bench:train -- [options]
   --no-torch           skip PyTorch (bench/pytorch_reference.py, run when python3-torch is installed)
 `;
 
-const values = benchArgs({
-  batch: { type: 'string' }, seconds: { type: 'string' }, threads: { type: 'string' },
-  backends: { type: 'string' }, models: { type: 'string' }, 'no-torch': { type: 'boolean' },
-}, HELP);
+const values = benchArgs(
+  {
+    batch: { type: 'string' },
+    seconds: { type: 'string' },
+    threads: { type: 'string' },
+    backends: { type: 'string' },
+    models: { type: 'string' },
+    'no-torch': { type: 'boolean' },
+  },
+  HELP,
+);
 
 /** Images/s of training steps on the current backend: 2 warm-up steps, then at least `seconds` and 3 steps. */
 function measure(spec: BranchyNetSpec, batch: number, seconds: number): number {
@@ -50,16 +57,27 @@ function measure(spec: BranchyNetSpec, batch: number, seconds: number): number {
 }
 
 /** PyTorch's images/s per model, or why there are none. */
-function torchFigures(models: string[], batch: number, seconds: number, threads: number): { figures: Record<string, number>; note: string } {
+function torchFigures(
+  models: string[],
+  batch: number,
+  seconds: number,
+  threads: number,
+): { figures: Record<string, number>; note: string } {
   if (values['no-torch']) return { figures: {}, note: 'skipped (--no-torch)' };
   const script = fileURLToPath(new URL('../../bench/pytorch_reference.py', import.meta.url));
   // Debian's python3-torch lives in the system interpreter, which a pyenv shim on PATH may hide.
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-  const run = spawnSync(python, [script, '--batch', String(batch), '--seconds', String(seconds),
-    '--threads', String(threads), ...models], { encoding: 'utf8' });
+  const run = spawnSync(
+    python,
+    [script, '--batch', String(batch), '--seconds', String(seconds), '--threads', String(threads), ...models],
+    { encoding: 'utf8' },
+  );
   const line = run.stdout?.trim().split('\n').pop() ?? '';
   if (run.status !== 0 || !line.startsWith('{')) {
-    return { figures: {}, note: `not measured (${(run.stderr || String(run.error)).trim().split('\n').pop()}; apt-get install python3-torch libopenblas0-pthread)` };
+    return {
+      figures: {},
+      note: `not measured (${(run.stderr || String(run.error)).trim().split('\n').pop()}; apt-get install python3-torch libopenblas0-pthread)`,
+    };
   }
   const parsed = JSON.parse(line) as { torch: string; threads: number; results: Record<string, number> };
   return { figures: parsed.results, note: `PyTorch ${parsed.torch}, ${parsed.threads} threads` };
@@ -71,7 +89,8 @@ async function main(): Promise<void> {
   const threads = positiveOption(values.threads, 'threads', Math.min(2, os.availableParallelism()));
   const models = values.models?.split(',') ?? Object.keys(BENCH_MODELS);
   const unknown = models.filter((m) => BENCH_MODELS[m] === undefined);
-  if (unknown.length > 0) throw new Error(`--models: unknown ${unknown.join(', ')} (known: ${Object.keys(BENCH_MODELS).join(', ')})`);
+  if (unknown.length > 0)
+    throw new Error(`--models: unknown ${unknown.join(', ')} (known: ${Object.keys(BENCH_MODELS).join(', ')})`);
   const backends = (values.backends?.split(',') ?? ['onednn', 'wasm']) as BackendName[];
   const badBackend = backends.find((b) => !['onednn', 'wasm', 'cpu'].includes(b));
   if (badBackend !== undefined) throw new Error(`--backends: unknown '${badBackend}' (onednn, wasm, cpu)`);

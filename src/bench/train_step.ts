@@ -19,18 +19,20 @@ export function lenet2050(): BranchyNetSpec {
     name: 'lenet-20-50',
     input: [28, 28, 1],
     classes: 10,
-    segments: [[
-      { kind: 'conv2d', filters: 20, kernel: 5 },
-      { kind: 'maxPool', size: 2, stride: 2 },
-      { kind: 'relu' },
-      { kind: 'conv2d', filters: 50, kernel: 5 },
-      { kind: 'maxPool', size: 2, stride: 2 },
-      { kind: 'relu' },
-      { kind: 'flatten' },
-      { kind: 'dense', units: 500 },
-      { kind: 'relu' },
-      { kind: 'dense', units: 10 },
-    ]],
+    segments: [
+      [
+        { kind: 'conv2d', filters: 20, kernel: 5 },
+        { kind: 'maxPool', size: 2, stride: 2 },
+        { kind: 'relu' },
+        { kind: 'conv2d', filters: 50, kernel: 5 },
+        { kind: 'maxPool', size: 2, stride: 2 },
+        { kind: 'relu' },
+        { kind: 'flatten' },
+        { kind: 'dense', units: 500 },
+        { kind: 'relu' },
+        { kind: 'dense', units: 10 },
+      ],
+    ],
     heads: [[]],
     lossWeights: [1],
   };
@@ -50,7 +52,12 @@ export const BENCH_MODELS: Readonly<Record<string, () => BranchyNetSpec>> = {
 };
 
 /** Deterministic synthetic batches: `count` batches of `batchSize` images (uniform [0,1)) and labels. */
-export function syntheticBatches(spec: BranchyNetSpec, batchSize: number, count: number, seed = 1): { images: Float32Array; labels: Int32Array }[] {
+export function syntheticBatches(
+  spec: BranchyNetSpec,
+  batchSize: number,
+  count: number,
+  seed = 1,
+): { images: Float32Array; labels: Int32Array }[] {
   let s = seed >>> 0;
   const next = (): number => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -72,7 +79,11 @@ export function syntheticBatches(spec: BranchyNetSpec, batchSize: number, count:
  * (training mode, the first step's dropout masks) without an update: the same batch before and after
  * steps tells whether they trained anything. It moves batch norm's running statistics, as a step does.
  */
-export function createTrainer(spec: BranchyNetSpec, seed = 0, learningRate = 1e-3): {
+export function createTrainer(
+  spec: BranchyNetSpec,
+  seed = 0,
+  learningRate = 1e-3,
+): {
   net: BranchyNet;
   step(images: Float32Array, labels: Int32Array): Float32Array;
   loss(images: Float32Array, labels: Int32Array): Float32Array;
@@ -82,7 +93,7 @@ export function createTrainer(spec: BranchyNetSpec, seed = 0, learningRate = 1e-
   const optimizer = new FusedAdamOptimizer(learningRate);
   const variables = net.variables;
   const dropoutSeed = seed + 1;
-  const rng = new Rng(dropoutSeed);   // dropout masks of the steps
+  const rng = new Rng(dropoutSeed); // dropout masks of the steps
   const lossWeights = spec.lossWeights ?? spec.segments.map(() => 1);
   /** Inside tf.tidy: the joint loss and each exit's loss of a batch. */
   const jointLossOf = (images: Float32Array, labels: Int32Array, masks: Rng) => {
@@ -99,23 +110,25 @@ export function createTrainer(spec: BranchyNetSpec, seed = 0, learningRate = 1e-
   return {
     net,
     step(images, labels) {
-      return read(tf.tidy(() => {
-        let losses: tf.Tensor | undefined;
-        const { grads } = tf.variableGrads(() => {
-          const { total, perExit } = jointLossOf(images, labels, rng);
-          losses = tf.keep(tf.stack(perExit));
-          return total;
-        }, variables);
-        optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer['applyGradients']>[0]);
-        return losses!;
-      }));
+      return read(
+        tf.tidy(() => {
+          let losses: tf.Tensor | undefined;
+          const { grads } = tf.variableGrads(() => {
+            const { total, perExit } = jointLossOf(images, labels, rng);
+            losses = tf.keep(tf.stack(perExit));
+            return total;
+          }, variables);
+          optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer['applyGradients']>[0]);
+          return losses!;
+        }),
+      );
     },
     loss(images, labels) {
       return read(tf.tidy(() => tf.stack(jointLossOf(images, labels, new Rng(dropoutSeed)).perExit)));
     },
     dispose() {
       optimizer.dispose();
-      net.dispose();   // its trainable variables and layer state (batch-norm running statistics)
+      net.dispose(); // its trainable variables and layer state (batch-norm running statistics)
     },
   };
 }

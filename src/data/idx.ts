@@ -16,7 +16,9 @@ export function parseIdx(bytes: Uint8Array, name: string, expectedRank?: number)
     throw new UserError(`${name}: not an IDX file (bad magic number; is it still gzip-compressed?)`);
   }
   if (bytes[2] !== UBYTE) {
-    throw new UserError(`${name}: IDX element type 0x${bytes[2].toString(16)} is not supported (expected 0x08, unsigned byte)`);
+    throw new UserError(
+      `${name}: IDX element type 0x${bytes[2].toString(16)} is not supported (expected 0x08, unsigned byte)`,
+    );
   }
   const rank = bytes[3];
   if (expectedRank !== undefined && rank !== expectedRank) {

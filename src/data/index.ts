@@ -20,7 +20,10 @@ export function loadDataset(name: string, dataDir?: string): { train: Dataset; t
 
 export { holdOutValidation, headDataset, type Dataset, type Splits } from './dataset.js';
 
-/** Data sets whose inputs are normalised per channel with statistics of the training split (CIFAR); MNIST stays in [0, 1] as in the paper. */
+/**
+ * Data sets whose inputs are normalised per channel with statistics of the training split (CIFAR); MNIST stays in
+ * [0, 1] as in the paper.
+ */
 export function normalisesInputs(name: string): boolean {
   return name === 'cifar10';
 }

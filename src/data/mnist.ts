@@ -30,7 +30,8 @@ function loadPair(dir: string, imagesFile: string, labelsFile: string): Dataset 
     throw new UserError(`${join(dir, labelsFile)}: ${labels.dims[0]} labels for ${count} images in ${imagesFile}`);
   }
   for (let i = 0; i < count; i++) {
-    if (labels.data[i] > 9) throw new UserError(`${join(dir, labelsFile)}: label ${labels.data[i]} at index ${i} is not a digit`);
+    if (labels.data[i] > 9)
+      throw new UserError(`${join(dir, labelsFile)}: label ${labels.data[i]} at index ${i} is not a digit`);
   }
   const pixels = new Float32Array(images.data.length);
   for (let i = 0; i < pixels.length; i++) pixels[i] = images.data[i] / 255;

@@ -33,12 +33,18 @@ function naive(img: Float32Array, h: number, w: number, c: number, pad: number, 
   const ph = h + 2 * pad;
   const pw = w + 2 * pad;
   const padded = new Float32Array(ph * pw * c);
-  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) for (let k = 0; k < c; k++) padded[((i + pad) * pw + j + pad) * c + k] = img[(i * w + j) * c + k];
+  for (let i = 0; i < h; i++)
+    for (let j = 0; j < w; j++)
+      for (let k = 0; k < c; k++) padded[((i + pad) * pw + j + pad) * c + k] = img[(i * w + j) * c + k];
   const crop = new Float32Array(h * w * c);
-  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) for (let k = 0; k < c; k++) crop[(i * w + j) * c + k] = padded[((i + pad + dy) * pw + j + pad + dx) * c + k];
+  for (let i = 0; i < h; i++)
+    for (let j = 0; j < w; j++)
+      for (let k = 0; k < c; k++) crop[(i * w + j) * c + k] = padded[((i + pad + dy) * pw + j + pad + dx) * c + k];
   if (!mirror) return crop;
   const out = new Float32Array(h * w * c);
-  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) for (let k = 0; k < c; k++) out[(i * w + j) * c + k] = crop[(i * w + (w - 1 - j)) * c + k];
+  for (let i = 0; i < h; i++)
+    for (let j = 0; j < w; j++)
+      for (let k = 0; k < c; k++) out[(i * w + j) * c + k] = crop[(i * w + (w - 1 - j)) * c + k];
   return out;
 }
 
@@ -64,7 +70,11 @@ test('augmentation: off by default; crop with 4-pixel zero padding and flip matc
   assert.deepEqual(again, batch, 'same seed, same batch');
   const partial = data.images.slice();
   augment(partial, 10, new Rng(99));
-  assert.deepEqual(partial.subarray(10 * size), data.images.subarray(10 * size), 'only the first count images are touched');
+  assert.deepEqual(
+    partial.subarray(10 * size),
+    data.images.subarray(10 * size),
+    'only the first count images are touched',
+  );
 });
 
 test('flip-only augmentation mirrors about half of the images and keeps pixel values', () => {
@@ -79,7 +89,9 @@ test('flip-only augmentation mirrors about half of the images and keeps pixel va
     const b = data.images.subarray(n * size, (n + 1) * size);
     if (a.every((v, i) => v === b[i])) continue;
     flipped++;
-    for (let i = 0; i < 4; i++) for (let j = 0; j < 5; j++) for (let k = 0; k < 3; k++) assert.equal(a[(i * 5 + j) * 3 + k], b[(i * 5 + 4 - j) * 3 + k]);
+    for (let i = 0; i < 4; i++)
+      for (let j = 0; j < 5; j++)
+        for (let k = 0; k < 3; k++) assert.equal(a[(i * 5 + j) * 3 + k], b[(i * 5 + 4 - j) * 3 + k]);
   }
   assert.ok(flipped > 70 && flipped < 130, `about half flipped: ${flipped}`);
 });

@@ -33,9 +33,12 @@ export function channelStats(data: Dataset): ChannelStats {
 export function normalizeDataset(data: Dataset, stats: ChannelStats): Dataset {
   const c = data.shape[2];
   if (stats.mean.length !== c || stats.std.length !== c) {
-    throw new RangeError(`normalizeDataset: ${c} channels need ${c} means and stds, got ${stats.mean.length} and ${stats.std.length}`);
+    throw new RangeError(
+      `normalizeDataset: ${c} channels need ${c} means and stds, got ${stats.mean.length} and ${stats.std.length}`,
+    );
   }
-  if (stats.std.some((s) => !(s > 0))) throw new RangeError(`normalizeDataset: standard deviations must be > 0, got ${stats.std.join(', ')}`);
+  if (stats.std.some((s) => !(s > 0)))
+    throw new RangeError(`normalizeDataset: standard deviations must be > 0, got ${stats.std.join(', ')}`);
   const scale = stats.std.map((s) => 1 / s);
   const images = new Float32Array(data.images.length);
   for (let i = 0; i < images.length; i++) images[i] = (data.images[i] - stats.mean[i % c]) * scale[i % c];
@@ -65,9 +68,13 @@ export type BatchTransform = (images: Float32Array, count: number, rng: Rng) => 
  * Padding is zeros of the data as fed: apply it after normalisation and the pads are the channel
  * means, before and they are black.
  */
-export function makeAugmentation(shape: [number, number, number], options: AugmentOptions = NO_AUGMENTATION): BatchTransform | null {
+export function makeAugmentation(
+  shape: [number, number, number],
+  options: AugmentOptions = NO_AUGMENTATION,
+): BatchTransform | null {
   const { cropPad, flip } = options;
-  if (!Number.isInteger(cropPad) || cropPad < 0) throw new RangeError(`makeAugmentation: cropPad must be an integer >= 0, got ${cropPad}`);
+  if (!Number.isInteger(cropPad) || cropPad < 0)
+    throw new RangeError(`makeAugmentation: cropPad must be an integer >= 0, got ${cropPad}`);
   if (cropPad === 0 && !flip) return null;
   const [h, w, c] = shape;
   const size = h * w * c;

@@ -52,8 +52,12 @@ test('initBackend wasm {threads: 2}: threaded build under Node, exits cleanly, n
       else resolve({ stdout: out, stderr: err });
     });
   });
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as
-    { threads: number; threadsAfter: number; err: number; errAfter: number };
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as {
+    threads: number;
+    threadsAfter: number;
+    err: number;
+    errAfter: number;
+  };
   assert.equal(result.threads, 2);
   assert.equal(result.threadsAfter, 1);
   assert.ok(result.err < 1e-4, `threaded result differs from cpu by ${result.err}`);

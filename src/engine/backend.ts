@@ -52,8 +52,10 @@ function useWasmFactory(threads: number | undefined): void {
   if (stockWasmFactory == null) throw new Error('branchynet: @tensorflow/tfjs-backend-wasm is not registered');
   const existing = registeredBackend(WASM);
   if (existing !== undefined && existing.numDataIds() > 0) {
-    console.warn(`branchynet: re-creating the wasm backend for threads=${threads}; ` +
-      `${existing.numDataIds()} tensors on the previous instance become unusable`);
+    console.warn(
+      `branchynet: re-creating the wasm backend for threads=${threads}; ` +
+        `${existing.numDataIds()} tensors on the previous instance become unusable`,
+    );
   }
   let factory = stockWasmFactory;
   if (threads !== undefined && threads > 1 && isNode()) {
@@ -116,8 +118,10 @@ export async function initBackend(name: BackendName = 'wasm', options: InitBacke
   if (name === WASM) useWasmFactory(threads ?? (isNode() ? 1 : undefined));
   let ok = await tf.setBackend(name);
   if (!ok && name === WASM && isNode() && wasmFactoryThreads !== undefined && wasmFactoryThreads > 1) {
-    console.warn(`initBackend: the ${wasmFactoryThreads}-thread wasm backend failed to initialise; ` +
-      'falling back to the single-threaded one');
+    console.warn(
+      `initBackend: the ${wasmFactoryThreads}-thread wasm backend failed to initialise; ` +
+        'falling back to the single-threaded one',
+    );
     useWasmFactory(1);
     ok = await tf.setBackend(name);
   }

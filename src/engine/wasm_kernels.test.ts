@@ -16,7 +16,6 @@ function randomValues(size: number, rand: () => number): Float32Array {
   return v;
 }
 
-
 /** Runs `fn` on `backend` and reads back its (single) output. */
 async function on(backend: 'wasm' | 'cpu', fn: () => tf.Tensor): Promise<Result> {
   await initBackend(backend);
@@ -26,13 +25,14 @@ async function on(backend: 'wasm' | 'cpu', fn: () => tf.Tensor): Promise<Result>
   return result;
 }
 
-
 test('our kernels are registered on the wasm backend, idempotently', async () => {
   await initBackend('wasm');
   assert.ok(kernelsRegistered());
   const warnings: unknown[] = [];
   const warn = console.warn;
-  console.warn = (...args: unknown[]) => { warnings.push(args); };
+  console.warn = (...args: unknown[]) => {
+    warnings.push(args);
+  };
   try {
     registerKernels();
     registerKernels();
@@ -46,7 +46,7 @@ test('our kernels are registered on the wasm backend, idempotently', async () =>
 
   unregisterKernels();
   assert.ok(!kernelsRegistered());
-  assert.equal(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm'), undefined);   // stock wasm has none
+  assert.equal(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm'), undefined); // stock wasm has none
   assert.notEqual(tf.getKernel(tf.BatchMatMul, 'wasm'), undefined);
   // The restored stock kernels are usable (their wasm functions are bound).
   tf.tidy(() => {
@@ -69,12 +69,22 @@ test('Conv2DBackpropFilter and Conv2DBackpropInput match the cpu backend', async
     const fv = randomValues(sizeOf(c.f), rand);
     const dyv = randomValues(sizeOf(dyShape), rand);
     const common = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC' };
-    const filterGrad = (): tf.Tensor => tf.engine().runKernel(tf.Conv2DBackpropFilter,
-      { x: tf.tensor4d(xv, c.x), dy: tf.tensor4d(dyv, dyShape) },
-      { ...common, filterShape: c.f }) as tf.Tensor;
-    const inputGrad = (): tf.Tensor => tf.engine().runKernel(tf.Conv2DBackpropInput,
-      { dy: tf.tensor4d(dyv, dyShape), filter: tf.tensor4d(fv, c.f) },
-      { ...common, inputShape: c.x }) as tf.Tensor;
+    const filterGrad = (): tf.Tensor =>
+      tf
+        .engine()
+        .runKernel(
+          tf.Conv2DBackpropFilter,
+          { x: tf.tensor4d(xv, c.x), dy: tf.tensor4d(dyv, dyShape) },
+          { ...common, filterShape: c.f },
+        ) as tf.Tensor;
+    const inputGrad = (): tf.Tensor =>
+      tf
+        .engine()
+        .runKernel(
+          tf.Conv2DBackpropInput,
+          { dy: tf.tensor4d(dyv, dyShape), filter: tf.tensor4d(fv, c.f) },
+          { ...common, inputShape: c.x },
+        ) as tf.Tensor;
     assertClose(await on('wasm', filterGrad), await on('cpu', filterGrad), `dW ${caseName(c)}`);
     assertClose(await on('wasm', inputGrad), await on('cpu', inputGrad), `dx ${caseName(c)}`);
   }
@@ -82,7 +92,11 @@ test('Conv2DBackpropFilter and Conv2DBackpropInput match the cpu backend', async
 
 test('tf.grads of conv2d (pad 3, stride 1 and 2) match the cpu backend', async () => {
   const rand = rng(3);
-  for (const [strides, pad] of [[1, 3], [2, 'same'], [2, 'valid']] as const) {
+  for (const [strides, pad] of [
+    [1, 3],
+    [2, 'same'],
+    [2, 'valid'],
+  ] as const) {
     const xShape: Shape4 = [3, 17, 13, 2];
     const fShape: Shape4 = [5, 5, 2, 5];
     const xv = randomValues(sizeOf(xShape), rand);
@@ -92,7 +106,8 @@ test('tf.grads of conv2d (pad 3, stride 1 and 2) match the cpu backend', async (
     const grads = (which: 0 | 1) => (): tf.Tensor => {
       const r = tf.tensor4d(rv, outShape);
       const g = tf.grads((x: tf.Tensor, f: tf.Tensor) =>
-        tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, strides, pad), r)));
+        tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, strides, pad), r)),
+      );
       return g([tf.tensor4d(xv, xShape), tf.tensor4d(fv, fShape)])[which]!;
     };
     const name = `strides ${strides} pad ${pad}`;
@@ -105,20 +120,49 @@ test('BatchMatMul and _FusedMatMul with transposes match the cpu backend', async
   const rand = rng(11);
   // [a shape, b shape] without transposes; a: [..., M, K], b: [..., K, N]
   const shapes: Array<[number[], number[]]> = [
-    [[7, 5], [5, 6]],
-    [[3, 4, 5], [3, 5, 6]],
-    [[1, 4, 5], [3, 5, 6]],
-    [[3, 4, 5], [1, 5, 6]],
-    [[2, 3, 4, 5], [5, 6]],
-    [[33, 17], [17, 9]],
-    [[1, 40, 60], [1, 60, 9]],
-    [[2, 30, 70], [2, 70, 8]],
+    [
+      [7, 5],
+      [5, 6],
+    ],
+    [
+      [3, 4, 5],
+      [3, 5, 6],
+    ],
+    [
+      [1, 4, 5],
+      [3, 5, 6],
+    ],
+    [
+      [3, 4, 5],
+      [1, 5, 6],
+    ],
+    [
+      [2, 3, 4, 5],
+      [5, 6],
+    ],
+    [
+      [33, 17],
+      [17, 9],
+    ],
+    [
+      [1, 40, 60],
+      [1, 60, 9],
+    ],
+    [
+      [2, 30, 70],
+      [2, 70, 8],
+    ],
   ];
   const activations = ['relu', 'linear', 'elu', 'leakyrelu', 'sigmoid', 'relu6'] as const;
   let caseIndex = 0;
   const swap = (s: number[]): number[] => [...s.slice(0, -2), s[s.length - 1]!, s[s.length - 2]!];
   for (const [aShape, bShape] of shapes) {
-    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       const aS = ta ? swap(aShape) : aShape;
       const bS = tb ? swap(bShape) : bShape;
       const av = randomValues(sizeOf(aS), rand);
@@ -130,11 +174,15 @@ test('BatchMatMul and _FusedMatMul with transposes match the cpu backend', async
         const n = bShape[2]!;
         const activation = activations[caseIndex++ % activations.length]!;
         const biasV = randomValues(n, rand);
-        const fused = (): tf.Tensor => tf.fused.matMul({
-          a: tf.tensor3d(av, aS as [number, number, number]),
-          b: tf.tensor3d(bv, bS as [number, number, number]),
-          transposeA: ta, transposeB: tb, bias: tf.tensor1d(biasV), activation,
-        });
+        const fused = (): tf.Tensor =>
+          tf.fused.matMul({
+            a: tf.tensor3d(av, aS as [number, number, number]),
+            b: tf.tensor3d(bv, bS as [number, number, number]),
+            transposeA: ta,
+            transposeB: tb,
+            bias: tf.tensor1d(biasV),
+            activation,
+          });
         assertClose(await on('wasm', fused), await on('cpu', fused), `fused.matMul ${activation} ${name}`);
       }
     }
@@ -143,7 +191,12 @@ test('BatchMatMul and _FusedMatMul with transposes match the cpu backend', async
 
 test('MaxPoolGrad (ties included) and GatherV2 match the cpu backend', async () => {
   const rand = rng(23);
-  const poolCases: Array<{ x: Shape4; size: [number, number]; strides: [number, number]; pad: 'valid' | 'same' | number }> = [
+  const poolCases: Array<{
+    x: Shape4;
+    size: [number, number];
+    strides: [number, number];
+    pad: 'valid' | 'same' | number;
+  }> = [
     { x: [3, 17, 13, 5], size: [2, 2], strides: [2, 2], pad: 'valid' },
     { x: [2, 17, 13, 3], size: [3, 3], strides: [2, 2], pad: 'same' },
     { x: [2, 15, 15, 4], size: [3, 3], strides: [1, 1], pad: 1 },
@@ -156,14 +209,19 @@ test('MaxPoolGrad (ties included) and GatherV2 match the cpu backend', async () 
     const rv = randomValues(sizeOf(outShape), rand);
     const grad = (): tf.Tensor => {
       const r = tf.tensor4d(rv, outShape);
-      return tf.grad((x: tf.Tensor) =>
-        tf.sum(tf.mul(tf.maxPool(x as tf.Tensor4D, c.size, c.strides, c.pad), r)))(tf.tensor4d(xv, c.x));
+      return tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(x as tf.Tensor4D, c.size, c.strides, c.pad), r)))(
+        tf.tensor4d(xv, c.x),
+      );
     };
     const name = `maxPool grad x[${c.x}] size[${c.size}] s[${c.strides}] pad ${c.pad}`;
     assertClose(await on('wasm', grad), await on('cpu', grad), name, 1e-6);
   }
   const xv = randomValues(9 * 4 * 3, rand);
-  for (const [indices, axis] of [[[8, 0, 3, 3, 5], 0], [[2, 0], 1], [[], 0]] as const) {
+  for (const [indices, axis] of [
+    [[8, 0, 3, 3, 5], 0],
+    [[2, 0], 1],
+    [[], 0],
+  ] as const) {
     const gather = (): tf.Tensor => tf.gather(tf.tensor3d(xv, [9, 4, 3]), tf.tensor1d([...indices], 'int32'), axis);
     assertClose(await on('wasm', gather), await on('cpu', gather), `gather [${indices}] axis ${axis}`, 0);
   }
@@ -184,20 +242,30 @@ test('no tensors or wasm buffers leak from our kernels', async () => {
   const b1 = tf.tensor3d(randomValues(7 * 5, rand), [1, 7, 5]);
   const bias = tf.tensor1d(randomValues(7, rand));
   const run = (): void => {
-    for (const [strides, pad] of [[1, 3], [2, 'valid'], [2, 'same'], [1, 6]] as const) {
+    for (const [strides, pad] of [
+      [1, 3],
+      [2, 'valid'],
+      [2, 'same'],
+      [1, 6],
+    ] as const) {
       const [dx, df] = tf.grads((xx: tf.Tensor, ff: tf.Tensor) =>
-        tf.sum(tf.conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, strides, pad)))([x, f]);
+        tf.sum(tf.conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, strides, pad)),
+      )([x, f]);
       tf.dispose([dx!, df!]);
     }
     tf.dispose(tf.grad((xx: tf.Tensor) => tf.sum(tf.maxPool(xx as tf.Tensor4D, 2, 2, 'same')))(x));
-    tf.tidy(() => { tf.gather(x, tf.tensor1d([1, 0, 1], 'int32')); });
+    tf.tidy(() => {
+      tf.gather(x, tf.tensor1d([1, 0, 1], 'int32'));
+    });
     tf.dispose([
-      tf.matMul(a, b, false, true), tf.matMul(a, c, true, false), tf.matMul(b, c, true, true),
+      tf.matMul(a, b, false, true),
+      tf.matMul(a, c, true, false),
+      tf.matMul(b, c, true, true),
       tf.fused.matMul({ a, b, transposeB: true, bias, activation: 'relu' }),
       tf.fused.matMul({ a: a1, b: b1, transposeB: true, bias, activation: 'elu' }),
     ]);
   };
-  run();   // warm-up (kernel setup, caches)
+  run(); // warm-up (kernel setup, caches)
   const tensorsBefore = tf.memory().numTensors;
   const buffersBefore = backend.numDataIds();
   run();

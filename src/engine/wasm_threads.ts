@@ -102,7 +102,9 @@ export async function createNodeThreadedWasmBackend(threads: number): Promise<tf
   const os = (await import('node:os')).default as { cpus: () => import('node:os').CpuInfo[] };
 
   const realCpus = os.cpus;
-  const restoreCpus = (): void => { os.cpus = realCpus; };
+  const restoreCpus = (): void => {
+    os.cpus = realCpus;
+  };
   os.cpus = () => {
     const cpus = realCpus.call(os);
     const first = cpus[0];
@@ -141,7 +143,7 @@ export async function createNodeThreadedWasmBackend(threads: number): Promise<tf
     disposeData: module.cwrap('dispose_data', null, ['number']),
     dispose: module.cwrap('dispose', null, []),
   };
-  tfwasm.setThreadsCount(threads);      // read by the BackendWasm constructor only
+  tfwasm.setThreadsCount(threads); // read by the BackendWasm constructor only
   let backend: tfwasm.BackendWasm;
   try {
     backend = new tfwasm.BackendWasm(module as unknown as ConstructorParameters<typeof tfwasm.BackendWasm>[0]);

@@ -11,9 +11,17 @@ test('cumulativeExitMacs adds every segment and head up to each exit', () => {
 });
 
 test('paretoFrontier keeps only points more accurate than every cheaper one', () => {
-  const p = (macs: number, accuracy: number): OperatingPoint => ({ thresholds: [macs], accuracy, exitFractions: [], macs });
+  const p = (macs: number, accuracy: number): OperatingPoint => ({
+    thresholds: [macs],
+    accuracy,
+    exitFractions: [],
+    macs,
+  });
   const frontier = paretoFrontier([p(5, 0.9), p(1, 0.8), p(3, 0.7), p(4, 0.9), p(2, 0.85), p(6, 0.95)]);
-  assert.deepEqual(frontier.map((x) => x.macs), [1, 2, 4, 6]);
+  assert.deepEqual(
+    frontier.map((x) => x.macs),
+    [1, 2, 4, 6],
+  );
 });
 
 test('calibrate sweeps the grid, and picks the cheapest setting within the tolerance', () => {
@@ -26,10 +34,18 @@ test('calibrate sweeps the grid, and picks the cheapest setting within the toler
   const exit2 = new Float32Array(n * classes);
   for (let i = 0; i < n; i++) {
     const confident = i % 2 === 0;
-    for (let c = 0; c < classes; c++) exit1[i * classes + c] = confident ? (c === labels[i] ? 8 : 0) : c === (labels[i] + 1) % classes ? 0.3 : 0;
+    for (let c = 0; c < classes; c++)
+      exit1[i * classes + c] = confident ? (c === labels[i] ? 8 : 0) : c === (labels[i] + 1) % classes ? 0.3 : 0;
     exit2[i * classes + labels[i]] = 5;
   }
-  const c = calibrate({ exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineAccuracy: 1, grid: [0.001, 0.01, 0.1, 1, 2] });
+  const c = calibrate({
+    exitLogits: [exit1, exit2],
+    labels,
+    classes,
+    exitMacs: [10, 100],
+    baselineAccuracy: 1,
+    grid: [0.001, 0.01, 0.1, 1, 2],
+  });
   // 0.01 lets exactly the confident half leave (their entropy is about 0.0013 < 0.01), keeping 100 %.
   assert.deepEqual(c.chosen.thresholds, [0.01]);
   assert.equal(c.chosen.accuracy, 1);
@@ -37,16 +53,31 @@ test('calibrate sweeps the grid, and picks the cheapest setting within the toler
   assert.equal(c.chosen.macs, 55);
   assert.ok(c.metTarget);
   // Allowing a 50-point drop picks the cheapest point: everything at exit 1.
-  const loose = calibrate({ exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineAccuracy: 1, maxDrop: 0.5, grid: [0.001, 0.01, 0.1, 1, 2] });
+  const loose = calibrate({
+    exitLogits: [exit1, exit2],
+    labels,
+    classes,
+    exitMacs: [10, 100],
+    baselineAccuracy: 1,
+    maxDrop: 0.5,
+    grid: [0.001, 0.01, 0.1, 1, 2],
+  });
   assert.deepEqual(loose.chosen.exitFractions, [1, 0]);
   assert.equal(loose.chosen.accuracy, 0.5);
   // An unreachable target falls back to the most accurate point and says so.
-  const strict = calibrate({ exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineAccuracy: 1.01, grid: [0.01, 2] });
+  const strict = calibrate({
+    exitLogits: [exit1, exit2],
+    labels,
+    classes,
+    exitMacs: [10, 100],
+    baselineAccuracy: 1.01,
+    grid: [0.01, 2],
+  });
   assert.equal(strict.metTarget, false);
   assert.equal(strict.chosen.accuracy, 1);
 });
 
-test('the fine grid adds each exit\'s entropy quantiles and finds settings between the reference\'s coarse top values', () => {
+test("the fine grid adds each exit's entropy quantiles and finds settings between the reference's coarse top values", () => {
   const rng = new Rng(4);
   const n = 1000;
   const classes = 10;
@@ -57,7 +88,7 @@ test('the fine grid adds each exit\'s entropy quantiles and finds settings betwe
   const exit2 = new Float32Array(n * classes);
   for (let i = 0; i < n; i++) {
     const sure = i % 2 === 0;
-    const top = sure ? 2.9 + rng.next() * 0.3 : 2.3 + rng.next() * 0.3;   // logit of the favoured class, others 0
+    const top = sure ? 2.9 + rng.next() * 0.3 : 2.3 + rng.next() * 0.3; // logit of the favoured class, others 0
     const favoured = sure ? labels[i]! : (labels[i]! + 1) % classes;
     exit1[i * classes + favoured] = top;
     exit2[i * classes + labels[i]!] = 8;
@@ -78,13 +109,25 @@ test('the fine grid adds each exit\'s entropy quantiles and finds settings betwe
 });
 
 test('normalQuantile matches tabulated standard normal quantiles', () => {
-  const table: [number, number][] = [[0.5, 0], [0.9, 1.2815515655], [0.95, 1.644853627], [0.975, 1.959963985], [0.99, 2.326347874], [0.001, -3.090232306], [0.02, -2.053748911], [1 - 1e-6, 4.753424309]];
+  const table: [number, number][] = [
+    [0.5, 0],
+    [0.9, 1.2815515655],
+    [0.95, 1.644853627],
+    [0.975, 1.959963985],
+    [0.99, 2.326347874],
+    [0.001, -3.090232306],
+    [0.02, -2.053748911],
+    [1 - 1e-6, 4.753424309],
+  ];
   for (const [p, z] of table) assert.ok(Math.abs(normalQuantile(p) - z) < 1e-8, `p ${p}: ${normalQuantile(p)} vs ${z}`);
   assert.throws(() => normalQuantile(1), RangeError);
   assert.throws(() => normalQuantile(0), RangeError);
 });
 
-/** A noisy two-exit problem: exit 1 right with a probability that falls with its entropy, exit 2 and the baseline mostly right. */
+/**
+ * A noisy two-exit problem: exit 1 right with a probability that falls with its entropy, exit 2 and the baseline
+ * mostly right.
+ */
 function noisyProblem(seed: number, n: number) {
   const rng = new Rng(seed);
   const classes = 4;
@@ -100,7 +143,14 @@ function noisyProblem(seed: number, n: number) {
     exit2[i * classes + (right2 ? labels[i]! : (labels[i]! + 1) % classes)] = 5;
     baselineCorrect[i] = rng.next() < 0.9 ? 1 : 0;
   }
-  return { exitLogits: [exit1, exit2], labels, classes, exitMacs: [10, 100], baselineCorrect, baselineAccuracy: baselineCorrect.reduce((s, b) => s + b, 0) / n };
+  return {
+    exitLogits: [exit1, exit2],
+    labels,
+    classes,
+    exitMacs: [10, 100],
+    baselineCorrect,
+    baselineAccuracy: baselineCorrect.reduce((s, b) => s + b, 0) / n,
+  };
 }
 
 test('each point carries the paired standard error of its drop', () => {
@@ -123,7 +173,10 @@ test('each point carries the paired standard error of its drop', () => {
     const mean = d.reduce((a, b) => a + b, 0) / d.length;
     const variance = d.reduce((a, b) => a + (b - mean) ** 2, 0) / d.length;
     assert.ok(Math.abs(mean - (problem.baselineAccuracy - p.accuracy)) < 1e-12);
-    assert.ok(Math.abs(p.dropStdErr! - Math.sqrt(variance / d.length)) < 1e-9, `${p.dropStdErr} vs ${Math.sqrt(variance / d.length)}`);
+    assert.ok(
+      Math.abs(p.dropStdErr! - Math.sqrt(variance / d.length)) < 1e-9,
+      `${p.dropStdErr} vs ${Math.sqrt(variance / d.length)}`,
+    );
   }
   assert.equal(pairedDropStdErr(0, 0, 10), 0);
 });
@@ -142,11 +195,13 @@ test('with a confidence, calibration picks the cheapest setting whose drop bound
     const z = normalQuantile(confidence);
     const bound = (p: OperatingPoint) => problem.baselineAccuracy - p.accuracy + z * p.dropStdErr!;
     assert.ok(bound(c.chosen) <= 0.03 + 1e-12, `confidence ${confidence}: bound ${bound(c.chosen)}`);
-    // No cheaper setting of the sweep meets the bound: rerun the sweep on the chosen point's exit-1 thresholds below it.
+    // No cheaper setting of the sweep meets the bound: rerun the sweep on the chosen point's exit-1 thresholds
+    // below it.
     for (const t of c.grid[0]!.filter((t) => t > c.chosen.thresholds[0]!)) {
       const cheaper = calibrate({ ...problem, maxDrop: 1, grid: [t] }).chosen;
       assert.ok(cheaper.macs < c.chosen.macs || cheaper.macs === c.chosen.macs);
-      if (cheaper.macs < c.chosen.macs) assert.ok(bound(cheaper) > 0.03, `threshold ${t} is cheaper and meets the bound`);
+      if (cheaper.macs < c.chosen.macs)
+        assert.ok(bound(cheaper) > 0.03, `threshold ${t} is cheaper and meets the bound`);
     }
     // A higher confidence never buys a cheaper setting.
     assert.ok(c.chosen.macs >= previousMacs, `confidence ${confidence}: ${c.chosen.macs} < ${previousMacs}`);
@@ -158,5 +213,8 @@ test('with a confidence, calibration picks the cheapest setting whose drop bound
   assert.throws(() => calibrate({ ...problem, confidence: 1 }), /confidence/);
   assert.throws(() => calibrate({ ...problem, confidence: 0.4 }), /confidence/);
   assert.throws(() => calibrate({ ...problem, baselineCorrect: new Uint8Array(3) }), /baseline answers/);
-  assert.throws(() => calibrate({ ...problem, baselineAccuracy: problem.baselineAccuracy + 0.01 }), /disagrees with the baseline's answers/);
+  assert.throws(
+    () => calibrate({ ...problem, baselineAccuracy: problem.baselineAccuracy + 0.01 }),
+    /disagrees with the baseline's answers/,
+  );
 });

@@ -4,7 +4,9 @@ import { expectedMacs } from '../model/macs.js';
 import { normalQuantile } from './normal_quantile.js';
 
 /** The reference code's threshold grid (LeNet and ResNet), used for every non-final exit. */
-export const REFERENCE_GRID = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2, 3, 5, 10];
+export const REFERENCE_GRID = [
+  0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2, 3, 5, 10,
+];
 
 /**
  * Candidate thresholds per non-final exit: 'reference' is REFERENCE_GRID for each; 'fine' adds
@@ -23,7 +25,10 @@ function thresholdLists(grid: ThresholdGrid, entropy: Float64Array[]): number[][
   if (Array.isArray(grid)) return nonFinal.map(() => grid);
   return nonFinal.map((h) => {
     const sorted = Float64Array.from(h).sort();
-    const cuts = Array.from({ length: FINE_GRID_QUANTILES - 1 }, (_, q) => sorted[Math.floor(((q + 1) / FINE_GRID_QUANTILES) * (sorted.length - 1))]!);
+    const cuts = Array.from(
+      { length: FINE_GRID_QUANTILES - 1 },
+      (_, q) => sorted[Math.floor(((q + 1) / FINE_GRID_QUANTILES) * (sorted.length - 1))]!,
+    );
     return [...new Set([...REFERENCE_GRID, ...cuts])].sort((a, b) => a - b);
   });
 }
@@ -126,15 +131,20 @@ export function calibrate(args: {
   const n = labels.length;
   if (n === 0) throw new RangeError('calibrate: no samples');
   if (baselineCorrect !== undefined) {
-    if (baselineCorrect.length !== n) throw new RangeError(`calibrate: ${baselineCorrect.length} baseline answers for ${n} samples`);
+    if (baselineCorrect.length !== n)
+      throw new RangeError(`calibrate: ${baselineCorrect.length} baseline answers for ${n} samples`);
     const fromAnswers = baselineCorrect.reduce((sum, right) => sum + right, 0) / n;
     if (Math.abs(fromAnswers - args.baselineAccuracy) > 1e-9) {
-      throw new RangeError(`calibrate: baselineAccuracy ${args.baselineAccuracy} disagrees with the baseline's answers (${fromAnswers})`);
+      throw new RangeError(
+        `calibrate: baselineAccuracy ${args.baselineAccuracy} disagrees with the baseline's answers (${fromAnswers})`,
+      );
     }
   }
   if (confidence !== null) {
-    if (!(confidence >= 0.5 && confidence < 1)) throw new UserError(`must be a probability in [0.5, 1), e.g. 0.9, got ${confidence}`, { option: 'confidence' });
-    if (baselineCorrect === undefined) throw new RangeError('calibrate: a confidence needs the baseline\'s per-sample answers (baselineCorrect)');
+    if (!(confidence >= 0.5 && confidence < 1))
+      throw new UserError(`must be a probability in [0.5, 1), e.g. 0.9, got ${confidence}`, { option: 'confidence' });
+    if (baselineCorrect === undefined)
+      throw new RangeError("calibrate: a confidence needs the baseline's per-sample answers (baselineCorrect)");
   }
   const z = confidence === null ? 0 : normalQuantile(confidence);
   const entropy = exitLogits.map(() => new Float64Array(n));
@@ -151,7 +161,7 @@ export function calibrate(args: {
   for (const thresholds of cartesian(grid)) {
     const counts = new Array(exits).fill(0);
     let right = 0;
-    let disagreements = 0;   // samples where exactly one of baseline and early exit is right
+    let disagreements = 0; // samples where exactly one of baseline and early exit is right
     for (let i = 0; i < n; i++) {
       let k = 0;
       while (!exitsHere(entropy[k][i], k, thresholds, exits)) k++;
@@ -160,15 +170,24 @@ export function calibrate(args: {
       if (baselineCorrect !== undefined) disagreements += baselineCorrect[i] ^ correct[k][i];
     }
     const exitFractions = counts.map((c) => c / n);
-    const point: OperatingPoint = { thresholds, accuracy: right / n, exitFractions, macs: expectedMacs(exitFractions, exitMacs) };
-    if (baselineCorrect !== undefined) point.dropStdErr = pairedDropStdErr(args.baselineAccuracy - point.accuracy, disagreements / n, n);
+    const point: OperatingPoint = {
+      thresholds,
+      accuracy: right / n,
+      exitFractions,
+      macs: expectedMacs(exitFractions, exitMacs),
+    };
+    if (baselineCorrect !== undefined)
+      point.dropStdErr = pairedDropStdErr(args.baselineAccuracy - point.accuracy, disagreements / n, n);
     points.push(point);
   }
   const frontier = paretoFrontier(points);
   const meets = (p: OperatingPoint) => args.baselineAccuracy - p.accuracy + z * (p.dropStdErr ?? 0) <= maxDrop + 1e-12;
   // Without a confidence the cheapest point meeting the target is on the frontier; with one, a
   // point off it (slightly less accurate, but with a smaller error) may be the cheapest that does.
-  const meeting = confidence === null ? frontier.find(meets) : [...points].sort((a, b) => a.macs - b.macs || b.accuracy - a.accuracy).find(meets);
+  const meeting =
+    confidence === null
+      ? frontier.find(meets)
+      : [...points].sort((a, b) => a.macs - b.macs || b.accuracy - a.accuracy).find(meets);
   return {
     split: 'validation',
     samples: n,

@@ -83,9 +83,20 @@ export async function evaluate<A, B>(args: {
     { name: 'early exit', runner: early as StageRunner<unknown>, thresholds, sync: false },
     { name: 'baseline', runner: base as StageRunner<unknown>, thresholds: [], sync: false },
   ];
-  log(`accuracy and batched throughput at batch ${batchSize} on ${test.count} samples (best of ${passes} passes per chunk)...`);
-  const progress = (what: string) => args.progress && ((done: number, count: number) => args.progress!(`${what}: ${done}/${count} samples`));
-  const batched = await interleaved(contenders, test, test.count, batchSize, batchSize * 8, passes, progress(`batch ${batchSize}`));
+  log(
+    `accuracy and batched throughput at batch ${batchSize} on ${test.count} samples (best of ${passes} passes per chunk)...`,
+  );
+  const progress = (what: string) =>
+    args.progress && ((done: number, count: number) => args.progress!(`${what}: ${done}/${count} samples`));
+  const batched = await interleaved(
+    contenders,
+    test,
+    test.count,
+    batchSize,
+    batchSize * 8,
+    passes,
+    progress(`batch ${batchSize}`),
+  );
   const [earlyAll, baseAll] = batched.results;
   const [earlySeconds, baseSeconds] = batched.seconds;
 
@@ -94,14 +105,23 @@ export async function evaluate<A, B>(args: {
   const single = await interleaved(contenders, test, timingSamples, 1, 250, passes, progress('batch 1'));
   const [singleEarly, singleBase] = single.seconds;
   for (let i = 0; i < timingSamples; i++) {
-    if (single.results[0].predictions[i] !== earlyAll.predictions[i] || single.results[0].exitTaken[i] !== earlyAll.exitTaken[i]) {
+    if (
+      single.results[0].predictions[i] !== earlyAll.predictions[i] ||
+      single.results[0].exitTaken[i] !== earlyAll.exitTaken[i]
+    ) {
       throw new Error(`evaluate: batch-1 and batched early exit disagree on sample ${i}`);
     }
   }
 
   const exits = early.exits;
   // Untimed: nobody leaves early below a threshold of 0 (an entropy is never negative).
-  const lastOnly = await earlyExitAsync(early, test.images, test.count, thresholds.map(() => 0), batchSize);
+  const lastOnly = await earlyExitAsync(
+    early,
+    test.images,
+    test.count,
+    thresholds.map(() => 0),
+    batchSize,
+  );
   let lastCorrect = 0;
   for (let i = 0; i < test.count; i++) if (lastOnly.predictions[i] === test.labels[i]) lastCorrect++;
   const counts = new Array(exits).fill(0);
@@ -141,7 +161,12 @@ export async function evaluate<A, B>(args: {
     macSpeedup: baselineMacs / earlyMacs,
     macs: { baseline: baselineMacs, earlyExit: earlyMacs, perExit },
     baseline: { accuracy: baseCorrect / test.count, msPerSample: baselineMs, samplesPerSecond: 1000 / baselineMs },
-    batched: { batchSize, samplesPerSecond: earlyRate, baselineSamplesPerSecond: baseRate, speedup: earlyRate / baseRate },
+    batched: {
+      batchSize,
+      samplesPerSecond: earlyRate,
+      baselineSamplesPerSecond: baseRate,
+      speedup: earlyRate / baseRate,
+    },
     timing: { batch1Samples: timingSamples, batchedSamples: test.count, passes },
   };
 }
@@ -151,8 +176,26 @@ const pct = (v: number | null) => (v === null ? '-' : (100 * v).toFixed(2));
 /** A readable table in the shape of a row of the paper's Table I. */
 export function formatReport(r: EvalReport): string {
   const rows = [
-    ['network', 'acc %', 'ms/sample (b1)', 'samples/s (b' + r.batched.batchSize + ')', 'speed-up b1', 'speed-up b' + r.batched.batchSize, 'T', 'exit %'],
-    ['baseline', pct(r.baseline.accuracy), r.baseline.msPerSample.toFixed(3), Math.round(r.batched.baselineSamplesPerSecond).toString(), '', '', '', ''],
+    [
+      'network',
+      'acc %',
+      'ms/sample (b1)',
+      'samples/s (b' + r.batched.batchSize + ')',
+      'speed-up b1',
+      'speed-up b' + r.batched.batchSize,
+      'T',
+      'exit %',
+    ],
+    [
+      'baseline',
+      pct(r.baseline.accuracy),
+      r.baseline.msPerSample.toFixed(3),
+      Math.round(r.batched.baselineSamplesPerSecond).toString(),
+      '',
+      '',
+      '',
+      '',
+    ],
     [
       r.model,
       pct(r.accuracy),

@@ -43,12 +43,20 @@ test('interleaved: every contender runs each chunk `passes` times, in ABBA order
   ];
   // Chunks of 4, 4 and 2 images, the batch size 4: one input per pass.
   const chunks: [number, number][] = [];
-  const { seconds, results } = await interleaved(contenders, data, 10, 4, 4, 2, (done, count) => chunks.push([done, count]));
-  assert.deepEqual(chunks, [[4, 10], [8, 10], [10, 10]]);
+  const { seconds, results } = await interleaved(contenders, data, 10, 4, 4, 2, (done, count) =>
+    chunks.push([done, count]),
+  );
+  assert.deepEqual(chunks, [
+    [4, 10],
+    [8, 10],
+    [10, 10],
+  ]);
   assert.deepEqual(log, ['a 4', 'b 4', 'b 4', 'a 4', 'b 4', 'a 4', 'a 4', 'b 4', 'a 2', 'b 2', 'b 2', 'a 2']);
   assert.ok(seconds.every((s) => s > 0));
   const models = [net, base];
-  contenders.forEach((c, i) => assert.deepEqual(results[i], earlyExit(new TfjsRunner(models[i]), data.images, 10, c.thresholds, 4), c.name));
+  contenders.forEach((c, i) =>
+    assert.deepEqual(results[i], earlyExit(new TfjsRunner(models[i]), data.images, 10, c.thresholds, 4), c.name),
+  );
   await assert.rejects(() => interleaved(contenders, data, 10, 4, 4, 0), /passes must be an integer >= 1/);
   base.dispose();
   net.dispose();

@@ -18,7 +18,9 @@ export interface Contender {
 
 /** One early-exit pass; the tfjs runners take the synchronous loop, ONNX Runtime's the asynchronous one. */
 export async function pass(c: Contender, images: Float32Array, count: number, batchSize: number): Promise<ExitResults> {
-  return c.sync ? earlyExit(c.runner, images, count, c.thresholds, batchSize) : earlyExitAsync(c.runner, images, count, c.thresholds, batchSize);
+  return c.sync
+    ? earlyExit(c.runner, images, count, c.thresholds, batchSize)
+    : earlyExitAsync(c.runner, images, count, c.thresholds, batchSize);
 }
 
 /**
@@ -38,10 +40,15 @@ export async function interleaved(
   /** Called after each chunk with the samples done so far. */
   onChunk?: (done: number, count: number) => void,
 ): Promise<{ seconds: number[]; results: ExitResults[] }> {
-  if (!Number.isInteger(passes) || passes < 1) throw new RangeError(`timing: passes must be an integer >= 1, got ${passes}`);
+  if (!Number.isInteger(passes) || passes < 1)
+    throw new RangeError(`timing: passes must be an integer >= 1, got ${passes}`);
   const size = imageSize(data);
   const seconds = contenders.map(() => 0);
-  const results = contenders.map((): ExitResults => ({ predictions: new Int32Array(count), exitTaken: new Uint8Array(count), entropies: new Float32Array(count) }));
+  const results = contenders.map((): ExitResults => ({
+    predictions: new Int32Array(count),
+    exitTaken: new Uint8Array(count),
+    entropies: new Float32Array(count),
+  }));
   let round = 0;
   for (let first = 0; first < count; first += chunk) {
     const n = Math.min(chunk, count - first);

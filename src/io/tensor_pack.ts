@@ -23,7 +23,8 @@ export function packArrays(arrays: NamedArray[]): { manifest: PackEntry[]; bytes
   let offset = 0;
   for (const a of arrays) {
     const size = a.shape.reduce((x, y) => x * y, 1);
-    if (size !== a.data.length) throw new Error(`packArrays: ${a.name} has ${a.data.length} values for shape [${a.shape}]`);
+    if (size !== a.data.length)
+      throw new Error(`packArrays: ${a.name} has ${a.data.length} values for shape [${a.shape}]`);
     data.set(a.data, offset);
     manifest.push({ name: a.name, shape: a.shape, offset });
     offset += size;
@@ -49,7 +50,8 @@ function isEntry(e: unknown): e is PackEntry {
  * offset }, an array past the end of the data or a NaN or infinite value is a UserError naming `source`.
  */
 export function unpackArrays(manifest: PackEntry[], bytes: Uint8Array, source: string): NamedArray[] {
-  if (bytes.byteLength % 4 !== 0) throw new UserError(`${source}: length ${bytes.byteLength} is not a whole number of float32 values`);
+  if (bytes.byteLength % 4 !== 0)
+    throw new UserError(`${source}: length ${bytes.byteLength} is not a whole number of float32 values`);
   if (!Array.isArray(manifest)) {
     throw new UserError(`${source}: its manifest is not a list of arrays (found ${shown(manifest)})`);
   }
@@ -57,7 +59,9 @@ export function unpackArrays(manifest: PackEntry[], bytes: Uint8Array, source: s
   const data = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
   return manifest.map((e, i) => {
     if (!isEntry(e)) {
-      throw new UserError(`${source}: manifest entry ${i} is not { name, shape, offset } with whole numbers (found ${shown(e)})`);
+      throw new UserError(
+        `${source}: manifest entry ${i} is not { name, shape, offset } with whole numbers (found ${shown(e)})`,
+      );
     }
     const size = e.shape.reduce((x, y) => x * y, 1);
     if (e.offset + size > data.length) {
@@ -67,7 +71,9 @@ export function unpackArrays(manifest: PackEntry[], bytes: Uint8Array, source: s
     const values = data.slice(e.offset, e.offset + size);
     const bad = values.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) {
-      throw new UserError(`${source}: ${shown(e.name)} holds ${values[bad]} at index ${bad} (a corrupt file, or a run that diverged)`);
+      throw new UserError(
+        `${source}: ${shown(e.name)} holds ${values[bad]} at index ${bad} (a corrupt file, or a run that diverged)`,
+      );
     }
     return { name: e.name, shape: e.shape, data: values };
   });

@@ -24,7 +24,12 @@ export interface NamedParam {
   decl: ParamDecl;
 }
 
-function compileBlock(layers: LayerSpec[], inputShape: Shape, prefix: (index: number) => string, out: NamedParam[]): Block {
+function compileBlock(
+  layers: LayerSpec[],
+  inputShape: Shape,
+  prefix: (index: number) => string,
+  out: NamedParam[],
+): Block {
   let shape = inputShape;
   let macs = 0;
   const compiled = layers.map((spec, i) => {
@@ -55,7 +60,9 @@ export function analyseSpec(spec: BranchyNetSpec): { segments: Block[]; heads: B
   const exits = spec.segments.length;
   if (exits < 1) throw new Error(`${spec.name}: a network needs at least one segment`);
   if (spec.heads.length !== exits) {
-    throw new Error(`${spec.name}: ${exits} segments need ${exits} heads (the last one empty), got ${spec.heads.length}`);
+    throw new Error(
+      `${spec.name}: ${exits} segments need ${exits} heads (the last one empty), got ${spec.heads.length}`,
+    );
   }
   if (spec.heads[exits - 1].length !== 0) {
     throw new Error(`${spec.name}: the last exit is the trunk's own classifier, so its head must be empty`);
@@ -63,7 +70,8 @@ export function analyseSpec(spec: BranchyNetSpec): { segments: Block[]; heads: B
   if (spec.lossWeights && spec.lossWeights.length !== exits) {
     throw new Error(`${spec.name}: ${exits} exits need ${exits} loss weights, got ${spec.lossWeights.length}`);
   }
-  if (spec.segments.some((s) => s.length === 0)) throw new Error(`${spec.name}: every trunk segment needs at least one layer`);
+  if (spec.segments.some((s) => s.length === 0))
+    throw new Error(`${spec.name}: every trunk segment needs at least one layer`);
   const params: NamedParam[] = [];
   const segments: Block[] = [];
   const heads: Block[] = [];
@@ -80,7 +88,9 @@ export function analyseSpec(spec: BranchyNetSpec): { segments: Block[]; heads: B
     heads.push(compileBlock(spec.heads[k], shape, (i) => `head${k}.${i}`, params));
     const logitsShape = heads[k].outputShape;
     if (logitsShape.length !== 1 || logitsShape[0] !== spec.classes) {
-      throw new Error(`${spec.name}: exit ${k + 1} must end in ${spec.classes} class scores, its output is [${logitsShape.join(', ')}]`);
+      throw new Error(
+        `${spec.name}: exit ${k + 1} must end in ${spec.classes} class scores, its output is [${logitsShape.join(', ')}]`,
+      );
     }
   }
   return { segments, heads, params };
@@ -91,7 +101,10 @@ export function analyseSpec(spec: BranchyNetSpec): { segments: Block[]; heads: B
  * B-LeNet both start with max pool and relu), those layers are computed once, at the end of the
  * segment, and their output is what the exit and the trunk continue from. Same arithmetic, fewer ops.
  */
-export function hoistSharedPrefixes(segments: Block[], heads: Block[]): { segments: CompiledLayer[][]; heads: CompiledLayer[][] } {
+export function hoistSharedPrefixes(
+  segments: Block[],
+  heads: Block[],
+): { segments: CompiledLayer[][]; heads: CompiledLayer[][] } {
   const segs = segments.map((b) => b.layers.slice());
   const hds = heads.map((b) => b.layers.slice());
   for (let k = 0; k + 1 < segs.length; k++) {

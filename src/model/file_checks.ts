@@ -26,7 +26,8 @@ export function checkSpecFromFile(
   if (!isObject(spec)) throw bad(`expected an object, found ${shown(spec)}`);
   // The name appears in messages: one line, of a readable length.
   // eslint-disable-next-line no-control-regex -- control characters are what this rejects or escapes
-  if (typeof spec.name !== 'string' || !/^[^\u0000-\u001f]{1,200}$/.test(spec.name)) throw bad(`name must be a line of text, found ${shown(spec.name)}`);
+  if (typeof spec.name !== 'string' || !/^[^\u0000-\u001f]{1,200}$/.test(spec.name))
+    throw bad(`name must be a line of text, found ${shown(spec.name)}`);
   if (!Array.isArray(spec.input) || spec.input.length !== 3 || !spec.input.every(isCount)) {
     throw bad(`input must be [height, width, channels] (integers >= 1), found ${shown(spec.input)}`);
   }
@@ -66,7 +67,11 @@ export function checkSpecFromFile(
  * validation size), checked against the loaded `net`: a UserError naming `path` where one is
  * malformed. Missing thresholds and normalisation are null.
  */
-export function checkModelMeta(json: ModelMeta, net: BranchyNet, path: string): Required<Pick<ModelMeta, 'thresholds' | 'normalization'>> & Pick<ModelMeta, 'dataset' | 'classNames'> {
+export function checkModelMeta(
+  json: ModelMeta,
+  net: BranchyNet,
+  path: string,
+): Required<Pick<ModelMeta, 'thresholds' | 'normalization'>> & Pick<ModelMeta, 'dataset' | 'classNames'> {
   const finite = (v: unknown, min: number) => typeof v === 'number' && Number.isFinite(v) && v >= min;
   const thresholds = json.thresholds ?? null;
   if (thresholds !== null && !(Array.isArray(thresholds) && thresholds.every((t) => finite(t, 0)))) {
@@ -97,8 +102,17 @@ export function checkModelMeta(json: ModelMeta, net: BranchyNet, path: string): 
     throw new UserError(`${path}: training.validationSize must be an integer >= 1, found ${shown(validationSize)}`);
   }
   const classNames = json.classNames;
-  if (classNames !== undefined && !(Array.isArray(classNames) && classNames.length === net.spec.classes && classNames.every((c) => typeof c === 'string'))) {
-    throw new UserError(`${path}: classNames must be ${net.spec.classes} names, one per class, found ${shown(classNames)}`);
+  if (
+    classNames !== undefined &&
+    !(
+      Array.isArray(classNames) &&
+      classNames.length === net.spec.classes &&
+      classNames.every((c) => typeof c === 'string')
+    )
+  ) {
+    throw new UserError(
+      `${path}: classNames must be ${net.spec.classes} names, one per class, found ${shown(classNames)}`,
+    );
   }
   return { thresholds, normalization, dataset: json.dataset, ...(classNames !== undefined ? { classNames } : {}) };
 }

@@ -37,7 +37,18 @@ test('re-saving a loaded model (as calibrate does) writes only the metadata, not
   const loaded = loadModel(dir);
   saveModel(dir, loaded.net, loaded.baseline, { ...loaded, thresholds: [0.2, 0.3] });
   const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
-  assert.deepEqual(Object.keys(json).sort(), ['baseline', 'dataset', 'format', 'macs', 'normalization', 'spec', 'thresholds', 'training', 'version', 'weights']);
+  assert.deepEqual(Object.keys(json).sort(), [
+    'baseline',
+    'dataset',
+    'format',
+    'macs',
+    'normalization',
+    'spec',
+    'thresholds',
+    'training',
+    'version',
+    'weights',
+  ]);
   assert.deepEqual(json.thresholds, [0.2, 0.3]);
   assert.deepEqual(json.training, { seconds: 1 });
   [net, baseline, loaded.net, loaded.baseline!].forEach((n) => n.dispose());
@@ -45,12 +56,18 @@ test('re-saving a loaded model (as calibrate does) writes only the metadata, not
 
 test('broken model directories give clear one-line errors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bn-broken-'));
-  assert.throws(() => loadModel(dir), (e: Error) => e instanceof UserError && /model\.json: no such file/.test(e.message));
+  assert.throws(
+    () => loadModel(dir),
+    (e: Error) => e instanceof UserError && /model\.json: no such file/.test(e.message),
+  );
   const net = new BranchyNet(tinySpec(), 1);
   saveModel(dir, net, null, { thresholds: null });
   const weights = readFileSync(join(dir, 'weights.bin'));
   writeFileSync(join(dir, 'weights.bin'), weights.subarray(0, 100));
-  assert.throws(() => loadModel(dir), (e: Error) => e instanceof UserError && /weights\.bin: truncated/.test(e.message));
+  assert.throws(
+    () => loadModel(dir),
+    (e: Error) => e instanceof UserError && /weights\.bin: truncated/.test(e.message),
+  );
   writeFileSync(join(dir, 'model.json'), '{"format": "something-else"}');
   assert.throws(() => loadModel(dir), /not a branchynet model/);
   writeFileSync(join(dir, 'model.json'), '{nope');

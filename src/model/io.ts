@@ -65,7 +65,10 @@ export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | n
   const macs = net.macs();
   // Only the metadata's own fields: callers may pass a whole LoadedModel (networks included).
   const { thresholds, calibration, training, dataset, normalization, classNames } = meta;
-  if (classNames !== undefined && classNames.length !== net.spec.classes) throw new UserError(`${dir}: ${classNames.length} class names for ${net.spec.classes} classes`, { option: 'classNames' });
+  if (classNames !== undefined && classNames.length !== net.spec.classes)
+    throw new UserError(`${dir}: ${classNames.length} class names for ${net.spec.classes} classes`, {
+      option: 'classNames',
+    });
   const json: ModelJson = {
     format: MODEL_FORMAT,
     version: MODEL_VERSION,
@@ -84,7 +87,8 @@ export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | n
 }
 
 function readJson(path: string): ModelJson {
-  if (!existsSync(path)) throw new UserError(`${path}: no such file; expected a model directory written by 'branchynet train'`);
+  if (!existsSync(path))
+    throw new UserError(`${path}: no such file; expected a model directory written by 'branchynet train'`);
   let json: ModelJson;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
@@ -94,9 +98,12 @@ function readJson(path: string): ModelJson {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new UserError(`${path}: not a branchynet model (not a JSON object)`);
   }
-  if (json.format !== MODEL_FORMAT) throw new UserError(`${path}: not a branchynet model (format ${shown(json.format)})`);
+  if (json.format !== MODEL_FORMAT)
+    throw new UserError(`${path}: not a branchynet model (format ${shown(json.format)})`);
   if (json.version !== MODEL_VERSION) {
-    throw new UserError(`${path}: model format version ${shown(json.version)} is not supported (this is ${MODEL_VERSION})`);
+    throw new UserError(
+      `${path}: model format version ${shown(json.version)} is not supported (this is ${MODEL_VERSION})`,
+    );
   }
   return json;
 }
@@ -110,7 +117,9 @@ function loadNet(dir: string, spec: BranchyNetSpec, weights: ModelJson['weights'
   const file = (weights as Partial<ModelJson['weights']> | null)?.file;
   if (!isPlainFileName(file)) {
     const where = join(dir, 'model.json');
-    throw new UserError(`${where}: a weights file must be named by a file name in the model directory, found ${shown(file)}`);
+    throw new UserError(
+      `${where}: a weights file must be named by a file name in the model directory, found ${shown(file)}`,
+    );
   }
   const path = join(dir, file);
   const { values } = checkSpecFromFile(spec, join(dir, 'model.json'));

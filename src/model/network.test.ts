@@ -33,7 +33,14 @@ test('B-LeNet MACs per segment and head match the hand count', () => {
 });
 
 /** Chainer's max pooling with cover_all=True, written out naively. */
-function chainerMaxPool(x: Float32Array, h: number, w: number, c: number, k: number, s: number): { out: number[]; oh: number; ow: number } {
+function chainerMaxPool(
+  x: Float32Array,
+  h: number,
+  w: number,
+  c: number,
+  k: number,
+  s: number,
+): { out: number[]; oh: number; ow: number } {
   const oh = Math.ceil((h - k) / s) + 1;
   const ow = Math.ceil((w - k) / s) + 1;
   const out: number[] = [];
@@ -52,13 +59,25 @@ function chainerMaxPool(x: Float32Array, h: number, w: number, c: number, k: num
   return { out, oh, ow };
 }
 
-for (const [h, w, k, s] of [[17, 17, 2, 2], [30, 30, 2, 2], [15, 13, 3, 2], [16, 16, 3, 2], [7, 9, 3, 3]]) {
+for (const [h, w, k, s] of [
+  [17, 17, 2, 2],
+  [30, 30, 2, 2],
+  [15, 13, 3, 2],
+  [16, 16, 3, 2],
+  [7, 9, 3, 3],
+]) {
   test(`maxPool rounds up like Chainer's cover_all: ${h}x${w}, window ${k}, stride ${s}`, () => {
     const rng = new Rng(h * 100 + w);
     const c = 3;
     const data = Float32Array.from({ length: h * w * c }, () => rng.normal());
     const expected = chainerMaxPool(data, h, w, c, k, s);
-    const net = new BranchyNet({ name: 'pool', input: [h, w, c], classes: expected.oh * expected.ow * c, segments: [[{ kind: 'maxPool', size: k, stride: s }, { kind: 'flatten' }]], heads: [[]] });
+    const net = new BranchyNet({
+      name: 'pool',
+      input: [h, w, c],
+      classes: expected.oh * expected.ow * c,
+      segments: [[{ kind: 'maxPool', size: k, stride: s }, { kind: 'flatten' }]],
+      heads: [[]],
+    });
     const y = tf.tidy(() => net.segment(0, tf.tensor4d(data, [1, h, w, c]), { training: false }));
     assert.deepEqual(Array.from(y.dataSync()), expected.out.map(Math.fround));
     y.dispose();

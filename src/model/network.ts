@@ -27,7 +27,10 @@ export class BranchyNet {
   private readonly inferenceSegments: Step[][];
   private readonly inferenceHeads: Step[][];
 
-  constructor(readonly spec: BranchyNetSpec, seed = 0) {
+  constructor(
+    readonly spec: BranchyNetSpec,
+    seed = 0,
+  ) {
     const analysed = analyseSpec(spec);
     this.segments = analysed.segments;
     this.heads = analysed.heads;
@@ -53,7 +56,9 @@ export class BranchyNet {
 
   /** The trainable parameters of the branch heads alone (training them on a frozen trunk). */
   get headVariables(): tf.Variable[] {
-    return this.paramList.filter((p) => p.decl.trainable !== false && p.name.startsWith('head')).map((p) => this.params.get(p.name)!);
+    return this.paramList
+      .filter((p) => p.decl.trainable !== false && p.name.startsWith('head'))
+      .map((p) => this.params.get(p.name)!);
   }
 
   /** MACs per sample of each segment and head. */
@@ -70,7 +75,12 @@ export class BranchyNet {
   private runLayers(layers: CompiledLayer[], x: tf.Tensor, options: ForwardOptions, fromImage = false): tf.Tensor {
     let y = x;
     layers.forEach((layer, i) => {
-      y = layerImpl(layer.spec).forward(layer.spec, y, this.layerParams(layer), i === 0 && fromImage ? { ...options, inputIsData: true } : options);
+      y = layerImpl(layer.spec).forward(
+        layer.spec,
+        y,
+        this.layerParams(layer),
+        i === 0 && fromImage ? { ...options, inputIsData: true } : options,
+      );
     });
     return y;
   }

@@ -53,7 +53,10 @@ export interface LrnSpec {
   beta?: number;
 }
 
-/** Inverted dropout: in training zeroes each unit with probability `rate` and scales the rest by 1/(1-rate); identity at inference. */
+/**
+ * Inverted dropout: in training zeroes each unit with probability `rate` and scales the rest by 1/(1-rate);
+ * identity at inference.
+ */
 export interface DropoutSpec {
   kind: 'dropout';
   rate: number;

@@ -19,7 +19,9 @@ export function assignWeights(net: BranchyNet, arrays: NamedArray[], source: str
     const v = net.params.get(name)!;
     if (!a) throw new UserError(`${source}: no weights for parameter '${name}' of ${net.spec.name}`);
     if (a.shape.join() !== v.shape.join()) {
-      throw new UserError(`${source}: parameter '${name}' has shape [${a.shape}] in the file but [${v.shape}] in ${net.spec.name}`);
+      throw new UserError(
+        `${source}: parameter '${name}' has shape [${a.shape}] in the file but [${v.shape}] in ${net.spec.name}`,
+      );
     }
     const t = tf.tensor(a.data, a.shape);
     v.assign(t);

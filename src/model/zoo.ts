@@ -71,11 +71,22 @@ const ALEXNET_DEFAULT_EXITS = [2, 3];
 
 export function bAlexNet(options: BAlexNetOptions = {}): BranchyNetSpec {
   const exitsAfter = options.exitsAfter ?? ALEXNET_DEFAULT_EXITS;
-  if (exitsAfter.length < 1 || exitsAfter.length > 2 || exitsAfter.some((c, i) => !Number.isInteger(c) || c < 1 || c > 4 || (i > 0 && c <= exitsAfter[i - 1]))) {
-    throw new UserError(`b-alexnet: exits follow one or two convolutions, increasing, from 1 to 4; got [${exitsAfter.join(', ')}]`);
+  if (
+    exitsAfter.length < 1 ||
+    exitsAfter.length > 2 ||
+    exitsAfter.some((c, i) => !Number.isInteger(c) || c < 1 || c > 4 || (i > 0 && c <= exitsAfter[i - 1]))
+  ) {
+    throw new UserError(
+      `b-alexnet: exits follow one or two convolutions, increasing, from 1 to 4; got [${exitsAfter.join(', ')}]`,
+    );
   }
   const lrn = REFERENCE_LRN;
-  const conv = (filters: number, kernel: number): LayerSpec => ({ kind: 'conv2d', filters, kernel, pad: (kernel - 1) / 2 });
+  const conv = (filters: number, kernel: number): LayerSpec => ({
+    kind: 'conv2d',
+    filters,
+    kernel,
+    pad: (kernel - 1) / 2,
+  });
   // The trunk as runs of layers, each run ending with convolution k (k = 1..5), then the classifier.
   const convRuns: LayerSpec[][] = [
     [conv(32, 5)],
@@ -168,7 +179,10 @@ export interface BResNetOptions {
 
 export type BResNetHeads = 'reference' | 'compact' | '2conv';
 
-/** A compact head of `convs` stride-2 convolutions, each doubling the channels (batch norm, relu), then global pooling and dense. */
+/**
+ * A compact head of `convs` stride-2 convolutions, each doubling the channels (batch norm, relu), then global
+ * pooling and dense.
+ */
 function compactHead(blocksBefore: number, n: number, convs: number): LayerSpec[] {
   // Channels and map size after `blocksBefore` blocks: 16 at 30x30, 32 at 15x15, 64 at 8x8.
   const stage = Math.min(Math.floor(Math.max(blocksBefore - 1, 0) / n), 2);
@@ -178,27 +192,48 @@ function compactHead(blocksBefore: number, n: number, convs: number): LayerSpec[
   for (let i = 0; i < convs; i++) {
     channels *= 2;
     size = Math.ceil(size / 2);
-    layers.push({ kind: 'conv2d', filters: channels, kernel: 3, stride: 2, pad: 1 }, { kind: 'batchNorm' }, { kind: 'relu' });
+    layers.push(
+      { kind: 'conv2d', filters: channels, kernel: 3, stride: 2, pad: 1 },
+      { kind: 'batchNorm' },
+      { kind: 'relu' },
+    );
   }
   return [...layers, { kind: 'avgPool', size }, { kind: 'flatten' }, { kind: 'dense', units: 10 }];
 }
 
 export function bResNet(depth: number, options: BResNetOptions = {}): BranchyNetSpec {
   const n = (depth - 2) / 6;
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`b-resnet: depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...), got ${depth}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UserError(`b-resnet: depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...), got ${depth}`);
   const headKind = options.heads ?? 'reference';
   const exitsAfter = options.exitsAfter ?? [0, n];
   if (exitsAfter.some((b, i) => !Number.isInteger(b) || b < 0 || b >= 3 * n || (i > 0 && b <= exitsAfter[i - 1]))) {
-    throw new UserError(`b-resnet-${depth}: exit positions must be increasing block counts from 0 to ${3 * n - 1}, got [${exitsAfter.join(', ')}]`);
+    throw new UserError(
+      `b-resnet-${depth}: exit positions must be increasing block counts from 0 to ${3 * n - 1}, got [${exitsAfter.join(', ')}]`,
+    );
   }
   if (headKind === 'reference' && exitsAfter.join() !== [0, n].join()) {
-    throw new UserError(`b-resnet-${depth}: the reference heads only fit exits after blocks 0 and ${n}; use compact heads for [${exitsAfter.join(', ')}]`);
+    throw new UserError(
+      `b-resnet-${depth}: the reference heads only fit exits after blocks 0 and ${n}; use compact heads for [${exitsAfter.join(', ')}]`,
+    );
   }
   const blocks: LayerSpec[] = [16, 32, 64].flatMap((filters, s) =>
-    Array.from({ length: n }, (_, i) => ({ kind: 'resBlock' as const, filters, ...(i === 0 && s > 0 ? { stride: 2 } : {}) })),
+    Array.from({ length: n }, (_, i) => ({
+      kind: 'resBlock' as const,
+      filters,
+      ...(i === 0 && s > 0 ? { stride: 2 } : {}),
+    })),
   );
-  const stem: LayerSpec[] = [{ kind: 'conv2d', filters: 16, kernel: 3, pad: 0 }, { kind: 'batchNorm' }, { kind: 'relu' }];
-  const classifier: LayerSpec[] = [{ kind: 'avgPool', size: 6, stride: 1 }, { kind: 'flatten' }, { kind: 'dense', units: 10 }];
+  const stem: LayerSpec[] = [
+    { kind: 'conv2d', filters: 16, kernel: 3, pad: 0 },
+    { kind: 'batchNorm' },
+    { kind: 'relu' },
+  ];
+  const classifier: LayerSpec[] = [
+    { kind: 'avgPool', size: 6, stride: 1 },
+    { kind: 'flatten' },
+    { kind: 'dense', units: 10 },
+  ];
   const cuts = [...exitsAfter, 3 * n];
   const segments = cuts.map((end, k) => [...(k === 0 ? stem : []), ...blocks.slice(k === 0 ? 0 : cuts[k - 1], end)]);
   segments[segments.length - 1].push(...classifier);
@@ -216,7 +251,8 @@ export function bResNet(depth: number, options: BResNetOptions = {}): BranchyNet
     ],
     [{ kind: 'resBlock', filters: 16 }, { kind: 'flatten' }, { kind: 'dense', units: 10 }],
   ];
-  const heads = headKind === 'reference' ? referenceHeads : exitsAfter.map((b) => compactHead(b, n, headKind === '2conv' ? 2 : 1));
+  const heads =
+    headKind === 'reference' ? referenceHeads : exitsAfter.map((b) => compactHead(b, n, headKind === '2conv' ? 2 : 1));
   const defaultLayout = headKind === 'reference' || exitsAfter.join() === [0, n].join();
   return {
     name: `b-resnet-${depth}${headKind === 'reference' ? '' : `-${headKind}`}${defaultLayout ? '' : `@${exitsAfter.join(',')}`}`,
@@ -229,7 +265,8 @@ export function bResNet(depth: number, options: BResNetOptions = {}): BranchyNet
 }
 
 /**
- * A zoo model by name: b-lenet, b-alexnet (b-alexnet@1,2: exits after other convolutions), b-resnet-<depth> (depth 6n+2, the reference heads) or
+ * A zoo model by name: b-lenet, b-alexnet (b-alexnet@1,2: exits after other convolutions), b-resnet-<depth> (depth
+ * 6n+2, the reference heads) or
  * b-resnet-<depth>-compact / -2conv, optionally with exit positions: b-resnet-20-compact@3,6.
  */
 export const MODEL_ZOO: Record<string, () => BranchyNetSpec> = {
@@ -247,9 +284,15 @@ export function zooSpec(name: string): BranchyNetSpec {
   const resnet = /^b-resnet-(\d+)(?:-(compact|2conv))?(?:@(\d+(?:,\d+)*))?$/.exec(name);
   if (resnet) {
     const exitsAfter = resnet[3]?.split(',').map(Number);
-    return bResNet(Number(resnet[1]), { heads: (resnet[2] as BResNetHeads | undefined) ?? 'reference', ...(exitsAfter ? { exitsAfter } : {}) });
+    return bResNet(Number(resnet[1]), {
+      heads: (resnet[2] as BResNetHeads | undefined) ?? 'reference',
+      ...(exitsAfter ? { exitsAfter } : {}),
+    });
   }
   const make = MODEL_ZOO[name];
-  if (!make) throw new UserError(`unknown model '${name}' (known: ${Object.keys(MODEL_ZOO).join(', ')}; b-alexnet@convs,...; b-resnet-<6n+2>[-compact|-2conv][@blocks,...])`);
+  if (!make)
+    throw new UserError(
+      `unknown model '${name}' (known: ${Object.keys(MODEL_ZOO).join(', ')}; b-alexnet@convs,...; b-resnet-<6n+2>[-compact|-2conv][@blocks,...])`,
+    );
   return make();
 }

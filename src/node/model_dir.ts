@@ -20,21 +20,31 @@ async function ensureBackend(): Promise<string> {
 }
 
 /** Networks in memory and what a model directory's model.json says of them. */
-export type Networks = Pick<LoadedModel, 'spec' | 'net' | 'baseline' | 'thresholds' | 'dataset' | 'normalization' | 'classNames'>;
+export type Networks = Pick<
+  LoadedModel,
+  'spec' | 'net' | 'baseline' | 'thresholds' | 'dataset' | 'normalization' | 'classNames'
+>;
 
 /**
  * An `EarlyExitModel` of networks in memory (e.g. just trained). On ONNX Runtime their stages
  * are exported in memory; on tfjs they run as they are. `own`: the model disposes the networks
  * when it is disposed (or, on ONNX Runtime, once exported); else they stay the caller's.
  */
-export async function modelFromNetworks(networks: Networks, options: LoadOptions = {}, own = false): Promise<EarlyExitModel> {
+export async function modelFromNetworks(
+  networks: Networks,
+  options: LoadOptions = {},
+  own = false,
+): Promise<EarlyExitModel> {
   const requested = options.runtime === 'auto' ? undefined : options.runtime;
   const owned: BranchyNet[] = own ? [networks.net, ...(networks.baseline ? [networks.baseline] : [])] : [];
   const dispose = () => owned.splice(0).forEach((n) => n.dispose());
   try {
     const baselineNet = networks.baseline ?? trunkOf(networks.net);
     if (!networks.baseline) owned.push(baselineNet);
-    const info = modelDirInfo({ ...networks, macs: { ...networks.net.macs(), baseline: trunkMacs(baselineNet.macs()) } });
+    const info = modelDirInfo({
+      ...networks,
+      macs: { ...networks.net.macs(), baseline: trunkMacs(baselineNet.macs()) },
+    });
     const runtime = await chooseRuntime(requested, options.notice, networks.spec);
     if (runtime === 'tfjs') {
       const backend = tf.getBackend();

@@ -23,7 +23,8 @@ export async function loadOnnxRuntime(): Promise<LoadedOrt> {
   ortModule ??= import('onnxruntime-node').then(
     (m) => {
       const ort = ((m as { default?: NodeOrt }).default ?? m) as NodeOrt;
-      if (typeof ort.InferenceSession?.create !== 'function') return { error: 'onnxruntime-node has no InferenceSession' };
+      if (typeof ort.InferenceSession?.create !== 'function')
+        return { error: 'onnxruntime-node has no InferenceSession' };
       return { ort };
     },
     (e: unknown) => ({ error: e instanceof Error ? e.message.split('\n')[0] : String(e) }),
@@ -33,7 +34,8 @@ export async function loadOnnxRuntime(): Promise<LoadedOrt> {
 
 async function requireOrt(): Promise<NodeOrt> {
   const loaded = await loadOnnxRuntime();
-  if ('error' in loaded) throw new UserError(`the ONNX runtime needs onnxruntime-node, which did not load: ${loaded.error}`);
+  if ('error' in loaded)
+    throw new UserError(`the ONNX runtime needs onnxruntime-node, which did not load: ${loaded.error}`);
   return loaded.ort;
 }
 
@@ -45,7 +47,11 @@ export function readManifest(dir: string): OnnxManifest {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${path}: no such file; expected a directory written by 'branchynet export'` : `${path}: ${oneLine((e as Error).message)}`);
+    throw new UserError(
+      code === 'ENOENT'
+        ? `${path}: no such file; expected a directory written by 'branchynet export'`
+        : `${path}: ${oneLine((e as Error).message)}`,
+    );
   }
   return checkManifest(json, path);
 }
@@ -70,7 +76,9 @@ export async function createOnnxRunner(source: NodeOnnxSource, options: OnnxRunn
           return readFileSync(join(source.dir, file));
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code ?? String(e);
-          throw new UserError(`${join(source.dir, file)}: cannot read (${code}); ${join(source.dir, MANIFEST_FILE)} names it`);
+          throw new UserError(
+            `${join(source.dir, file)}: cannot read (${code}); ${join(source.dir, MANIFEST_FILE)} names it`,
+          );
         }
       },
       where: (file) => join(source.dir, file),
@@ -98,7 +106,11 @@ export type RuntimeName = 'onnx' | 'tfjs';
  * loads and `spec` (when given) can be exported, else tfjs with one notice line. An explicit
  * 'onnx' that cannot be had is an error (its `option` is 'runtime').
  */
-export async function chooseRuntime(requested: RuntimeName | 'auto' | undefined, notice: (line: string) => void = () => {}, spec?: BranchyNetSpec): Promise<RuntimeName> {
+export async function chooseRuntime(
+  requested: RuntimeName | 'auto' | undefined,
+  notice: (line: string) => void = () => {},
+  spec?: BranchyNetSpec,
+): Promise<RuntimeName> {
   if (requested === 'tfjs') return 'tfjs';
   const missing = spec ? unexportableKinds(spec) : [];
   if (missing.length > 0) {
@@ -109,7 +121,12 @@ export async function chooseRuntime(requested: RuntimeName | 'auto' | undefined,
   }
   const loaded = await loadOnnxRuntime();
   if ('ort' in loaded) return 'onnx';
-  if (requested === 'onnx') throw new UserError(`'onnx' is not available: onnxruntime-node did not load: ${loaded.error}`, { option: 'runtime' });
-  notice(`note: onnxruntime-node is not available (${loaded.error}); using the tfjs runtime (install it without its CUDA download: ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node)`);
+  if (requested === 'onnx')
+    throw new UserError(`'onnx' is not available: onnxruntime-node did not load: ${loaded.error}`, {
+      option: 'runtime',
+    });
+  notice(
+    `note: onnxruntime-node is not available (${loaded.error}); using the tfjs runtime (install it without its CUDA download: ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node)`,
+  );
   return 'tfjs';
 }

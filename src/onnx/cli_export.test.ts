@@ -36,7 +36,17 @@ test('branchynet export writes a manifest, one ONNX model per stage and the base
   const out = join(dir, 'onnx');
   const r = run('export', '--model', join(dir, 'model'), '--out', out);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(r.stdout.trim().split('\n').sort(), ['baseline.onnx', 'baseline.packed.onnx', 'manifest.json', 'stage-1.onnx', 'stage-1.packed.onnx', 'stage-2.onnx'].map((f) => join(out, f)));
+  assert.deepEqual(
+    r.stdout.trim().split('\n').sort(),
+    [
+      'baseline.onnx',
+      'baseline.packed.onnx',
+      'manifest.json',
+      'stage-1.onnx',
+      'stage-1.packed.onnx',
+      'stage-2.onnx',
+    ].map((f) => join(out, f)),
+  );
   assert.match(r.stderr, /^exported b-lenet: 2 stages \+ baseline, opset 13, thresholds \[0\.5\]$/);
   const manifest: OnnxManifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
   assert.deepEqual(manifest.thresholds, [0.5]);
@@ -48,7 +58,18 @@ test('branchynet export writes a manifest, one ONNX model per stage and the base
 
 test('branchynet eval --runtime onnx --json reports the same fields as --runtime tfjs', (t) => {
   if (ortError) return t.skip(`onnxruntime-node did not load: ${ortError}`);
-  const args = ['eval', '--model', join(dir, 'model'), '--json', '--limit', '40', '--timing-samples', '10', '--batch-size', '8'];
+  const args = [
+    'eval',
+    '--model',
+    join(dir, 'model'),
+    '--json',
+    '--limit',
+    '40',
+    '--timing-samples',
+    '10',
+    '--batch-size',
+    '8',
+  ];
   const onnx = run(...args, '--runtime', 'onnx');
   const tfjs = run(...args, '--runtime', 'tfjs');
   assert.equal(onnx.code, 0, onnx.stderr);
@@ -58,7 +79,8 @@ test('branchynet eval --runtime onnx --json reports the same fields as --runtime
   assert.equal(a.runtime, 'onnx');
   assert.equal(b.runtime, 'tfjs');
   assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
-  for (const k of ['baseline', 'batched', 'macs', 'timing']) assert.deepEqual(Object.keys(a[k]).sort(), Object.keys(b[k]).sort(), k);
+  for (const k of ['baseline', 'batched', 'macs', 'timing'])
+    assert.deepEqual(Object.keys(a[k]).sort(), Object.keys(b[k]).sort(), k);
   assert.deepEqual([a.accuracy, a.exitFractions], [b.accuracy, b.exitFractions]);
   const bad = run('eval', '--model', join(dir, 'model'), '--runtime', 'torch');
   assert.equal(bad.code, 1);

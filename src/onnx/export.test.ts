@@ -26,7 +26,10 @@ before(async () => {
   else skipReason = `onnxruntime-node did not load: ${loaded.error}`;
 });
 
-/** Flatten straight after a 3-channel conv on a non-square (7x5) map, the flat vector handed between stages, relu between flatten and dense. */
+/**
+ * Flatten straight after a 3-channel conv on a non-square (7x5) map, the flat vector handed between stages, relu
+ * between flatten and dense.
+ */
 function flattenOrderSpec(): BranchyNetSpec {
   return {
     name: 'flatten-order',
@@ -50,7 +53,15 @@ function flattenInStageSpec(): BranchyNetSpec {
       [{ kind: 'conv2d', filters: 4, kernel: 3, stride: 1, pad: 1 }],
       [{ kind: 'maxPool', size: 2, stride: 2 }, { kind: 'relu' }, { kind: 'flatten' }, { kind: 'dense', units: 5 }],
     ],
-    heads: [[{ kind: 'relu' }, { kind: 'conv2d', filters: 3, kernel: 2, stride: 2 }, { kind: 'flatten' }, { kind: 'dense', units: 5 }], []],
+    heads: [
+      [
+        { kind: 'relu' },
+        { kind: 'conv2d', filters: 3, kernel: 2, stride: 2 },
+        { kind: 'flatten' },
+        { kind: 'dense', units: 5 },
+      ],
+      [],
+    ],
   };
 }
 
@@ -98,11 +109,23 @@ function cifarCasesSpec(): BranchyNetSpec {
         { kind: 'lrn', n: 4, k: 1, alpha: 0.5, beta: 0.75 },
         { kind: 'resBlock', filters: 6, stride: 2 },
       ],
-      [{ kind: 'resBlock', filters: 6, stride: 2 }, { kind: 'avgPool', size: 2, stride: 1 }, { kind: 'flatten' }, { kind: 'batchNorm' }, { kind: 'dropout', rate: 0.5 }],
+      [
+        { kind: 'resBlock', filters: 6, stride: 2 },
+        { kind: 'avgPool', size: 2, stride: 1 },
+        { kind: 'flatten' },
+        { kind: 'batchNorm' },
+        { kind: 'dropout', rate: 0.5 },
+      ],
       [{ kind: 'dense', units: 8 }, { kind: 'batchNorm', epsilon: 0.1 }, { kind: 'relu' }, { kind: 'dense', units: 3 }],
     ],
     heads: [
-      [{ kind: 'avgPool', size: 2, stride: 2 }, { kind: 'lrn', n: 3, k: 2, alpha: 1, beta: 0.5 }, { kind: 'flatten' }, { kind: 'dropout', rate: 0.3 }, { kind: 'dense', units: 3 }],
+      [
+        { kind: 'avgPool', size: 2, stride: 2 },
+        { kind: 'lrn', n: 3, k: 2, alpha: 1, beta: 0.5 },
+        { kind: 'flatten' },
+        { kind: 'dropout', rate: 0.3 },
+        { kind: 'dense', units: 3 },
+      ],
       [{ kind: 'dense', units: 3 }],
       [],
     ],
@@ -134,7 +157,9 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 async function sessions(bundle: OnnxExport, stages: StageManifest[]): Promise<InferenceSession[]> {
-  return Promise.all(stages.map((s) => ort!.InferenceSession.create(bundle.files.get(s.file)!, { intraOpNumThreads: 1 })));
+  return Promise.all(
+    stages.map((s) => ort!.InferenceSession.create(bundle.files.get(s.file)!, { intraOpNumThreads: 1 })),
+  );
 }
 
 test('the export is a valid ONNX model per stage: opset, dynamic batch, the manifest names and shapes', () => {
@@ -146,7 +171,11 @@ test('the export is a valid ONNX model per stage: opset, dynamic batch, the mani
   assert.deepEqual(m.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
   assert.deepEqual(m.thresholds, [0.05]);
   assert.deepEqual(m.input, { name: 'image', shape: ['N', 28, 28, 1], layout: 'NHWC' });
-  assert.deepEqual(m.stages[0].outputs.activation, { name: 'next_activation', shape: ['N', 5, 15, 15], layout: 'NCHW' });
+  assert.deepEqual(m.stages[0].outputs.activation, {
+    name: 'next_activation',
+    shape: ['N', 5, 15, 15],
+    layout: 'NCHW',
+  });
   assert.deepEqual(m.stages[1].input, { name: 'activation', shape: ['N', 5, 15, 15], layout: 'NCHW' });
   assert.equal(m.stages[1].outputs.activation, null);
   const macs = net.macs();
@@ -154,25 +183,46 @@ test('the export is a valid ONNX model per stage: opset, dynamic batch, the mani
   // Answering at exit 2 costs both segments and both heads: a sample there ran exit 1 too.
   assert.equal(m.stages[1].cumulativeMacs, macs.segments[0] + macs.heads[0] + macs.segments[1] + macs.heads[1]);
   assert.equal(m.baseline.macs, base.macs().segments[0]);
-  assert.deepEqual([...bundle.files.keys()].sort(), ['baseline.onnx', 'baseline.packed.onnx', 'stage-1.onnx', 'stage-1.packed.onnx', 'stage-2.onnx']);
+  assert.deepEqual([...bundle.files.keys()].sort(), [
+    'baseline.onnx',
+    'baseline.packed.onnx',
+    'stage-1.onnx',
+    'stage-1.packed.onnx',
+    'stage-2.onnx',
+  ]);
   assert.deepEqual(m.stages[0].packed, { file: 'stage-1.packed.onnx', rowMultiple: 16 });
   assert.equal(m.stages[1].packed, undefined, 'stage 2 takes a 5-channel activation: nothing to pack');
   assert.deepEqual(m.baseline.packed, { file: 'baseline.packed.onnx', rowMultiple: 16 });
-  const files = [...m.stages, m.baseline].flatMap((s) => [{ stage: s, file: s.file }, ...(s.packed ? [{ stage: s, file: s.packed.file }] : [])]);
+  const files = [...m.stages, m.baseline].flatMap((s) => [
+    { stage: s, file: s.file },
+    ...(s.packed ? [{ stage: s, file: s.packed.file }] : []),
+  ]);
   for (const { stage, file } of files) {
     const model = decodeModel(bundle.files.get(file)!);
     assert.equal(Number(model.irVersion), IR_VERSION);
-    assert.deepEqual(model.opsetImport.map((o) => [o.domain, Number(o.version)]), [['', OPSET]]);
+    assert.deepEqual(
+      model.opsetImport.map((o) => [o.domain, Number(o.version)]),
+      [['', OPSET]],
+    );
     const g = model.graph!;
     const [inputs, outputsOf, nodes] = [g.input ?? [], g.output ?? [], g.node ?? []];
-    assert.deepEqual(inputs.map((i) => i.name), [stage.input.name]);
+    assert.deepEqual(
+      inputs.map((i) => i.name),
+      [stage.input.name],
+    );
     const outputs = [stage.outputs.activation, stage.outputs.logits, stage.outputs.entropy].filter((o) => o !== null);
-    assert.deepEqual(outputsOf.map((o) => o.name), outputs.map((o) => o!.name));
+    assert.deepEqual(
+      outputsOf.map((o) => o.name),
+      outputs.map((o) => o!.name),
+    );
     for (const v of [...inputs, ...outputsOf]) {
       const dims = v.type!.tensorType!.shape!.dim!;
       assert.equal(dims[0].dimParam, 'N', `${v.name}: dynamic batch`);
     }
-    assert.ok(nodes.some((n) => n.opType === 'ReduceLogSumExp'), 'entropy computed in the graph');
+    assert.ok(
+      nodes.some((n) => n.opType === 'ReduceLogSumExp'),
+      'entropy computed in the graph',
+    );
   }
   base.dispose();
   net.dispose();
@@ -194,7 +244,8 @@ for (const [name, makeSpec, graphOptions, imageScale] of SPECS) {
     let largest = 0;
     for (const count of [1, 6]) {
       const data = randomDataset(count, spec.input, spec.classes, 40 + count);
-      if (imageScale !== undefined) for (let i = 0; i < data.images.length; i++) data.images[i] = (data.images[i] - 0.5) * imageScale;
+      if (imageScale !== undefined)
+        for (let i = 0; i < data.images.length; i++) data.images[i] = (data.images[i] - 0.5) * imageScale;
       const image = new ort.Tensor('float32', data.images, [count, ...spec.input]);
       let fed: import('onnxruntime-node').Tensor = image;
       let x: tf.Tensor = tf.tensor4d(data.images, [count, ...spec.input]);
@@ -230,12 +281,16 @@ for (const [name, makeSpec, graphOptions, imageScale] of SPECS) {
       x.dispose();
       // The baseline (trunk alone) is one stage from the image.
       const bout = await baseSession.run({ image });
-      const trunk = tf.tidy(() => base.forwardAll(tf.tensor4d(data.images, [count, ...spec.input]), { training: false })[0]);
+      const trunk = tf.tidy(
+        () => base.forwardAll(tf.tensor4d(data.images, [count, ...spec.input]), { training: false })[0],
+      );
       const db = maxAbsDiff(bout.logits.data as Float32Array, trunk.dataSync());
       trunk.dispose();
       assert.ok(db <= 1e-4, `baseline logits differ by ${db}`);
     }
-    t.diagnostic(`max |logits diff| ${worst.toExponential(2)} (max |logit| ${largest.toFixed(2)}), max |activation diff| ${worstActivation.toExponential(2)}`);
+    t.diagnostic(
+      `max |logits diff| ${worst.toExponential(2)} (max |logit| ${largest.toFixed(2)}), max |activation diff| ${worstActivation.toExponential(2)}`,
+    );
     await Promise.all([...stageSessions, baseSession].map((s) => s.release()));
     base.dispose();
     net.dispose();
@@ -256,13 +311,15 @@ test('the flatten-order case is a real test: the graph flattens in (c, h, w) ord
 });
 
 test('the phase-convolution rewrite applies where it should and can be turned off', () => {
-  const ops = (bundle: OnnxExport, file: string) => (decodeModel(bundle.files.get(file)!).graph!.node ?? []).map((n) => n.opType);
+  const ops = (bundle: OnnxExport, file: string) =>
+    (decodeModel(bundle.files.get(file)!).graph!.node ?? []).map((n) => n.opType);
   const net = new BranchyNet(bLeNet(), 1);
   const base = trunkOf(net);
   const on = exportNetwork(net, base);
   assert.deepEqual(on.manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (phase convolution)']);
   assert.deepEqual(ops(on, 'stage-1.onnx').slice(0, 5), ['Reshape', 'Conv', 'Relu', 'Reshape', 'ReduceMax']);
-  const phaseConvs = (b: OnnxExport, file: string) => (decodeModel(b.files.get(file)!).graph!.node ?? []).filter((n) => n.name?.includes('phase_conv')).length;
+  const phaseConvs = (b: OnnxExport, file: string) =>
+    (decodeModel(b.files.get(file)!).graph!.node ?? []).filter((n) => n.name?.includes('phase_conv')).length;
   // Only the first layer qualifies: the branch conv has 5 input channels, the trunk's next convs odd outputs.
   assert.equal(phaseConvs(on, 'stage-2.onnx'), 0);
   assert.equal(phaseConvs(on, 'baseline.onnx'), 1);
@@ -272,7 +329,9 @@ test('the phase-convolution rewrite applies where it should and can be turned of
   assert.equal(phaseConvs(off, 'stage-1.onnx'), 0);
   const even = new BranchyNet(phaseConvSpec(), 1);
   const evenTrunk = trunkOf(even);
-  assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (phase convolution)']);
+  assert.deepEqual(exportNetwork(even, evenTrunk).manifest.stages[0].layers.trunk, [
+    'conv2d+relu+maxPool (phase convolution)',
+  ]);
   for (const n of [base, net, even, evenTrunk]) n.dispose();
 });
 
@@ -283,9 +342,14 @@ test('image packing: a packed first stage and baseline where the image has one c
   // The manifest describes the plain graph (the phase convolution); the packed one replaces it.
   assert.deepEqual(on.manifest.stages[0].layers.trunk, ['conv2d+relu+maxPool (phase convolution)']);
   const graph = decodeModel(on.files.get('stage-1.packed.onnx')!).graph!;
-  const convs = (graph.node ?? []).filter((n) => n.opType === 'Conv' && n.attribute?.some((a) => a.name === 'group' && Number(a.i) === 16));
+  const convs = (graph.node ?? []).filter(
+    (n) => n.opType === 'Conv' && n.attribute?.some((a) => a.name === 'group' && Number(a.i) === 16),
+  );
   assert.equal(convs.length, 5, 'one depthwise convolution per filter of the 1 -> 5 layer');
-  assert.deepEqual((graph.node ?? []).slice(0, 3).map((n) => n.opType), ['Reshape', 'Reshape', 'Conv']);
+  assert.deepEqual(
+    (graph.node ?? []).slice(0, 3).map((n) => n.opType),
+    ['Reshape', 'Reshape', 'Conv'],
+  );
   assert.ok(!(graph.node ?? []).some((n) => n.opType === 'ReduceMax'), 'no phase convolution in the packed graph');
   const off = exportNetwork(net, base, { imagePacking: false });
   assert.deepEqual([...off.files.keys()].sort(), ['baseline.onnx', 'stage-1.onnx', 'stage-2.onnx']);
@@ -300,7 +364,7 @@ test('image packing: a packed first stage and baseline where the image has one c
   for (const n of [base, net, alex, alexTrunk]) n.dispose();
 });
 
-test('a packed graph gives its plain graph\'s outputs on whole groups of 16 images and refuses other batch sizes', async (t) => {
+test("a packed graph gives its plain graph's outputs on whole groups of 16 images and refuses other batch sizes", async (t) => {
   if (!ort) return t.skip(skipReason);
   const o: Ort = ort;
   const spec = bLeNet();
@@ -308,7 +372,11 @@ test('a packed graph gives its plain graph\'s outputs on whole groups of 16 imag
   const base = trunkOf(net);
   const bundle = exportNetwork(net, base);
   for (const stage of [bundle.manifest.stages[0], bundle.manifest.baseline]) {
-    const [plain, packed] = await Promise.all([stage.file, stage.packed!.file].map((f) => o.InferenceSession.create(bundle.files.get(f)!, { intraOpNumThreads: 1 })));
+    const [plain, packed] = await Promise.all(
+      [stage.file, stage.packed!.file].map((f) =>
+        o.InferenceSession.create(bundle.files.get(f)!, { intraOpNumThreads: 1 }),
+      ),
+    );
     const data = randomDataset(32, spec.input, spec.classes, 71);
     const image = new o.Tensor('float32', data.images, [32, ...spec.input]);
     const [want, got] = await Promise.all([plain.run({ image }), packed.run({ image })]);
@@ -337,7 +405,10 @@ test('entropy: false leaves the six entropy nodes and the entropy output out of 
     const graph = (b: OnnxExport, file: string) => decodeModel(b.files.get(file)!).graph!;
     const full = graph(withEntropy, withEntropy.manifest.stages[i].file);
     const lean = graph(without, stage.file);
-    assert.deepEqual((lean.output ?? []).map((o) => o.name), (full.output ?? []).map((o) => o.name).filter((n) => n !== 'entropy'));
+    assert.deepEqual(
+      (lean.output ?? []).map((o) => o.name),
+      (full.output ?? []).map((o) => o.name).filter((n) => n !== 'entropy'),
+    );
     assert.equal((full.node ?? []).length - (lean.node ?? []).length, 6);
     assert.ok(!(lean.node ?? []).some((n) => n.opType === 'ReduceLogSumExp'));
   }
@@ -349,7 +420,9 @@ test('channel padding widens exactly the convolutions pooled within a stage, to 
   const convShapes = (bundle: OnnxExport, file: string) => {
     const graph = decodeModel(bundle.files.get(file)!).graph!;
     const dims = new Map((graph.initializer ?? []).map((i) => [i.name, (i.dims ?? []).map(Number)]));
-    return (graph.node ?? []).filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').map((n) => `${n.opType} ${dims.get(n.input![1])}`);
+    return (graph.node ?? [])
+      .filter((n) => n.opType === 'Conv' || n.opType === 'Gemm')
+      .map((n) => `${n.opType} ${dims.get(n.input![1])}`);
   };
   const net = new BranchyNet(bLeNet(), 1);
   const base = trunkOf(net);
@@ -357,9 +430,16 @@ test('channel padding widens exactly the convolutions pooled within a stage, to 
   // Stage 1: the first conv is the phase convolution (left alone, its output is handed on); the
   // branch's 5->10 conv becomes 5->16 and its dense layer reads 8*8*16 features.
   assert.deepEqual(convShapes(on, 'stage-1.onnx'), ['Conv 20,1,6,6', 'Conv 16,5,3,3', 'Gemm 1024,10']);
-  // Stage 2 (as the baseline after its first layer): 5->10 becomes 5->16, 10->20 becomes 16->32, the dense layer 6*6*32 rows.
+  // Stage 2 (as the baseline after its first layer): 5->10 becomes 5->16, 10->20 becomes 16->32, the dense layer
+  // 6*6*32 rows.
   assert.deepEqual(convShapes(on, 'stage-2.onnx'), ['Conv 16,5,5,5', 'Conv 32,16,5,5', 'Gemm 1152,84', 'Gemm 84,10']);
-  assert.deepEqual(convShapes(on, 'baseline.onnx'), ['Conv 20,1,6,6', 'Conv 16,5,5,5', 'Conv 32,16,5,5', 'Gemm 1152,84', 'Gemm 84,10']);
+  assert.deepEqual(convShapes(on, 'baseline.onnx'), [
+    'Conv 20,1,6,6',
+    'Conv 16,5,5,5',
+    'Conv 32,16,5,5',
+    'Gemm 1152,84',
+    'Gemm 84,10',
+  ]);
   const off = exportNetwork(net, base, { padChannels: false });
   assert.deepEqual(convShapes(off, 'stage-2.onnx'), ['Conv 10,5,5,5', 'Conv 20,10,5,5', 'Gemm 720,84', 'Gemm 84,10']);
   // The handed-on activation keeps its real channels.
@@ -386,7 +466,8 @@ test('the CIFAR-10 layer kinds export as standard ONNX operators with the conver
   const nodes = (file: string) => decodeModel(bundle.files.get(file)!).graph!.node ?? [];
   const stage1 = nodes('stage-1.onnx');
   const ops = stage1.map((n) => n.opType);
-  for (const op of ['BatchNormalization', 'LRN', 'Add', 'AveragePool']) assert.ok(ops.includes(op), `stage 1 has ${op}: ${ops}`);
+  for (const op of ['BatchNormalization', 'LRN', 'Add', 'AveragePool'])
+    assert.ok(ops.includes(op), `stage 1 has ${op}: ${ops}`);
   // The shortcut is a 1x1 convolution, so that ONNX Runtime keeps the block in its blocked layout.
   for (const op of ['Slice', 'Pad']) assert.ok(!ops.includes(op), `stage 1 has no ${op}: ${ops}`);
   assert.ok(!ops.includes('Dropout'), 'dropout is no node at inference');
@@ -394,19 +475,32 @@ test('the CIFAR-10 layer kinds export as standard ONNX operators with the conver
   const [lrn4, lrn3] = stage1.filter((n) => n.opType === 'LRN').map(attrs);
   assert.deepEqual([lrn4.size, lrn4.alpha, lrn4.bias, lrn4.beta], [5, 2.5, 1, 0.75]);
   assert.deepEqual([lrn3.size, lrn3.alpha, lrn3.bias, lrn3.beta], [3, 3, 2, 0.5]);
-  const eps = (file: string) => nodes(file).filter((n) => n.opType === 'BatchNormalization').map((n) => Math.fround(attrs(n).epsilon));
+  const eps = (file: string) =>
+    nodes(file)
+      .filter((n) => n.opType === 'BatchNormalization')
+      .map((n) => Math.fround(attrs(n).epsilon));
   // The stem's batch norm (0.5) and the residual block's two (the default 2e-5).
   assert.deepEqual(eps('stage-1.onnx'), [0.5, 2e-5, 2e-5].map(Math.fround));
   assert.deepEqual(eps('stage-3.onnx'), [Math.fround(0.1)]);
   // The shortcut (4 -> 6 channels, stride 2) takes every second pixel and puts the zero channels
   // in front, as Chainer's concat((zeros, x)): output channel o is input channel o - 2.
-  const shortcut = stage1.find((n) => n.opType === 'Conv' && Number(n.attribute!.find((a) => a.name === 'kernel_shape')!.ints![0]) === 1)!;
+  const shortcut = stage1.find(
+    (n) => n.opType === 'Conv' && Number(n.attribute!.find((a) => a.name === 'kernel_shape')!.ints![0]) === 1,
+  )!;
   assert.deepEqual(shortcut.attribute!.find((a) => a.name === 'strides')!.ints!.map(Number), [2, 2]);
-  const weights = decodeModel(bundle.files.get('stage-1.onnx')!).graph!.initializer!.find((i) => i.name === shortcut.input![1])!;
+  const weights = decodeModel(bundle.files.get('stage-1.onnx')!).graph!.initializer!.find(
+    (i) => i.name === shortcut.input![1],
+  )!;
   assert.deepEqual(weights.dims!.map(Number), [6, 4, 1, 1]);
   const w = new Float32Array(Uint8Array.from(weights.rawData!).buffer);
-  for (let o = 0; o < 6; o++) for (let i = 0; i < 4; i++) assert.equal(w[o * 4 + i], o === i + 2 ? 1 : 0, `weight ${o},${i}`);
+  for (let o = 0; o < 6; o++)
+    for (let i = 0; i < 4; i++) assert.equal(w[o * 4 + i], o === i + 2 ? 1 : 0, `weight ${o},${i}`);
   assert.deepEqual(bundle.manifest.stages[1].layers.trunk, ['resBlock', 'avgPool', 'flatten', 'batchNorm', 'dropout']);
-  assert.deepEqual(bundle.manifest.stages[1].outputs.activation, { name: 'next_activation', shape: ['N', 12], layout: 'NF', flattenedFrom: [2, 1, 6] });
+  assert.deepEqual(bundle.manifest.stages[1].outputs.activation, {
+    name: 'next_activation',
+    shape: ['N', 12],
+    layout: 'NF',
+    flattenedFrom: [2, 1, 6],
+  });
   net.dispose();
 });

@@ -12,10 +12,28 @@ import type { IoSpec, OnnxExport, OnnxManifest, Preprocessing, StageManifest } f
 import { MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION } from './manifest.js';
 import { encodeModel, GraphBuilder, IR_VERSION, OPSET } from './graph.js';
 import type { OnnxValue, ParamReader } from './layers.js';
-import { exportLayer, exportLrnAsConv, exportOrder, exportPackedConv, exportPhaseConvPool, graphDims, matchPackedConv, matchPhaseConv, PACK_ROWS } from './layers.js';
+import {
+  exportLayer,
+  exportLrnAsConv,
+  exportOrder,
+  exportPackedConv,
+  exportPhaseConvPool,
+  graphDims,
+  matchPackedConv,
+  matchPhaseConv,
+  PACK_ROWS,
+} from './layers.js';
 import { padPooledChannels } from './pad_channels.js';
 
-export { MANIFEST_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION, type IoSpec, type OnnxExport, type OnnxManifest, type StageManifest } from './manifest.js';
+export {
+  MANIFEST_FILE,
+  ONNX_FORMAT,
+  ONNX_FORMAT_VERSION,
+  type IoSpec,
+  type OnnxExport,
+  type OnnxManifest,
+  type StageManifest,
+} from './manifest.js';
 
 function paramReader(net: BranchyNet, layer: CompiledLayer): ParamReader {
   return (short) => {
@@ -27,7 +45,14 @@ function paramReader(net: BranchyNet, layer: CompiledLayer): ParamReader {
 }
 
 /** Exports `layers` onto `x`; returns the result and the layer kinds in graph order. */
-function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxValue, options: GraphOptions, packed = false): { value: OnnxValue; kinds: string[] } {
+function run(
+  g: GraphBuilder,
+  net: BranchyNet,
+  layers: CompiledLayer[],
+  x: OnnxValue,
+  options: GraphOptions,
+  packed = false,
+): { value: OnnxValue; kinds: string[] } {
   let v = x;
   const kinds: string[] = [];
   const ordered = exportOrder(layers);
@@ -35,12 +60,19 @@ function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxV
   const packedLayers = packed ? matchPackedConv(ordered, 0) : 0;
   const direct = (layer: CompiledLayer) => paramReader(net, layer);
   const { layers: planned, read } =
-    options.padChannels === false ? { layers: ordered, read: direct } : padPooledChannels(ordered, direct, (i) => i < packedLayers || phaseConv(ordered, i));
+    options.padChannels === false
+      ? { layers: ordered, read: direct }
+      : padPooledChannels(ordered, direct, (i) => i < packedLayers || phaseConv(ordered, i));
   for (let i = 0; i < planned.length; i++) {
     const layer = planned[i];
     if (i === 0 && packedLayers > 0) {
       v = exportPackedConv(g, planned.slice(0, packedLayers), v, read(layer));
-      kinds.push(`${planned.slice(0, packedLayers).map((l) => l.spec.kind).join('+')} (packed: ${PACK_ROWS} images per depthwise convolution)`);
+      kinds.push(
+        `${planned
+          .slice(0, packedLayers)
+          .map((l) => l.spec.kind)
+          .join('+')} (packed: ${PACK_ROWS} images per depthwise convolution)`,
+      );
       i += packedLayers - 1;
     } else if (layer.spec.kind === 'lrn' && options.lrnAsConv !== false) {
       v = exportLrnAsConv(g, layer as CompiledLayer & { spec: LrnSpec }, v);
@@ -59,7 +91,10 @@ function run(g: GraphBuilder, net: BranchyNet, layers: CompiledLayer[], x: OnnxV
 
 /** Graph-level choices that do not change the arithmetic's result beyond float rounding. */
 export interface GraphOptions {
-  /** Rewrite small-channel conv + relu + 2x2 pool as one stride-2 convolution over the pool's phases (default true; see layers.ts). */
+  /**
+   * Rewrite small-channel conv + relu + 2x2 pool as one stride-2 convolution over the pool's phases (default true;
+   * see layers.ts).
+   */
   phaseConv?: boolean;
   /**
    * Pad the filters of convolutions that are max-pooled within a stage to a multiple of 16, with
@@ -101,14 +136,24 @@ function entropyOf(g: GraphBuilder, logits: string): string {
   return g.node('Neg', [sum], {}, 'neg_entropy');
 }
 
-export const STAGE_NAMES = { image: 'image', activation: 'activation', next: 'next_activation', logits: 'logits', entropy: 'entropy' } as const;
+export const STAGE_NAMES = {
+  image: 'image',
+  activation: 'activation',
+  next: 'next_activation',
+  logits: 'logits',
+  entropy: 'entropy',
+} as const;
 
 /**
  * One ONNX model per inference stage of `net` (its `stages` plan): stage k takes the image (k = 0,
  * NHWC, transposed to NCHW inside) or the activation stage k-1 handed on, and returns the
  * activation to hand on (except the last stage), the exit's logits and their softmax entropy.
  */
-export function exportStages(net: BranchyNet, filePrefix: string, options: GraphOptions = {}): { stages: StageManifest[]; files: Map<string, Uint8Array> } {
+export function exportStages(
+  net: BranchyNet,
+  filePrefix: string,
+  options: GraphOptions = {},
+): { stages: StageManifest[]; files: Map<string, Uint8Array> } {
   const files = new Map<string, Uint8Array>();
   const stages: StageManifest[] = [];
   const macs = net.macs();
@@ -127,9 +172,10 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
         input = { name: STAGE_NAMES.image, shape: ['N', h, w, c], layout: 'NHWC' };
         const image = g.input(input.name, input.shape);
         // One channel: NHWC and NCHW hold the same bytes, so a reshape (no copy) does instead of a transpose.
-        const nchw = c === 1
-          ? g.node('Reshape', [image, g.int64Constant('image_nchw_shape', [-1, 1, h, w])], {}, 'image_nchw')
-          : g.node('Transpose', [image], { perm: [0, 3, 1, 2] }, 'image_nchw');
+        const nchw =
+          c === 1
+            ? g.node('Reshape', [image, g.int64Constant('image_nchw_shape', [-1, 1, h, w])], {}, 'image_nchw')
+            : g.node('Transpose', [image], { perm: [0, 3, 1, 2] }, 'image_nchw');
         x = { name: nchw, shape: net.spec.input, layout: 'NCHW' };
       } else {
         input = ioOf(STAGE_NAMES.activation, handed);
@@ -139,16 +185,26 @@ export function exportStages(net: BranchyNet, filePrefix: string, options: Graph
       const a = trunk.value;
       const head = run(g, net, net.stages.heads[k], a, options);
       const logits = head.value;
-      if (logits.layout !== 'NF' || logits.shape.length !== 1) throw new Error(`onnx export: exit ${k + 1} does not end in class scores`);
+      if (logits.layout !== 'NF' || logits.shape.length !== 1)
+        throw new Error(`onnx export: exit ${k + 1} does not end in class scores`);
       const activation = last ? null : ioOf(STAGE_NAMES.next, a);
       if (activation) g.output(a.name, activation.name, activation.shape);
       const logitsIo: IoSpec = { name: STAGE_NAMES.logits, shape: ['N', net.spec.classes], layout: 'NF' };
       const entropy = options.entropy === false ? null : entropyOf(g, logits.name);
-      const entropyIo: IoSpec | null = entropy === null ? null : { name: STAGE_NAMES.entropy, shape: ['N'], layout: 'N' };
+      const entropyIo: IoSpec | null =
+        entropy === null ? null : { name: STAGE_NAMES.entropy, shape: ['N'], layout: 'N' };
       g.output(logits.name, logitsIo.name, logitsIo.shape);
       if (entropy !== null && entropyIo) g.output(entropy, entropyIo.name, entropyIo.shape);
       const doc = `${net.spec.name} stage ${k + 1} of ${exits}${packed ? ` (batches of a multiple of ${PACK_ROWS} only)` : ''}: ${last ? 'logits and entropy of the final exit' : `activation handed on, logits and entropy of exit ${k + 1}`}`;
-      return { bytes: encodeModel(g.build(doc)), input, a, activation, logitsIo, entropyIo, kinds: { trunk: trunk.kinds, head: head.kinds } };
+      return {
+        bytes: encodeModel(g.build(doc)),
+        input,
+        a,
+        activation,
+        logitsIo,
+        entropyIo,
+        kinds: { trunk: trunk.kinds, head: head.kinds },
+      };
     };
     const plain = build(false);
     files.set(file, plain.bytes);
@@ -191,7 +247,8 @@ export function exportNetwork(net: BranchyNet, baseline: BranchyNet, options: Ex
   const early = exportStages(net, 'stage', options);
   const base = exportStages(baseline, 'baseline', options);
   const classes = options.classes ?? Array.from({ length: net.spec.classes }, (_, c) => String(c));
-  if (classes.length !== net.spec.classes) throw new Error(`onnx export: ${classes.length} class names for ${net.spec.classes} classes`);
+  if (classes.length !== net.spec.classes)
+    throw new Error(`onnx export: ${classes.length} class names for ${net.spec.classes} classes`);
   const manifest: OnnxManifest = {
     format: ONNX_FORMAT,
     version: ONNX_FORMAT_VERSION,
@@ -217,13 +274,19 @@ export function writeExport(dir: string, bundle: OnnxExport): string[] {
     writeFileAtomic(join(dir, file), [bytes]);
     written.push(file);
   }
-  writeFileAtomic(join(dir, MANIFEST_FILE), [new TextEncoder().encode(JSON.stringify(bundle.manifest, null, 1) + '\n')]);
+  writeFileAtomic(join(dir, MANIFEST_FILE), [
+    new TextEncoder().encode(JSON.stringify(bundle.manifest, null, 1) + '\n'),
+  ]);
   written.push(MANIFEST_FILE);
   return written;
 }
 
 /** Exports a saved model directory (its network, its baseline or else its trunk, its thresholds). */
-export function exportModel(model: LoadedModel, outDir: string, options: Omit<ExportOptions, 'thresholds'> = {}): { bundle: OnnxExport; files: string[] } {
+export function exportModel(
+  model: LoadedModel,
+  outDir: string,
+  options: Omit<ExportOptions, 'thresholds'> = {},
+): { bundle: OnnxExport; files: string[] } {
   const baseline = model.baseline ?? trunkOf(model.net);
   try {
     const bundle = exportNetwork(model.net, baseline, {

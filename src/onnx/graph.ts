@@ -93,7 +93,8 @@ export class GraphBuilder {
 
   floatConstant(hint: string, dims: number[], values: Float32Array): string {
     const size = dims.reduce((a, b) => a * b, 1);
-    if (values.length !== size) throw new Error(`onnx graph ${this.name}: ${hint} has ${values.length} values for shape [${dims}]`);
+    if (values.length !== size)
+      throw new Error(`onnx graph ${this.name}: ${hint} has ${values.length} values for shape [${dims}]`);
     const name = this.fresh(hint);
     const raw = new Uint8Array(values.byteLength);
     new Float32Array(raw.buffer).set(values);
@@ -105,12 +106,22 @@ export class GraphBuilder {
     const name = this.fresh(hint);
     const raw = new Uint8Array(values.length * 8);
     new BigInt64Array(raw.buffer).set(values.map((v) => BigInt(v)));
-    this.initializers.push({ name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, rawData: littleEndian(raw, 8) });
+    this.initializers.push({
+      name,
+      dims: [values.length],
+      dataType: onnx.TensorProto.DataType.INT64,
+      rawData: littleEndian(raw, 8),
+    });
     return name;
   }
 
   /** Adds a node with one output; returns the output's name. */
-  node(opType: string, inputs: string[], attributes: Record<string, AttrValue> = {}, hint = opType.toLowerCase()): string {
+  node(
+    opType: string,
+    inputs: string[],
+    attributes: Record<string, AttrValue> = {},
+    hint = opType.toLowerCase(),
+  ): string {
     const output = this.fresh(hint);
     this.nodes.push({
       opType,

@@ -53,20 +53,33 @@ export function graphDims(v: Pick<OnnxValue, 'layout' | 'shape'>, batch: Dim = '
 /** Reads one of the layer's parameters (its short name, e.g. 'w') as float32 values and shape. */
 export type ParamReader = (short: string) => { values: Float32Array; shape: number[] };
 
-export type LayerExporter<S extends LayerSpec> = (g: GraphBuilder, layer: CompiledLayer & { spec: S }, x: OnnxValue, param: ParamReader) => OnnxValue;
+export type LayerExporter<S extends LayerSpec> = (
+  g: GraphBuilder,
+  layer: CompiledLayer & { spec: S },
+  x: OnnxValue,
+  param: ParamReader,
+) => OnnxValue;
 
 function expectNchw(kind: string, x: OnnxValue): void {
   if (x.layout !== 'NCHW') throw new Error(`onnx export: ${kind} expects an [h, w, c] activation, got a flat one`);
 }
 
 /** A Conv node from tfjs HWIO weights (converted to ONNX's OIHW) and a bias; returns its output. */
-function convNode(g: GraphBuilder, x: string, w: { values: Float32Array; shape: number[] }, bias: Float32Array, stride: number, pad: number): string {
+function convNode(
+  g: GraphBuilder,
+  x: string,
+  w: { values: Float32Array; shape: number[] },
+  bias: Float32Array,
+  stride: number,
+  pad: number,
+): string {
   const [kh, kw, cin, cout] = w.shape;
   const oihw = new Float32Array(w.values.length);
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       for (let ci = 0; ci < cin; ci++) {
-        for (let co = 0; co < cout; co++) oihw[((co * cin + ci) * kh + i) * kw + j] = w.values[((i * kw + j) * cin + ci) * cout + co];
+        for (let co = 0; co < cout; co++)
+          oihw[((co * cin + ci) * kh + i) * kw + j] = w.values[((i * kw + j) * cin + ci) * cout + co];
       }
     }
   }
@@ -96,7 +109,12 @@ const maxPool: LayerExporter<MaxPoolSpec> = (g, layer, x) => {
   // MaxPool, like tfjs, never picks as a maximum. Derived from the layer's own output shape.
   const extraH = (oh - 1) * stride + spec.size - h - 2 * pad;
   const extraW = (ow - 1) * stride + spec.size - w - 2 * pad;
-  const out = g.node('MaxPool', [x.name], { kernel_shape: [spec.size, spec.size], strides: [stride, stride], pads: [pad, pad, pad + extraH, pad + extraW] }, 'pool');
+  const out = g.node(
+    'MaxPool',
+    [x.name],
+    { kernel_shape: [spec.size, spec.size], strides: [stride, stride], pads: [pad, pad, pad + extraH, pad + extraW] },
+    'pool',
+  );
   return { ...x, name: out, shape: layer.outputShape };
 };
 
@@ -105,7 +123,12 @@ const relu: LayerExporter<ReluSpec> = (g, _layer, x) => ({ ...x, name: g.node('R
 const flatten: LayerExporter<FlattenSpec> = (g, layer, x) => {
   if (x.layout === 'NF') return { ...x, shape: layer.outputShape };
   const [h, w, c] = x.shape;
-  return { name: g.node('Flatten', [x.name], { axis: 1 }, 'flat'), shape: layer.outputShape, layout: 'NF', flattenedFrom: [h, w, c] };
+  return {
+    name: g.node('Flatten', [x.name], { axis: 1 }, 'flat'),
+    shape: layer.outputShape,
+    layout: 'NF',
+    flattenedFrom: [h, w, c],
+  };
 };
 
 /**
@@ -126,14 +149,19 @@ function toGraphFeatureOrder(values: Float32Array, [H, W, C]: [number, number, n
 }
 
 const dense: LayerExporter<DenseSpec> = (g, layer, x, param) => {
-  if (x.layout !== 'NF') throw new Error('onnx export: dense expects a flat activation; the spec needs a flatten layer first');
+  if (x.layout !== 'NF')
+    throw new Error('onnx export: dense expects a flat activation; the spec needs a flatten layer first');
   const w = param('w');
   const [n, units] = w.shape;
   // Row r of the network's weight multiplies NHWC feature r; move each row to where the graph feeds that feature.
   const values = x.flattenedFrom ? toGraphFeatureOrder(w.values, x.flattenedFrom, units) : w.values;
   const out = g.node(
     'Gemm',
-    [x.name, g.floatConstant(`${x.name}_gemm_w`, [n, units], values), g.floatConstant(`${x.name}_gemm_b`, [units], param('b').values)],
+    [
+      x.name,
+      g.floatConstant(`${x.name}_gemm_w`, [n, units], values),
+      g.floatConstant(`${x.name}_gemm_b`, [units], param('b').values),
+    ],
     {},
     'dense',
   );
@@ -151,7 +179,12 @@ const lrn: LayerExporter<LrnSpec> = (g, layer, x) => {
   expectNchw('lrn', x);
   const { n, k, alpha, beta } = lrnParams(layer.spec);
   const size = 2 * Math.floor(n / 2) + 1;
-  const out = g.node('LRN', [x.name], { size, alpha: { float: alpha * size }, beta: { float: beta }, bias: { float: k } }, 'lrn');
+  const out = g.node(
+    'LRN',
+    [x.name],
+    { size, alpha: { float: alpha * size }, beta: { float: beta }, bias: { float: k } },
+    'lrn',
+  );
   return { ...x, name: out };
 };
 
@@ -174,7 +207,11 @@ export function exportLrnAsConv(g: GraphBuilder, layer: CompiledLayer & { spec: 
   const squares = g.node('Mul', [x.name, x.name], {}, 'lrn_sq');
   const t = g.node(
     'Conv',
-    [squares, g.floatConstant(`${x.name}_lrn_band`, [c, c, 1, 1], band), g.floatConstant(`${x.name}_lrn_k`, [c], new Float32Array(c).fill(k))],
+    [
+      squares,
+      g.floatConstant(`${x.name}_lrn_band`, [c, c, 1, 1], band),
+      g.floatConstant(`${x.name}_lrn_k`, [c], new Float32Array(c).fill(k)),
+    ],
     { kernel_shape: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 },
     'lrn_sum',
   );
@@ -186,13 +223,21 @@ export function exportLrnAsConv(g: GraphBuilder, layer: CompiledLayer & { spec: 
   } else if (beta === 0.5) {
     out = g.node('Div', [x.name, g.node('Sqrt', [t], {}, 'lrn_sqrt')], {}, 'lrn');
   } else {
-    const scale = g.node('Pow', [t, g.floatConstant(`${x.name}_lrn_beta`, [], new Float32Array([-beta]))], {}, 'lrn_pow');
+    const scale = g.node(
+      'Pow',
+      [t, g.floatConstant(`${x.name}_lrn_beta`, [], new Float32Array([-beta]))],
+      {},
+      'lrn_pow',
+    );
     out = g.node('Mul', [x.name, scale], {}, 'lrn');
   }
   return { ...x, name: out };
 }
 
-/** A BatchNormalization node from a batch norm's four parameters; `prefix` names a sub-layer's ('bn1.' in a residual block). */
+/**
+ * A BatchNormalization node from a batch norm's four parameters; `prefix` names a sub-layer's ('bn1.' in a residual
+ * block).
+ */
 function batchNormNode(g: GraphBuilder, x: OnnxValue, param: ParamReader, epsilon: number, prefix = ''): string {
   const read = (short: string) => {
     const v = param(prefix + short).values;
@@ -202,12 +247,18 @@ function batchNormNode(g: GraphBuilder, x: OnnxValue, param: ParamReader, epsilo
   const channels = x.layout === 'NCHW' ? x.shape[2] : x.shape[0];
   const c = (short: string) => g.floatConstant(`${x.name}_bn_${short}`, [channels], read(short));
   // Opset 13 runs BatchNormalization-9: inference with the given (running) statistics when only Y is asked for.
-  return g.node('BatchNormalization', [x.name, c('gamma'), c('beta'), c('mean'), c('variance')], { epsilon: { float: epsilon } }, 'bn');
+  return g.node(
+    'BatchNormalization',
+    [x.name, c('gamma'), c('beta'), c('mean'), c('variance')],
+    { epsilon: { float: epsilon } },
+    'bn',
+  );
 }
 
 /** Inference batch norm: the running statistics (state parameters) and the layer's epsilon. */
 const batchNorm: LayerExporter<BatchNormSpec> = (g, layer, x, param) => {
-  if (x.layout === 'NF' && x.shape.length !== 1) throw new Error('onnx export: batchNorm on a flat activation expects [N, F]');
+  if (x.layout === 'NF' && x.shape.length !== 1)
+    throw new Error('onnx export: batchNorm on a flat activation expects [N, F]');
   return { ...x, name: batchNormNode(g, x, param, layer.spec.epsilon ?? BATCH_NORM_DEFAULTS.epsilon) };
 };
 
@@ -223,7 +274,13 @@ const avgPool: LayerExporter<AvgPoolSpec> = (g, layer, x) => {
   const out = g.node(
     'AveragePool',
     [x.name],
-    { kernel_shape: [spec.size, spec.size], strides: [stride, stride], pads: [0, 0, 0, 0], count_include_pad: 0, ceil_mode: 0 },
+    {
+      kernel_shape: [spec.size, spec.size],
+      strides: [stride, stride],
+      pads: [0, 0, 0, 0],
+      count_include_pad: 0,
+      ceil_mode: 0,
+    },
     'avgpool',
   );
   return { ...x, name: out, shape: layer.outputShape };
@@ -262,7 +319,8 @@ const resBlock: LayerExporter<ResBlockSpec> = (g, layer, x, param) => {
   const c = layer.inputShape[2];
   const [oh, ow, f] = layer.outputShape;
   const eps = BATCH_NORM_DEFAULTS.epsilon; // the tfjs block runs its batch norms with the defaults
-  const conv = (input: string, name: string, s: number) => convNode(g, input, param(`${name}.w`), param(`${name}.b`).values, s, 1);
+  const conv = (input: string, name: string, s: number) =>
+    convNode(g, input, param(`${name}.w`), param(`${name}.b`).values, s, 1);
   const mid = (name: string): OnnxValue => ({ name, shape: [oh, ow, f], layout: 'NCHW' });
   let y = conv(x.name, 'conv1', stride);
   y = g.node('Relu', [batchNormNode(g, mid(y), param, eps, 'bn1.')], {}, 'relu');
@@ -295,7 +353,10 @@ export function unexportableKinds(spec: BranchyNetSpec): string[] {
 
 export function exportLayer(g: GraphBuilder, layer: CompiledLayer, x: OnnxValue, param: ParamReader): OnnxValue {
   const exporter = (LAYER_EXPORTERS as Record<string, LayerExporter<LayerSpec> | undefined>)[layer.spec.kind];
-  if (!exporter) throw new UserError(`onnx export: layer kind '${layer.spec.kind}' cannot be exported yet (exportable: ${Object.keys(LAYER_EXPORTERS).join(', ')})`);
+  if (!exporter)
+    throw new UserError(
+      `onnx export: layer kind '${layer.spec.kind}' cannot be exported yet (exportable: ${Object.keys(LAYER_EXPORTERS).join(', ')})`,
+    );
   return exporter(g, layer, x, param);
 }
 
@@ -318,7 +379,15 @@ export const PHASE_CONV_MAX_CHANNELS = 2;
 
 export function matchPhaseConv(layers: CompiledLayer[], i: number): boolean {
   const [conv, relu, pool] = layers.slice(i, i + 3);
-  if (!conv || !relu || !pool || conv.spec.kind !== 'conv2d' || relu.spec.kind !== 'relu' || pool.spec.kind !== 'maxPool') return false;
+  if (
+    !conv ||
+    !relu ||
+    !pool ||
+    conv.spec.kind !== 'conv2d' ||
+    relu.spec.kind !== 'relu' ||
+    pool.spec.kind !== 'maxPool'
+  )
+    return false;
   const [oh, ow] = conv.outputShape;
   return (
     (conv.spec.stride ?? 1) === 1 &&
@@ -331,7 +400,13 @@ export function matchPhaseConv(layers: CompiledLayer[], i: number): boolean {
   );
 }
 
-export function exportPhaseConvPool(g: GraphBuilder, conv: CompiledLayer & { spec: Conv2dSpec }, pool: CompiledLayer, x: OnnxValue, param: ParamReader): OnnxValue {
+export function exportPhaseConvPool(
+  g: GraphBuilder,
+  conv: CompiledLayer & { spec: Conv2dSpec },
+  pool: CompiledLayer,
+  x: OnnxValue,
+  param: ParamReader,
+): OnnxValue {
   expectNchw('conv2d', x);
   const w = param('w');
   const b = param('b');
@@ -352,7 +427,8 @@ export function exportPhaseConvPool(g: GraphBuilder, conv: CompiledLayer & { spe
         bias[o] = b.values[c];
         for (let ci = 0; ci < cin; ci++) {
           for (let u = 0; u < k; u++) {
-            for (let v = 0; v < k; v++) weights[((o * cin + ci) * kp + a + u) * kp + bb + v] = w.values[((u * k + v) * cin + ci) * cout + c];
+            for (let v = 0; v < k; v++)
+              weights[((o * cin + ci) * kp + a + u) * kp + bb + v] = w.values[((u * k + v) * cin + ci) * cout + c];
           }
         }
       }
@@ -360,8 +436,18 @@ export function exportPhaseConvPool(g: GraphBuilder, conv: CompiledLayer & { spe
   }
   let y = g.node(
     'Conv',
-    [x.name, g.floatConstant(`${x.name}_phase_conv_w`, [co4, cin, kp, kp], weights), g.floatConstant(`${x.name}_phase_conv_b`, [co4], bias)],
-    { kernel_shape: [kp, kp], strides: [2, 2], pads: [pad, pad, pad + extraH, pad + extraW], dilations: [1, 1], group: 1 },
+    [
+      x.name,
+      g.floatConstant(`${x.name}_phase_conv_w`, [co4, cin, kp, kp], weights),
+      g.floatConstant(`${x.name}_phase_conv_b`, [co4], bias),
+    ],
+    {
+      kernel_shape: [kp, kp],
+      strides: [2, 2],
+      pads: [pad, pad, pad + extraH, pad + extraW],
+      dilations: [1, 1],
+      group: 1,
+    },
     'phase_conv',
   );
   y = g.node('Relu', [y], {}, 'relu');
@@ -401,7 +487,12 @@ export function matchPackedConv(layers: CompiledLayer[], i: number): number {
  * ([N / R, cout, R, hw] -> [N / R, R, cout, hw]). The arithmetic per output is the original's.
  * What it saves: `npm run bench:stages -- --batch-size 64 --packing on|off` (docs/benchmarks.md).
  */
-export function exportPackedConv(g: GraphBuilder, layers: CompiledLayer[], x: OnnxValue, param: ParamReader): OnnxValue {
+export function exportPackedConv(
+  g: GraphBuilder,
+  layers: CompiledLayer[],
+  x: OnnxValue,
+  param: ParamReader,
+): OnnxValue {
   expectNchw('conv2d', x);
   const conv = layers[0] as CompiledLayer & { spec: Conv2dSpec };
   const w = param('w');
@@ -421,7 +512,11 @@ export function exportPackedConv(g: GraphBuilder, layers: CompiledLayer[], x: On
     }
     const y = g.node(
       'Conv',
-      [packed, g.floatConstant(`${packed}_w${f}`, [R, 1, kh, kw], filter), g.floatConstant(`${packed}_b${f}`, [R], new Float32Array(R).fill(b.values[f]))],
+      [
+        packed,
+        g.floatConstant(`${packed}_w${f}`, [R, 1, kh, kw], filter),
+        g.floatConstant(`${packed}_b${f}`, [R], new Float32Array(R).fill(b.values[f])),
+      ],
       { kernel_shape: [kh, kw], strides: [stride, stride], pads: [pad, pad, pad, pad], dilations: [1, 1], group: R },
       `conv_filter${f}`,
     );
@@ -446,7 +541,11 @@ export function exportOrder(layers: CompiledLayer[]): CompiledLayer[] {
   const out = layers.slice();
   for (let i = 1; i + 1 < out.length; i++) {
     const before = out[i - 1].spec.kind;
-    if (out[i].spec.kind === 'maxPool' && out[i + 1].spec.kind === 'relu' && (before === 'conv2d' || before === 'dense')) {
+    if (
+      out[i].spec.kind === 'maxPool' &&
+      out[i + 1].spec.kind === 'relu' &&
+      (before === 'conv2d' || before === 'dense')
+    ) {
       [out[i], out[i + 1]] = [out[i + 1], out[i]];
       i++;
     }

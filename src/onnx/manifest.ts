@@ -77,12 +77,16 @@ export interface OnnxExport {
   files: Map<string, Uint8Array>;
 }
 
-
 /** Checks a parsed manifest.json (`where` names it in errors) and returns it typed. */
 export function checkManifest(json: unknown, where: string): OnnxManifest {
   const m = json as Partial<OnnxManifest> | null;
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new UserError(`${where}: not a branchynet ONNX export (not a JSON object)`);
-  if (m.format !== ONNX_FORMAT) throw new UserError(`${where}: not a branchynet ONNX export (format ${shown(m.format)})`);
-  if (m.version !== ONNX_FORMAT_VERSION) throw new UserError(`${where}: export format version ${shown(m.version)} is not supported (this is ${ONNX_FORMAT_VERSION})`);
+  if (typeof m !== 'object' || m === null || Array.isArray(m))
+    throw new UserError(`${where}: not a branchynet ONNX export (not a JSON object)`);
+  if (m.format !== ONNX_FORMAT)
+    throw new UserError(`${where}: not a branchynet ONNX export (format ${shown(m.format)})`);
+  if (m.version !== ONNX_FORMAT_VERSION)
+    throw new UserError(
+      `${where}: export format version ${shown(m.version)} is not supported (this is ${ONNX_FORMAT_VERSION})`,
+    );
   return checkManifestStructure(m, where);
 }

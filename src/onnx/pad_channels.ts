@@ -20,16 +20,23 @@ function withChannels(shape: Shape, channels: number): Shape {
 function padFilter(values: Float32Array, [kh, kw, cin, cout]: number[], cin2: number, cout2: number): Float32Array {
   const out = new Float32Array(kh * kw * cin2 * cout2);
   for (let t = 0; t < kh * kw; t++) {
-    for (let i = 0; i < cin; i++) out.set(values.subarray((t * cin + i) * cout, (t * cin + i + 1) * cout), (t * cin2 + i) * cout2);
+    for (let i = 0; i < cin; i++)
+      out.set(values.subarray((t * cin + i) * cout, (t * cin + i + 1) * cout), (t * cin2 + i) * cout2);
   }
   return out;
 }
 
 /** Dense weights whose rows follow an NHWC flatten of `channels` channels, re-laid for `channels2`. */
-function padDenseRows(values: Float32Array, [rows, units]: number[], channels: number, channels2: number): Float32Array {
+function padDenseRows(
+  values: Float32Array,
+  [rows, units]: number[],
+  channels: number,
+  channels2: number,
+): Float32Array {
   const positions = rows / channels;
   const out = new Float32Array(positions * channels2 * units);
-  for (let p = 0; p < positions; p++) out.set(values.subarray(p * channels * units, (p + 1) * channels * units), p * channels2 * units);
+  for (let p = 0; p < positions; p++)
+    out.set(values.subarray(p * channels * units, (p + 1) * channels * units), p * channels2 * units);
   return out;
 }
 
@@ -40,7 +47,8 @@ function padDenseRows(values: Float32Array, [rows, units]: number[], channels: n
 function pooledConsumer(layers: CompiledLayer[], i: number): number {
   let j = i + 1;
   let pooled = false;
-  for (; j < layers.length && (layers[j].spec.kind === 'relu' || layers[j].spec.kind === 'maxPool'); j++) pooled ||= layers[j].spec.kind === 'maxPool';
+  for (; j < layers.length && (layers[j].spec.kind === 'relu' || layers[j].spec.kind === 'maxPool'); j++)
+    pooled ||= layers[j].spec.kind === 'maxPool';
   if (!pooled || j >= layers.length) return -1;
   const kind = layers[j].spec.kind;
   if (kind === 'conv2d') return j;
@@ -58,7 +66,11 @@ function pooledConsumer(layers: CompiledLayer[], i: number): number {
  * Layers for which `skip` says so (the phase-convolution rewrite) are left as they are, and so are
  * values handed on from the block (their shape is part of the stage's interface).
  */
-export function padPooledChannels(layers: CompiledLayer[], read: Reader, skip: (i: number) => boolean): { layers: CompiledLayer[]; read: Reader } {
+export function padPooledChannels(
+  layers: CompiledLayer[],
+  read: Reader,
+  skip: (i: number) => boolean,
+): { layers: CompiledLayer[]; read: Reader } {
   const out = layers.slice();
   const readers = new Map<CompiledLayer, ParamReader>();
   const readerOf = (layer: CompiledLayer) => readers.get(layer) ?? read(layer);
@@ -75,14 +87,19 @@ export function padPooledChannels(layers: CompiledLayer[], read: Reader, skip: (
     const wide: CompiledLayer = { ...conv, spec: convSpec, outputShape: withChannels(conv.outputShape, padded) };
     readers.set(wide, (short) => {
       const p = convReader(short);
-      if (short === 'w') return { values: padFilter(p.values, p.shape, p.shape[2], padded), shape: [...p.shape.slice(0, 3), padded] };
+      if (short === 'w')
+        return { values: padFilter(p.values, p.shape, p.shape[2], padded), shape: [...p.shape.slice(0, 3), padded] };
       const bias = new Float32Array(padded);
       bias.set(p.values);
       return { values: bias, shape: [padded] };
     });
     out[i] = wide;
     for (let j = i + 1; j < consumer; j++) {
-      out[j] = { ...out[j], inputShape: withChannels(out[j].inputShape, padded), outputShape: withChannels(out[j].outputShape, padded) };
+      out[j] = {
+        ...out[j],
+        inputShape: withChannels(out[j].inputShape, padded),
+        outputShape: withChannels(out[j].outputShape, padded),
+      };
     }
 
     const next = out[consumer];
@@ -92,7 +109,10 @@ export function padPooledChannels(layers: CompiledLayer[], read: Reader, skip: (
       readers.set(wideNext, (short) => {
         const p = nextReader(short);
         if (short !== 'w') return p;
-        return { values: padFilter(p.values, p.shape, padded, p.shape[3]), shape: [p.shape[0], p.shape[1], padded, p.shape[3]] };
+        return {
+          values: padFilter(p.values, p.shape, padded, p.shape[3]),
+          shape: [p.shape[0], p.shape[1], padded, p.shape[3]],
+        };
       });
       out[consumer] = wideNext;
     } else {

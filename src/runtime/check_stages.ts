@@ -23,7 +23,12 @@ function dimsOf(io: IoSpec, rows: number): number[] {
  * be corrupt (renamed inputs, changed sizes, NaN weights). A UserError naming the file otherwise;
  * `fileName` gives the name a stage's file is reported under.
  */
-export async function checkStageRuns(ort: OrtModule, loaded: readonly LoadedStage[], manifests: readonly StageManifest[], fileName: (file: string) => string): Promise<void> {
+export async function checkStageRuns(
+  ort: OrtModule,
+  loaded: readonly LoadedStage[],
+  manifests: readonly StageManifest[],
+  fileName: (file: string) => string,
+): Promise<void> {
   for (const [k, stage] of loaded.entries()) {
     const m = manifests[k];
     const runs = [{ session: stage.session, file: m.file, rows: 1 }];

@@ -30,12 +30,21 @@ test('rowEntropy matches the textbook softmax entropy and picks the arg-max', ()
 /** Wraps a runner and counts the rows each stage sees. */
 class CountingRunner<A> implements StageRunner<A> {
   rowsPerStage: number[];
-  constructor(private readonly inner: StageRunner<A> & { exits: number }, private readonly rowsOf: (a: A) => number) {
+  constructor(
+    private readonly inner: StageRunner<A> & { exits: number },
+    private readonly rowsOf: (a: A) => number,
+  ) {
     this.rowsPerStage = new Array(inner.exits).fill(0);
   }
-  get exits() { return this.inner.exits; }
-  get classes() { return this.inner.classes; }
-  input(images: Float32Array, count: number) { return this.inner.input(images, count); }
+  get exits() {
+    return this.inner.exits;
+  }
+  get classes() {
+    return this.inner.classes;
+  }
+  input(images: Float32Array, count: number) {
+    return this.inner.input(images, count);
+  }
   /** Rows of each run, per stage. */
   runs: number[][] = [];
   runStage(k: number, a: A) {
@@ -43,9 +52,15 @@ class CountingRunner<A> implements StageRunner<A> {
     (this.runs[k] ??= []).push(this.rowsOf(a));
     return this.inner.runStage(k, a);
   }
-  selectRows(a: A, rows: Int32Array) { return this.inner.selectRows(a, rows); }
-  concatRows(parts: A[]) { return this.inner.concatRows(parts); }
-  dispose(a: A) { this.inner.dispose(a); }
+  selectRows(a: A, rows: Int32Array) {
+    return this.inner.selectRows(a, rows);
+  }
+  concatRows(parts: A[]) {
+    return this.inner.concatRows(parts);
+  }
+  dispose(a: A) {
+    this.inner.dispose(a);
+  }
 }
 
 /**
@@ -54,18 +69,32 @@ class CountingRunner<A> implements StageRunner<A> {
  */
 class AsyncRunner<A> implements StageRunner<A> {
   constructor(private readonly inner: StageRunner<A>) {}
-  get exits() { return this.inner.exits; }
-  get classes() { return this.inner.classes; }
-  input(images: Float32Array, count: number) { return this.inner.input(images, count); }
+  get exits() {
+    return this.inner.exits;
+  }
+  get classes() {
+    return this.inner.classes;
+  }
+  input(images: Float32Array, count: number) {
+    return this.inner.input(images, count);
+  }
   async runStage(k: number, a: A): Promise<StageOutput<A>> {
-    const out = (await new Promise<StageOutput<A>>((resolve) => setImmediate(() => resolve(this.inner.runStage(k, a) as StageOutput<A>))));
+    const out = await new Promise<StageOutput<A>>((resolve) =>
+      setImmediate(() => resolve(this.inner.runStage(k, a) as StageOutput<A>)),
+    );
     const rows = out.logits.length / this.classes;
     const entropies = Float64Array.from({ length: rows }, (_, i) => rowEntropy(out.logits, i, this.classes).entropy);
     return { ...out, entropies };
   }
-  selectRows(a: A, rows: Int32Array) { return this.inner.selectRows(a, rows); }
-  concatRows(parts: A[]) { return this.inner.concatRows(parts); }
-  dispose(a: A) { this.inner.dispose(a); }
+  selectRows(a: A, rows: Int32Array) {
+    return this.inner.selectRows(a, rows);
+  }
+  concatRows(parts: A[]) {
+    return this.inner.concatRows(parts);
+  }
+  dispose(a: A) {
+    this.inner.dispose(a);
+  }
 }
 
 /** Thresholds at the given entropy quantiles of each non-final exit, so that every exit answers some samples. */
@@ -76,7 +105,10 @@ function quantileThresholds(logits: Float32Array[], classes: number, count: numb
   });
 }
 
-for (const [name, makeSpec] of [['tiny (3 exits)', tinySpec], ['B-LeNet', bLeNet]] as const) {
+for (const [name, makeSpec] of [
+  ['tiny (3 exits)', tinySpec],
+  ['B-LeNet', bLeNet],
+] as const) {
   test(`${name}: batch-1 and batched early exit give the full forward pass's answers, in input order`, () => {
     const spec = makeSpec();
     const net = new BranchyNet(spec, 11);
@@ -87,7 +119,10 @@ for (const [name, makeSpec] of [['tiny (3 exits)', tinySpec], ['B-LeNet', bLeNet
     const reference = applyExitRule(logits, count, spec.classes, thresholds);
     const exitCounts = new Array(net.exits).fill(0);
     reference.exitTaken.forEach((k) => exitCounts[k - 1]++);
-    assert.ok(exitCounts.every((c) => c > 0), `every exit should answer some samples: ${exitCounts}`);
+    assert.ok(
+      exitCounts.every((c) => c > 0),
+      `every exit should answer some samples: ${exitCounts}`,
+    );
     const before = tf.memory().numTensors;
     for (const batchSize of [1, 2, 7, 61, 256]) {
       const runner = new CountingRunner(new TfjsRunner(net), (a: tf.Tensor) => a.shape[0]);
@@ -101,8 +136,15 @@ for (const [name, makeSpec] of [['tiny (3 exits)', tinySpec], ['B-LeNet', bLeNet
         assert.equal(runner.rowsPerStage[k], remaining, `rows through stage ${k + 1} at batch ${batchSize}`);
         // Continuing rows are regrouped: every run of a stage is a full batch but its last.
         const runs = runner.runs[k] ?? [];
-        assert.equal(runs.length, Math.ceil(remaining / batchSize), `runs of stage ${k + 1} at batch ${batchSize}: ${runs}`);
-        assert.ok(runs.slice(0, -1).every((n) => n === batchSize), `runs of stage ${k + 1} at batch ${batchSize}: ${runs}`);
+        assert.equal(
+          runs.length,
+          Math.ceil(remaining / batchSize),
+          `runs of stage ${k + 1} at batch ${batchSize}: ${runs}`,
+        );
+        assert.ok(
+          runs.slice(0, -1).every((n) => n === batchSize),
+          `runs of stage ${k + 1} at batch ${batchSize}: ${runs}`,
+        );
         remaining -= exitCounts[k];
       }
     }
@@ -140,11 +182,17 @@ test('the synchronous earlyExit refuses an asynchronous runner with a clear erro
   const net = new BranchyNet(spec, 2);
   const data = randomDataset(4, spec.input, spec.classes, 1);
   const before = tf.memory().numTensors;
-  assert.throws(() => earlyExit(new AsyncRunner(new TfjsRunner(net)), data.images, 4, [0.1, 0.1], 2), /asynchronous .* use earlyExitAsync/);
+  assert.throws(
+    () => earlyExit(new AsyncRunner(new TfjsRunner(net)), data.images, 4, [0.1, 0.1], 2),
+    /asynchronous .* use earlyExitAsync/,
+  );
   await new Promise((resolve) => setImmediate(resolve));
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(tf.memory().numTensors, before);
-  await assert.rejects(() => earlyExitAsync(new TfjsRunner(net), data.images, 4, [0.1], 2), /needs 2 thresholds \(one per early exit\), got 1/);
+  await assert.rejects(
+    () => earlyExitAsync(new TfjsRunner(net), data.images, 4, [0.1], 2),
+    /needs 2 thresholds \(one per early exit\), got 1/,
+  );
   net.dispose();
 });
 

@@ -47,7 +47,11 @@ class Schedule<A> {
     private readonly batchSize: number,
     keepLogits: boolean,
   ) {
-    this.out = { predictions: new Int32Array(count), exitTaken: new Uint8Array(count), entropies: new Float32Array(count) };
+    this.out = {
+      predictions: new Int32Array(count),
+      exitTaken: new Uint8Array(count),
+      entropies: new Float32Array(count),
+    };
     if (keepLogits) this.out.logits = new Float32Array(count * runner.classes);
     this.queues = Array.from({ length: runner.exits }, () => []);
     this.queued = new Array(runner.exits).fill(0);
@@ -55,14 +59,21 @@ class Schedule<A> {
 
   /** The next stage run, or null when every sample has answered. */
   next(): { stage: number; rows: Rows<A> } | null {
-    for (let k = this.runner.exits - 1; k > 0; k--) if (this.queued[k] >= this.batchSize) return { stage: k, rows: this.take(k) };
+    for (let k = this.runner.exits - 1; k > 0; k--)
+      if (this.queued[k] >= this.batchSize) return { stage: k, rows: this.take(k) };
     if (this.nextImage < this.count) {
       const first = this.nextImage;
       const n = Math.min(this.batchSize, this.count - first);
       this.nextImage += n;
       const owner = new Int32Array(n);
       for (let i = 0; i < n; i++) owner[i] = first + i;
-      return { stage: 0, rows: { activation: this.runner.input(this.images.subarray(first * this.size, (first + n) * this.size), n), owner } };
+      return {
+        stage: 0,
+        rows: {
+          activation: this.runner.input(this.images.subarray(first * this.size, (first + n) * this.size), n),
+          owner,
+        },
+      };
     }
     for (let k = 1; k < this.runner.exits; k++) if (this.queued[k] > 0) return { stage: k, rows: this.take(k) };
     return null;
@@ -100,8 +111,14 @@ class Schedule<A> {
   /** Cuts the first `n` rows off `part` (which keeps the rest) and returns them. */
   private split(part: Rows<A>, n: number): Rows<A> {
     const all = part.owner.length;
-    const head = this.runner.selectRows(part.activation, Int32Array.from({ length: n }, (_, i) => i));
-    const tail = this.runner.selectRows(part.activation, Int32Array.from({ length: all - n }, (_, i) => n + i));
+    const head = this.runner.selectRows(
+      part.activation,
+      Int32Array.from({ length: n }, (_, i) => i),
+    );
+    const tail = this.runner.selectRows(
+      part.activation,
+      Int32Array.from({ length: all - n }, (_, i) => n + i),
+    );
     this.runner.dispose(part.activation);
     const owner = part.owner;
     part.activation = tail;
@@ -163,9 +180,17 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown }).then === 'function';
 }
 
-function schedule<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: readonly number[], batchSize: number, options: EarlyExitOptions): Schedule<A> {
+function schedule<A>(
+  runner: StageRunner<A>,
+  images: Float32Array,
+  count: number,
+  thresholds: readonly number[],
+  batchSize: number,
+  options: EarlyExitOptions,
+): Schedule<A> {
   checkThresholds(thresholds, runner.exits);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new UserError(`must be an integer >= 1, got ${batchSize}`, { option: 'batchSize' });
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new UserError(`must be an integer >= 1, got ${batchSize}`, { option: 'batchSize' });
   if (count < 0 || images.length % Math.max(count, 1) !== 0 || (count === 0 && images.length !== 0)) {
     throw new RangeError(`early exit: ${images.length} values do not divide into ${count} images`);
   }
@@ -179,7 +204,14 @@ function schedule<A>(runner: StageRunner<A>, images: Float32Array, count: number
  * one). Results come back in input order. For synchronous runners (tfjs); `earlyExitAsync` takes
  * any runner.
  */
-export function earlyExit<A>(runner: StageRunner<A>, images: Float32Array, count: number, thresholds: readonly number[], batchSize = 1, options: EarlyExitOptions = {}): ExitResults {
+export function earlyExit<A>(
+  runner: StageRunner<A>,
+  images: Float32Array,
+  count: number,
+  thresholds: readonly number[],
+  batchSize = 1,
+  options: EarlyExitOptions = {},
+): ExitResults {
   const plan = schedule(runner, images, count, thresholds, batchSize, options);
   try {
     for (let job = plan.next(); job !== null; job = plan.next()) {
@@ -222,10 +254,19 @@ export async function earlyExitAsync<A>(
 }
 
 /** The reference path: every exit computed for every sample (e.g. by the full forward pass), then the exit rule. */
-export function applyExitRule(exitLogits: ArrayLike<number>[], count: number, classes: number, thresholds: readonly number[]): ExitResults {
+export function applyExitRule(
+  exitLogits: ArrayLike<number>[],
+  count: number,
+  classes: number,
+  thresholds: readonly number[],
+): ExitResults {
   const exits = exitLogits.length;
   checkThresholds(thresholds, exits);
-  const out: ExitResults = { predictions: new Int32Array(count), exitTaken: new Uint8Array(count), entropies: new Float32Array(count) };
+  const out: ExitResults = {
+    predictions: new Int32Array(count),
+    exitTaken: new Uint8Array(count),
+    entropies: new Float32Array(count),
+  };
   for (let i = 0; i < count; i++) {
     for (let k = 0; k < exits; k++) {
       const { entropy, argmax } = rowEntropy(exitLogits[k], i, classes);

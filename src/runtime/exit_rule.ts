@@ -5,7 +5,11 @@ import { UserError } from '../errors.js';
  * handful of classes this costs far less than even one more tensor op.
  * H = log S - sum_i p_i z_i with z = logits - max and S = sum_i exp(z_i), p_i = exp(z_i) / S.
  */
-export function rowEntropy(logits: ArrayLike<number>, row: number, classes: number): { entropy: number; argmax: number } {
+export function rowEntropy(
+  logits: ArrayLike<number>,
+  row: number,
+  classes: number,
+): { entropy: number; argmax: number } {
   const base = row * classes;
   let max = -Infinity;
   let argmax = 0;
@@ -48,7 +52,11 @@ export function exitsHere(entropy: number, exit: number, thresholds: readonly nu
 
 export function checkThresholds(thresholds: readonly number[], exits: number): void {
   if (thresholds.length !== exits - 1) {
-    throw new UserError(`a network with ${exits} exits needs ${exits - 1} thresholds (one per early exit), got ${thresholds.length}`, { option: 'thresholds' });
+    throw new UserError(
+      `a network with ${exits} exits needs ${exits - 1} thresholds (one per early exit), got ${thresholds.length}`,
+      { option: 'thresholds' },
+    );
   }
-  for (const t of thresholds) if (!(t >= 0)) throw new UserError(`each threshold must be a number >= 0, got ${t}`, { option: 'thresholds' });
+  for (const t of thresholds)
+    if (!(t >= 0)) throw new UserError(`each threshold must be a number >= 0, got ${t}`, { option: 'thresholds' });
 }

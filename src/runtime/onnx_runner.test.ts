@@ -43,7 +43,8 @@ before(async () => {
 function safeThresholds(logits: Float32Array[], classes: number, count: number, q: number, gap = 1e-3): number[] {
   return logits.slice(0, -1).map((l) => {
     const h = Array.from({ length: count }, (_, i) => rowEntropy(l, i, classes).entropy).sort((a, b) => a - b);
-    for (let i = Math.floor(q * (count - 1)); i + 1 < count; i++) if (h[i + 1] - h[i] > gap) return (h[i] + h[i + 1]) / 2;
+    for (let i = Math.floor(q * (count - 1)); i + 1 < count; i++)
+      if (h[i + 1] - h[i] > gap) return (h[i] + h[i + 1]) / 2;
     return h[count - 1] + 1;
   });
 }
@@ -52,12 +53,18 @@ function assertSameAnswers(got: ExitResults, want: ExitResults, what: string): v
   assert.deepEqual(got.predictions, want.predictions, `${what}: predictions`);
   assert.deepEqual(got.exitTaken, want.exitTaken, `${what}: exits`);
   for (let i = 0; i < want.entropies.length; i++) {
-    assert.ok(Math.abs(got.entropies[i] - want.entropies[i]) <= 1e-4, `${what}: entropy of sample ${i}: ${got.entropies[i]} vs ${want.entropies[i]}`);
+    assert.ok(
+      Math.abs(got.entropies[i] - want.entropies[i]) <= 1e-4,
+      `${what}: entropy of sample ${i}: ${got.entropies[i]} vs ${want.entropies[i]}`,
+    );
   }
 }
 
 /** Counts the rows each stage sees (compaction check). */
-function counting<A>(inner: StageRunner<A>, rowsOf: (a: A) => number): StageRunner<A> & { rows: number[]; runs: number[] } {
+function counting<A>(
+  inner: StageRunner<A>,
+  rowsOf: (a: A) => number,
+): StageRunner<A> & { rows: number[]; runs: number[] } {
   const rows = new Array(inner.exits).fill(0);
   const runs = new Array(inner.exits).fill(0);
   return {
@@ -78,7 +85,11 @@ function counting<A>(inner: StageRunner<A>, rowsOf: (a: A) => number): StageRunn
 }
 
 /** Every exit's logits and entropies from a runner's stages, the whole batch through every stage. */
-async function stageOutputs<A>(runner: StageRunner<A>, images: Float32Array, count: number): Promise<{ logits: ArrayLike<number>[]; entropies: (ArrayLike<number> | undefined)[] }> {
+async function stageOutputs<A>(
+  runner: StageRunner<A>,
+  images: Float32Array,
+  count: number,
+): Promise<{ logits: ArrayLike<number>[]; entropies: (ArrayLike<number> | undefined)[] }> {
   const logits: ArrayLike<number>[] = [];
   const entropies: (ArrayLike<number> | undefined)[] = [];
   let a: A | null = runner.input(images, count);
@@ -115,7 +126,13 @@ const EARLY_EXIT_CASES: EarlyExitCase[] = [
   // Random-weight CIFAR-10 networks give entropies within a few hundredths of ln 10: smaller gaps.
   { name: 'B-AlexNet', spec: bAlexNet, count: 24, imageScale: 4, gap: 1e-4 },
   { name: 'B-ResNet-20', spec: () => bResNet(20), count: 24, imageScale: 4, gap: 1e-4 },
-  { name: 'B-ResNet-20, compact heads after blocks 1, 3, 6', spec: () => bResNet(20, { heads: 'compact', exitsAfter: [1, 3, 6] }), count: 24, imageScale: 4, gap: 1e-4 },
+  {
+    name: 'B-ResNet-20, compact heads after blocks 1, 3, 6',
+    spec: () => bResNet(20, { heads: 'compact', exitsAfter: [1, 3, 6] }),
+    count: 24,
+    imageScale: 4,
+    gap: 1e-4,
+  },
 ];
 
 for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES) {
@@ -125,7 +142,8 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
     const net = new BranchyNet(spec, 8);
     randomizeBatchNorm(net, 23);
     const data = randomDataset(count, spec.input, spec.classes, 30);
-    if (imageScale !== undefined) for (let i = 0; i < data.images.length; i++) data.images[i] = (data.images[i] - 0.5) * imageScale;
+    if (imageScale !== undefined)
+      for (let i = 0; i < data.images.length; i++) data.images[i] = (data.images[i] - 0.5) * imageScale;
     const logits = allExitLogits(net, data);
     const thresholds = safeThresholds(logits, spec.classes, count, 0.45, gap);
     const onnx = await onnxRunnerFromNet(net);
@@ -150,12 +168,28 @@ for (const { name, spec: makeSpec, count, imageScale, gap } of EARLY_EXIT_CASES)
       let remaining = count;
       for (let k = 0; k < net.exits; k++) {
         assert.equal(runner.rows[k], remaining, `rows through stage ${k + 1} at batch ${batchSize}`);
-        assert.equal(runner.runs[k], Math.ceil(remaining / batchSize), `runs of stage ${k + 1} at batch ${batchSize} (continuing rows regrouped)`);
+        assert.equal(
+          runner.runs[k],
+          Math.ceil(remaining / batchSize),
+          `runs of stage ${k + 1} at batch ${batchSize} (continuing rows regrouped)`,
+        );
         remaining -= reference.exitTaken.filter((e) => e === k + 1).length;
       }
-      assertSameAnswers(earlyExit(tfjs, data.images, count, thresholds, batchSize), reference, `tfjs at batch ${batchSize}`);
-      assertSameAnswers(earlyExit(onnx, data.images, count, thresholds, batchSize), reference, `synchronous loop, batch ${batchSize}`);
-      assertSameAnswers(await earlyExitAsync(viaApi, data.images, count, thresholds, batchSize), reference, `public API, batch ${batchSize}`);
+      assertSameAnswers(
+        earlyExit(tfjs, data.images, count, thresholds, batchSize),
+        reference,
+        `tfjs at batch ${batchSize}`,
+      );
+      assertSameAnswers(
+        earlyExit(onnx, data.images, count, thresholds, batchSize),
+        reference,
+        `synchronous loop, batch ${batchSize}`,
+      );
+      assertSameAnswers(
+        await earlyExitAsync(viaApi, data.images, count, thresholds, batchSize),
+        reference,
+        `public API, batch ${batchSize}`,
+      );
     }
     assert.throws(() => earlyExit(viaApi, data.images, count, thresholds, 1), /use earlyExitAsync/);
     await Promise.all([onnx.release(), viaApi.release()]);
@@ -181,17 +215,26 @@ test('a batch larger than maxRunRows runs as tiles: the same outputs as one run,
     assert.equal(x.next === null, y.next === null);
     if (x.next && y.next) {
       // The tiled run hands on its tiles as they are (4 + 4 + ... + 3 rows), unstacked.
-      assert.deepEqual(y.next.blocks.map((t) => t.dims[0]), [4, 4, 4, 4, 4, 3]);
+      assert.deepEqual(
+        y.next.blocks.map((t) => t.dims[0]),
+        [4, 4, 4, 4, 4, 3],
+      );
       assert.equal(y.next.rows, count);
       const stack = (r: OnnxRunner, v: OnnxActivation) => r.concatRows([v]).blocks[0];
       assert.deepEqual(stack(tiled, y.next).dims, stack(whole, x.next).dims);
-      assert.ok(maxAbsDiff(stack(whole, x.next).data as Float32Array, stack(tiled, y.next).data as Float32Array) <= 1e-5, `stage ${k + 1} activation`);
+      assert.ok(
+        maxAbsDiff(stack(whole, x.next).data as Float32Array, stack(tiled, y.next).data as Float32Array) <= 1e-5,
+        `stage ${k + 1} activation`,
+      );
       // Rows picked across tiles, in any order, are the rows of the stacked activation.
       const pick = Int32Array.from([22, 0, 3, 4, 9, 21, 5]);
       const picked = tiled.selectRows(y.next, pick).blocks[0];
       const whole1 = whole.selectRows(x.next, pick).blocks[0];
       assert.deepEqual(picked.dims, whole1.dims);
-      assert.ok(maxAbsDiff(picked.data as Float32Array, whole1.data as Float32Array) <= 1e-5, `stage ${k + 1} selected rows`);
+      assert.ok(
+        maxAbsDiff(picked.data as Float32Array, whole1.data as Float32Array) <= 1e-5,
+        `stage ${k + 1} selected rows`,
+      );
     }
     [a, b] = [x.next, y.next];
   }
@@ -216,26 +259,41 @@ test('image packing: whole groups of 16 rows of a run go to the packed graph, th
   const [wantA, wantB] = [a, b].map((net) => allExitLogits(net, data)[0]);
   const classes = spec.classes;
   const rowsLike = (logits: ArrayLike<number>, want: Float32Array, rows: number[]) =>
-    rows.every((r) => maxAbsDiff(Array.from(logits).slice(r * classes, (r + 1) * classes), want.subarray(r * classes, (r + 1) * classes)) <= 1e-4);
+    rows.every(
+      (r) =>
+        maxAbsDiff(
+          Array.from(logits).slice(r * classes, (r + 1) * classes),
+          want.subarray(r * classes, (r + 1) * classes),
+        ) <= 1e-4,
+    );
   const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
-  for (const [maxRunRows, fromB] of [[64, range(0, 32)], [20, [...range(0, 16), ...range(20, 36)]]] as const) {
+  for (const [maxRunRows, fromB] of [
+    [64, range(0, 32)],
+    [20, [...range(0, 16), ...range(20, 36)]],
+  ] as const) {
     const runner = await createOnnxRunner({ kind: 'stages', stages, files }, { maxRunRows });
     assert.equal(runner.packed, true);
     const out = await runner.runStage(0, runner.input(data.images, count));
     const fromA = range(0, count).filter((r) => !fromB.includes(r));
-    assert.ok(rowsLike(out.logits, wantB, [...fromB]), `${maxRunRows} rows per run: rows ${fromB} from the packed graph`);
+    assert.ok(
+      rowsLike(out.logits, wantB, [...fromB]),
+      `${maxRunRows} rows per run: rows ${fromB} from the packed graph`,
+    );
     assert.ok(rowsLike(out.logits, wantA, fromA), `${maxRunRows} rows per run: rows ${fromA} from the plain graph`);
     assert.equal(out.next!.rows, count);
     await runner.release();
   }
   const plainOnly = await createOnnxRunner({ kind: 'stages', stages, files }, { imagePacking: false });
   assert.equal(plainOnly.packed, false);
-  assert.ok(rowsLike((await plainOnly.runStage(0, plainOnly.input(data.images, count))).logits, wantA, range(0, count)), 'imagePacking: false runs the plain graph only');
+  assert.ok(
+    rowsLike((await plainOnly.runStage(0, plainOnly.input(data.images, count))).logits, wantA, range(0, count)),
+    'imagePacking: false runs the plain graph only',
+  );
   await plainOnly.release();
   for (const n of [a, b, ...trunks]) n.dispose();
 });
 
-test('an export directory loads back: stages and baseline give the in-memory export\'s answers', async (t) => {
+test("an export directory loads back: stages and baseline give the in-memory export's answers", async (t) => {
   if (skipReason) return t.skip(skipReason);
   const spec = bLeNet();
   const net = new BranchyNet(spec, 4);
@@ -248,7 +306,11 @@ test('an export directory loads back: stages and baseline give the in-memory exp
     const data = randomDataset(20, spec.input, spec.classes, 3);
     const fromDir = await createOnnxRunner({ kind: 'dir', dir }, { intraOpNumThreads: 2 });
     const inMemory = await createOnnxRunner({ kind: 'bundle', bundle });
-    assertSameAnswers(await earlyExitAsync(fromDir, data.images, 20, [0.3], 8), await earlyExitAsync(inMemory, data.images, 20, [0.3], 1), 'dir vs memory');
+    assertSameAnswers(
+      await earlyExitAsync(fromDir, data.images, 20, [0.3], 8),
+      await earlyExitAsync(inMemory, data.images, 20, [0.3], 1),
+      'dir vs memory',
+    );
     const baseline = await createOnnxRunner({ kind: 'dir', dir, which: 'baseline' });
     assert.equal(baseline.exits, 1);
     const want = earlyExit(new TfjsRunner(base), data.images, 20, [], 1);
@@ -259,7 +321,10 @@ test('an export directory loads back: stages and baseline give the in-memory exp
     base.dispose();
     net.dispose();
   }
-  assert.throws(() => readManifest(join(dir, 'nope')), /manifest\.json: no such file; expected a directory written by 'branchynet export'/);
+  assert.throws(
+    () => readManifest(join(dir, 'nope')),
+    /manifest\.json: no such file; expected a directory written by 'branchynet export'/,
+  );
 });
 
 test('runtime choice: ONNX by default where onnxruntime-node loads, tfjs on request', async (t) => {
@@ -270,18 +335,24 @@ test('runtime choice: ONNX by default where onnxruntime-node loads, tfjs on requ
   // Every layer kind exports: the zoo's networks (B-AlexNet, B-ResNet with LRN, batch norm,
   // dropout, average pooling, residual blocks) get ONNX Runtime with no notice.
   const notices: string[] = [];
-  for (const make of Object.values(MODEL_ZOO)) assert.equal(await chooseRuntime(undefined, (line) => notices.push(line), make()), 'onnx');
+  for (const make of Object.values(MODEL_ZOO))
+    assert.equal(await chooseRuntime(undefined, (line) => notices.push(line), make()), 'onnx');
   assert.equal(notices.length, 0, notices.join('\n'));
   // A layer kind without an exporter (one this build does not know) falls back to tfjs, with a notice.
   const spec = tinySpec();
   spec.segments[2].splice(1, 0, { kind: 'mystery' } as unknown as LayerSpec);
   assert.equal(await chooseRuntime(undefined, (line) => notices.push(line), spec), 'tfjs');
-  assert.deepEqual(notices, ['note: tiny has layers the ONNX exporter does not handle yet (mystery); using the tfjs runtime']);
-  await assert.rejects(() => chooseRuntime('onnx', undefined, spec), /runtime: 'onnx' cannot run it: tiny has layers the ONNX exporter does not handle yet \(mystery\)/);
+  assert.deepEqual(notices, [
+    'note: tiny has layers the ONNX exporter does not handle yet (mystery); using the tfjs runtime',
+  ]);
+  await assert.rejects(
+    () => chooseRuntime('onnx', undefined, spec),
+    /runtime: 'onnx' cannot run it: tiny has layers the ONNX exporter does not handle yet \(mystery\)/,
+  );
   assert.equal(await chooseRuntime(undefined, undefined, tinySpec()), 'onnx');
 });
 
-test('evaluateModel runs B-AlexNet on ONNX Runtime by default, with the tfjs runtime\'s answers', async (t) => {
+test("evaluateModel runs B-AlexNet on ONNX Runtime by default, with the tfjs runtime's answers", async (t) => {
   if (skipReason) return t.skip(skipReason);
   const spec = bAlexNet();
   const net = new BranchyNet(spec, 6);
@@ -297,8 +368,12 @@ test('evaluateModel runs B-AlexNet on ONNX Runtime by default, with the tfjs run
   const tfjs = await evaluateModel(tfjsModel, test, options);
   await Promise.all([onnxModel.dispose(), tfjsModel.dispose()]);
   assert.equal(onnx.runtime, 'onnx');
-  assert.deepEqual(lines.filter((l) => l.startsWith('note:')), []);
-  for (const key of ['accuracy', 'exitFractions', 'exitAccuracies', 'macs'] as const) assert.deepEqual(onnx[key], tfjs[key], key);
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('note:')),
+    [],
+  );
+  for (const key of ['accuracy', 'exitFractions', 'exitAccuracies', 'macs'] as const)
+    assert.deepEqual(onnx[key], tfjs[key], key);
   net.dispose();
 });
 
@@ -316,14 +391,27 @@ test('evaluateModel reports the same fields and answers on ONNX Runtime as on tf
   await Promise.all([onnxModel.dispose(), tfjsModel.dispose()]);
   assert.equal(onnx.runtime, 'onnx');
   assert.equal(tfjs.runtime, 'tfjs');
-  const shape = (o: object): string[] => Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? shape(v).map((s) => `${k}.${s}`) : [k])).sort();
+  const shape = (o: object): string[] =>
+    Object.entries(o)
+      .flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? shape(v).map((s) => `${k}.${s}`) : [k]))
+      .sort();
   assert.deepEqual(shape(onnx), shape(tfjs));
-  for (const key of ['accuracy', 'exitFractions', 'exitAccuracies', 'lastExitAccuracy', 'macSpeedup', 'macs', 'samples'] as const) assert.deepEqual(onnx[key], tfjs[key], key);
+  for (const key of [
+    'accuracy',
+    'exitFractions',
+    'exitAccuracies',
+    'lastExitAccuracy',
+    'macSpeedup',
+    'macs',
+    'samples',
+  ] as const)
+    assert.deepEqual(onnx[key], tfjs[key], key);
   assert.equal(onnx.baseline.accuracy, tfjs.baseline.accuracy);
   // The last exit's accuracy, from the reference path (every exit's logits, the last one's argmax).
   const last = allExitLogits(net, test)[spec.segments.length - 1];
   assert.equal(onnx.lastExitAccuracy, accuracyOf(last, test.labels, spec.classes));
-  for (const v of [onnx.msPerSample, onnx.speedup, onnx.batched.samplesPerSecond, onnx.batched.speedup]) assert.ok(Number.isFinite(v) && v > 0);
+  for (const v of [onnx.msPerSample, onnx.speedup, onnx.batched.samplesPerSecond, onnx.batched.speedup])
+    assert.ok(Number.isFinite(v) && v > 0);
   net.dispose();
 });
 
@@ -340,7 +428,10 @@ test('shipped B-LeNet (models/b-lenet-mnist): ONNX Runtime matches tfjs on MNIST
   const thresholds = model.thresholds ?? [0.05];
   const logits = allExitLogits(model.net, digits);
   // The exported graphs (entropy computed in the graph), as a deployment would load them.
-  const onnx = await createOnnxRunner({ kind: 'bundle', bundle: exportNetwork(model.net, model.baseline ?? trunkOf(model.net)) });
+  const onnx = await createOnnxRunner({
+    kind: 'bundle',
+    bundle: exportNetwork(model.net, model.baseline ?? trunkOf(model.net)),
+  });
   const stages = await stageOutputs(onnx, digits.images, digits.count);
   let worst = 0;
   for (let k = 0; k < model.net.exits; k++) {

@@ -162,7 +162,12 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
     if (source.kind === 'files') {
       ({ stages, read } = source);
     } else {
-      stages = source.kind === 'stages' ? source.stages : source.which === 'baseline' ? [source.bundle.manifest.baseline] : source.bundle.manifest.stages;
+      stages =
+        source.kind === 'stages'
+          ? source.stages
+          : source.which === 'baseline'
+            ? [source.bundle.manifest.baseline]
+            : source.bundle.manifest.stages;
       const files = source.kind === 'stages' ? source.files : source.bundle.files;
       read = (file) => {
         const bytes = files.get(file);
@@ -171,7 +176,8 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
       };
     }
     const maxRunRows = options.maxRunRows ?? DEFAULT_MAX_RUN_ROWS;
-    if (!Number.isInteger(maxRunRows) || maxRunRows < 1) throw new RangeError(`onnx runner: maxRunRows must be an integer >= 1, got ${maxRunRows}`);
+    if (!Number.isInteger(maxRunRows) || maxRunRows < 1)
+      throw new RangeError(`onnx runner: maxRunRows must be an integer >= 1, got ${maxRunRows}`);
     const classes = stages[0].outputs.logits.shape[1];
     if (typeof classes !== 'number') throw new Error('onnx runner: the logits must have a fixed number of classes');
     const sessionOptions: InferenceSession.SessionOptions = {
@@ -203,7 +209,8 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
         built.push(stage);
         if (s.packed && options.imagePacking !== false) {
           const rows = s.packed.rowMultiple;
-          if (!Number.isInteger(rows) || rows < 1) throw new Error(`onnx runner: stage ${k + 1}'s packed graph has row multiple ${rows}`);
+          if (!Number.isInteger(rows) || rows < 1)
+            throw new Error(`onnx runner: stage ${k + 1}'s packed graph has row multiple ${rows}`);
           stage.packed = { session: await open(s.packed.file), rows };
         }
       }
@@ -239,7 +246,12 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
     const s = this.stages[k];
     const tiles = this.tiles(activation, s.packed?.rows ?? 0);
     const sessionOf = (tile: Tile) => (tile.packed ? s.packed!.session : s.session);
-    if (this.stageDirect(s)) return this.output(s, activation, tiles.map((tile) => sessionOf(tile).run({ [s.input]: tile.tensor }) as Record<string, Tensor>));
+    if (this.stageDirect(s))
+      return this.output(
+        s,
+        activation,
+        tiles.map((tile) => sessionOf(tile).run({ [s.input]: tile.tensor }) as Record<string, Tensor>),
+      );
     return (async () => {
       const outs: Record<string, Tensor>[] = [];
       for (const tile of tiles) outs.push(await sessionOf(tile).run({ [s.input]: tile.tensor }));
@@ -263,7 +275,10 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
       const data = block.data as Float32Array;
       const rowSize = rows === 0 ? 0 : data.length / rows;
       const tail = block.dims.slice(1);
-      const view = (first: number, n: number) => (n === rows ? block : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]));
+      const view = (first: number, n: number) =>
+        n === rows
+          ? block
+          : new this.ort.Tensor('float32', data.subarray(first * rowSize, (first + n) * rowSize), [n, ...tail]);
       let first = 0;
       do {
         const n = Math.min(this.maxRunRows, rows - first);
@@ -277,7 +292,8 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
   }
 
   private output(s: Stage, activation: OnnxActivation, outs: Record<string, Tensor>[]): StageOutput<OnnxActivation> {
-    const stacked = (name: string): Float32Array => (outs.length === 1 ? (outs[0][name].data as Float32Array) : concatData(outs.map((o) => o[name])));
+    const stacked = (name: string): Float32Array =>
+      outs.length === 1 ? (outs[0][name].data as Float32Array) : concatData(outs.map((o) => o[name]));
     return {
       // The activation stays as its tiles: the rows that go on are copied out of them later.
       next: s.next === null ? null : { blocks: outs.map((o) => o[s.next!]), rows: activation.rows },
@@ -301,7 +317,10 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
       const at = (row - starts[b]) * rowSize;
       out.set(data.subarray(at, at + rowSize), i * rowSize);
     }
-    return { blocks: [new this.ort.Tensor('float32', out, [rows.length, ...blocks[0].dims.slice(1)])], rows: rows.length };
+    return {
+      blocks: [new this.ort.Tensor('float32', out, [rows.length, ...blocks[0].dims.slice(1)])],
+      rows: rows.length,
+    };
   }
 
   concatRows(activations: OnnxActivation[]): OnnxActivation {
@@ -319,4 +338,3 @@ export class OnnxRunner implements StageRunner<OnnxActivation> {
     await Promise.all(sessionsOf(this.stages).map((session) => session.release()));
   }
 }
-

@@ -15,8 +15,10 @@ export function assertCloseOne(actual: Result, expected: Result, what: string, t
     maxErr = Math.max(maxErr, Math.abs(actual.values[i]! - expected.values[i]!));
     maxRef = Math.max(maxRef, Math.abs(expected.values[i]!));
   }
-  assert.ok(Number.isFinite(maxErr) && maxErr <= tol * Math.max(1, maxRef),
-    `${what}: max abs error ${maxErr.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`);
+  assert.ok(
+    Number.isFinite(maxErr) && maxErr <= tol * Math.max(1, maxRef),
+    `${what}: max abs error ${maxErr.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`,
+  );
 }
 
 /** The same for every output of a kernel, in order. */

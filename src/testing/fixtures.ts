@@ -10,8 +10,18 @@ export function tinySpec(): BranchyNetSpec {
     classes: 4,
     segments: [
       [{ kind: 'conv2d', filters: 3, kernel: 3, pad: 1 }],
-      [{ kind: 'maxPool', size: 2, stride: 2 }, { kind: 'relu' }, { kind: 'conv2d', filters: 4, kernel: 3, stride: 2, pad: 1 }],
-      [{ kind: 'relu' }, { kind: 'flatten' }, { kind: 'dense', units: 6 }, { kind: 'relu' }, { kind: 'dense', units: 4 }],
+      [
+        { kind: 'maxPool', size: 2, stride: 2 },
+        { kind: 'relu' },
+        { kind: 'conv2d', filters: 4, kernel: 3, stride: 2, pad: 1 },
+      ],
+      [
+        { kind: 'relu' },
+        { kind: 'flatten' },
+        { kind: 'dense', units: 6 },
+        { kind: 'relu' },
+        { kind: 'dense', units: 4 },
+      ],
     ],
     heads: [
       [{ kind: 'maxPool', size: 3, stride: 2 }, { kind: 'relu' }, { kind: 'flatten' }, { kind: 'dense', units: 4 }],

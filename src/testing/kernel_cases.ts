@@ -26,7 +26,18 @@ export function convCases(): ConvCase[] {
   const rand = uniform(7);
   const int = (lo: number, hi: number): number => lo + Math.floor(((rand() + 1) / 2) * (hi - lo + 1));
   const cases: ConvCase[] = [];
-  const pads: Pad[] = ['valid', 'same', 1, 3, [[0, 0], [1, 2], [0, 3], [0, 0]]];
+  const pads: Pad[] = [
+    'valid',
+    'same',
+    1,
+    3,
+    [
+      [0, 0],
+      [1, 2],
+      [0, 3],
+      [0, 0],
+    ],
+  ];
   for (const s of [1, 2]) {
     for (const pad of pads) {
       for (const k of [5, 3]) {

@@ -8,7 +8,11 @@ import { ONEDNN, ONEDNN_KERNEL_CONFIGS } from '../engine/onednn/backend.js';
  * kernels that were asked, rather than the cpu ones; `addonCalls`: the native code that ran (a kernel
  * that falls back to the cpu backend's is in `calls` but calls nothing in `addonCalls`).
  */
-export function countNativeCalls<T>(fn: () => T): { value: T; calls: Map<string, number>; addonCalls: Map<string, number> } {
+export function countNativeCalls<T>(fn: () => T): {
+  value: T;
+  calls: Map<string, number>;
+  addonCalls: Map<string, number>;
+} {
   const calls = new Map<string, number>();
   const addonCalls = new Map<string, number>();
   const saved = ONEDNN_KERNEL_CONFIGS.map((c) => ({ c, f: c.kernelFunc }));
@@ -25,10 +29,13 @@ export function countNativeCalls<T>(fn: () => T): { value: T; calls: Map<string,
     const counting: Record<string, unknown> = {};
     for (const name of Object.getOwnPropertyNames(addon)) {
       const value = (addon as unknown as Record<string, unknown>)[name];
-      counting[name] = typeof value !== 'function' ? value : (...args: unknown[]) => {
-        addonCalls.set(name, (addonCalls.get(name) ?? 0) + 1);
-        return (value as (...a: unknown[]) => unknown).apply(addon, args);
-      };
+      counting[name] =
+        typeof value !== 'function'
+          ? value
+          : (...args: unknown[]) => {
+              addonCalls.set(name, (addonCalls.get(name) ?? 0) + 1);
+              return (value as (...a: unknown[]) => unknown).apply(addon, args);
+            };
     }
     backend.addon = counting as unknown as OneDnnAddon;
   }

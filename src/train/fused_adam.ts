@@ -29,12 +29,17 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
     const gradientOf = (name: string, i: number): tf.Tensor | undefined =>
       (named ? variableGradients[i]?.tensor : variableGradients[name]) ?? undefined;
     const registered = tf.engine().registeredVariables;
-    const fusable = FusedAdamOptimizer.fusedAvailable() && names.every((name, i) => {
-      const value = registered[name];
-      const g = gradientOf(name, i);
-      return value !== undefined && value.dtype === 'float32' &&
-        (g === undefined || (g.dtype === 'float32' && g.size === value.size));
-    });
+    const fusable =
+      FusedAdamOptimizer.fusedAvailable() &&
+      names.every((name, i) => {
+        const value = registered[name];
+        const g = gradientOf(name, i);
+        return (
+          value !== undefined &&
+          value.dtype === 'float32' &&
+          (g === undefined || (g.dtype === 'float32' && g.size === value.size))
+        );
+      });
     if (!fusable) {
       super.applyGradients(variableGradients);
       return;
@@ -44,20 +49,31 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
       // tfjs's bias corrections, sub(1, accBeta) in float32 (accBeta's array is on the CPU here).
       const correction = (acc: tf.Variable): number => Math.fround(1 - acc.dataSync()[0]!);
       const attrs = {
-        beta1: s.beta1, beta2: s.beta2, epsilon: s.epsilon, learningRate: s.learningRate,
-        biasCorrection1: correction(s.accBeta1), biasCorrection2: correction(s.accBeta2),
+        beta1: s.beta1,
+        beta2: s.beta2,
+        epsilon: s.epsilon,
+        learningRate: s.learningRate,
+        biasCorrection1: correction(s.accBeta1),
+        biasCorrection2: correction(s.accBeta2),
       };
       names.forEach((name, i) => {
         const value = registered[name]!;
         // Created lazily, in tfjs's order and form (non-trainable zeros), so that the state matches.
-        s.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
-        s.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+        s.accumulatedFirstMoment[i] ??= {
+          originalName: `${name}/m`,
+          variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
+        };
+        s.accumulatedSecondMoment[i] ??= {
+          originalName: `${name}/v`,
+          variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
+        };
         const gradient = gradientOf(name, i);
         if (gradient === undefined) return;
         const m = s.accumulatedFirstMoment[i]!.variable;
         const v = s.accumulatedSecondMoment[i]!.variable;
-        const [newValue, newM, newV] = tf.engine().runKernel(ADAM_UPDATE, { value, m, v, gradient },
-          attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        const [newValue, newM, newV] = tf
+          .engine()
+          .runKernel(ADAM_UPDATE, { value, m, v, gradient }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
         m.assign(newM!);
         v.assign(newV!);
         value.assign(newValue!);

@@ -11,10 +11,16 @@ before(async () => {
 });
 
 test('softmaxCrossEntropy equals -log softmax of the true class, averaged', () => {
-  const logits = tf.tensor2d([[1, 2, 3], [0, 0, 5]]);
-  const oneHot = tf.tensor2d([[0, 0, 1], [1, 0, 0]]);
+  const logits = tf.tensor2d([
+    [1, 2, 3],
+    [0, 0, 5],
+  ]);
+  const oneHot = tf.tensor2d([
+    [0, 0, 1],
+    [1, 0, 0],
+  ]);
   const lse = (r: number[]) => Math.log(r.reduce((a, b) => a + Math.exp(b), 0));
-  const expected = ((lse([1, 2, 3]) - 3) + (lse([0, 0, 5]) - 0)) / 2;
+  const expected = (lse([1, 2, 3]) - 3 + (lse([0, 0, 5]) - 0)) / 2;
   assert.ok(Math.abs(softmaxCrossEntropy(logits, oneHot).dataSync()[0] - expected) < 1e-6);
   tf.dispose([logits, oneHot]);
 });
@@ -74,15 +80,33 @@ test('stopGradient passes the value on and no gradient back', () => {
 });
 
 test('distillation: earlier exits get the soft-target gradient, the last exit (the teacher) none of it', () => {
-  const rows = [[1, -0.5, 2, 0], [0.3, 0.1, -1, 1.5]];
+  const rows = [
+    [1, -0.5, 2, 0],
+    [0.3, 0.1, -1, 1.5],
+  ];
   const early = tf.tensor2d(rows);
-  const mid = tf.tensor2d([[0, 1, 0.5, -1], [2, 0, 0, 1]]);
-  const last = tf.tensor2d([[2, 0, -1, 0.5], [-1, 3, 0, 0]]);
-  const oneHot = tf.tensor2d([[0, 0, 1, 0], [0, 0, 0, 1]]);
+  const mid = tf.tensor2d([
+    [0, 1, 0.5, -1],
+    [2, 0, 0, 1],
+  ]);
+  const last = tf.tensor2d([
+    [2, 0, -1, 0.5],
+    [-1, 3, 0, 0],
+  ]);
+  const oneHot = tf.tensor2d([
+    [0, 0, 1, 0],
+    [0, 0, 0, 1],
+  ]);
   const weights = [2, 0.5, 1];
   const distill = { weight: 0.7, temperature: 3 };
   const grads = (d?: typeof distill) =>
-    tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => jointLoss([a, b, c], oneHot, weights, d).total)([early, mid, last]).map((t) => Array.from(t.dataSync()));
+    tf
+      .grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => jointLoss([a, b, c], oneHot, weights, d).total)([
+        early,
+        mid,
+        last,
+      ])
+      .map((t) => Array.from(t.dataSync()));
   const [gEarly, gMid, gLast] = grads(distill);
   const [hEarly, hMid, hLast] = grads();
   const softmax = (r: number[], t: number) => {
@@ -99,9 +123,18 @@ test('distillation: earlier exits get the soft-target gradient, the last exit (t
       const p = softmax(lastRows[i], distill.temperature);
       return q.map((qc, c) => (weights[k] * distill.weight * distill.temperature * (qc - p[c])) / n);
     });
-  const close = (a: number[], b: number[], what: string) => a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 1e-5, `${what}[${i}]: ${v} vs ${b[i]}`));
-  close(gEarly.map((v, i) => v - hEarly[i]), expectExtra(0, rows), 'exit 1');
-  close(gMid.map((v, i) => v - hMid[i]), expectExtra(1, mid.arraySync()), 'exit 2');
+  const close = (a: number[], b: number[], what: string) =>
+    a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 1e-5, `${what}[${i}]: ${v} vs ${b[i]}`));
+  close(
+    gEarly.map((v, i) => v - hEarly[i]),
+    expectExtra(0, rows),
+    'exit 1',
+  );
+  close(
+    gMid.map((v, i) => v - hMid[i]),
+    expectExtra(1, mid.arraySync()),
+    'exit 2',
+  );
   close(gLast, hLast, 'last exit');
   // Weight 0 is the plain joint loss.
   close(grads({ weight: 0, temperature: 3 })[0], hEarly, 'weight 0');

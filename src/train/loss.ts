@@ -5,7 +5,9 @@ import { activeBackendHas, SOFTMAX_CROSS_ENTROPY } from '../engine/onednn/kernel
 
 /** Whether the active backend has the native per-row softmax cross-entropy for these tensors. */
 function nativeCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): boolean {
-  return logits.rank === 2 && logits.dtype === 'float32' && labels.rank === 2 && activeBackendHas(SOFTMAX_CROSS_ENTROPY);
+  return (
+    logits.rank === 2 && logits.dtype === 'float32' && labels.rank === 2 && activeBackendHas(SOFTMAX_CROSS_ENTROPY)
+  );
 }
 
 /**
@@ -55,7 +57,12 @@ function softTargetCrossEntropy(logits: tf.Tensor, target: tf.Tensor, temperatur
  * The joint BranchyNet loss: the weighted sum of every exit's cross-entropy (`perExit`, each
  * term), plus, with `distill`, each earlier exit's distillation term under the same weight.
  */
-export function jointLoss(exitLogits: tf.Tensor[], oneHot: tf.Tensor, weights: number[], distill?: Distillation): { total: tf.Scalar; perExit: tf.Scalar[] } {
+export function jointLoss(
+  exitLogits: tf.Tensor[],
+  oneHot: tf.Tensor,
+  weights: number[],
+  distill?: Distillation,
+): { total: tf.Scalar; perExit: tf.Scalar[] } {
   const perExit = exitLogits.map((l) => softmaxCrossEntropy(l, oneHot));
   let terms = perExit.map((l, k) => tf.mul(l, weights[k]) as tf.Scalar);
   const last = exitLogits.length - 1;
@@ -63,7 +70,14 @@ export function jointLoss(exitLogits: tf.Tensor[], oneHot: tf.Tensor, weights: n
     const { weight, temperature } = distill;
     const teacher = stopGradient(tf.softmax(tf.div(exitLogits[last], temperature)));
     const scale = weight * temperature * temperature;
-    terms = terms.map((t, k) => (k === last ? t : (tf.add(t, tf.mul(softTargetCrossEntropy(exitLogits[k], teacher, temperature), weights[k] * scale)) as tf.Scalar)));
+    terms = terms.map((t, k) =>
+      k === last
+        ? t
+        : (tf.add(
+            t,
+            tf.mul(softTargetCrossEntropy(exitLogits[k], teacher, temperature), weights[k] * scale),
+          ) as tf.Scalar),
+    );
   }
   // tf.addN has no gradient in tfjs: sum the weighted terms pairwise.
   const total = terms.reduce((a, b) => tf.add(a, b));

@@ -13,11 +13,13 @@ const CONFIG = { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
 /** `steps` Adam steps on one variable, with gradients that vary from step to step. */
 function train(opt: tf.AdamOptimizer, v: tf.Variable, from: number, steps: number): void {
   for (let k = from; k < from + steps; k++) {
-    tf.tidy(() => opt.applyGradients([{ name: v.name, tensor: tf.tensor1d([Math.sin(k), Math.cos(3 * k), 0.5, -1 / (k + 1)]) }]));
+    tf.tidy(() =>
+      opt.applyGradients([{ name: v.name, tensor: tf.tensor1d([Math.sin(k), Math.cos(3 * k), 0.5, -1 / (k + 1)]) }]),
+    );
   }
 }
 
-test('an Adam checkpoint resumes exactly: after 300 steps, saved and restored, 5 more steps give the straight run\'s weights bit for bit', async () => {
+test("an Adam checkpoint resumes exactly: after 300 steps, saved and restored, 5 more steps give the straight run's weights bit for bit", async () => {
   const straight = tf.variable(tf.tensor1d([1, -2, 3, 0.5]), true, 'optState/straight');
   const optA = createOptimizer(CONFIG);
   train(optA, straight, 0, 305);
@@ -26,8 +28,11 @@ test('an Adam checkpoint resumes exactly: after 300 steps, saved and restored, 5
   const optB = createOptimizer(CONFIG);
   train(optB, killed, 0, 300);
   const saved = await saveOptimizer(optB, '');
-  assert.deepEqual(saved.slice(-2).map((a) => a.name), ['#accBeta1', '#accBeta2']);
-  const weights = killed.dataSync().slice();   // as a checkpoint holds them
+  assert.deepEqual(
+    saved.slice(-2).map((a) => a.name),
+    ['#accBeta1', '#accBeta2'],
+  );
+  const weights = killed.dataSync().slice(); // as a checkpoint holds them
   killed.dispose();
   const resumed = tf.variable(tf.tensor1d(weights), true, 'optState/killed');
   optB.dispose();
@@ -50,7 +55,11 @@ test('an Adam checkpoint resumes exactly: after 300 steps, saved and restored, 5
   optD.dispose();
   const optE = createOptimizer(CONFIG);
   await restoreOptimizer(optE, old);
-  assert.notDeepEqual(products(optE), saved.slice(-2).map((a) => a.data[0]), 'pow(beta, t + 1) is not the product');
+  assert.notDeepEqual(
+    products(optE),
+    saved.slice(-2).map((a) => a.data[0]),
+    'pow(beta, t + 1) is not the product',
+  );
   train(optE, legacy, 300, 5);
   const diff = Math.max(...Array.from(legacy.dataSync(), (x, i) => Math.abs(x - straight.dataSync()[i]!)));
   assert.ok(diff < 1e-5, `legacy resume close to the straight run: ${diff}`);

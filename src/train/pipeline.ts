@@ -99,7 +99,8 @@ export function readCheckpoint(path: string): { header: CheckpointHeader; arrays
   if (!isRecord(split) || !isWhole(split.train) || !isWhole(split.validation)) {
     throw bad(`dataset must hold the split's sizes, found ${shown(split)}`);
   }
-  if (h.phase !== 'baseline' && h.phase !== 'joint') throw bad(`phase must be "baseline" or "joint", found ${shown(h.phase)}`);
+  if (h.phase !== 'baseline' && h.phase !== 'joint')
+    throw bad(`phase must be "baseline" or "joint", found ${shown(h.phase)}`);
   const phaseEpochs = h.phase === 'baseline' ? o.baselineEpochs : o.epochs;
   if (!isWhole(h.epochsDone) || h.epochsDone > phaseEpochs) {
     throw bad(`epochsDone must be a whole number up to ${phaseEpochs}, found ${shown(h.epochsDone)}`);
@@ -131,7 +132,8 @@ export interface BaselineSource {
 
 /** The separately trained baseline of a loaded model directory, as a `BaselineSource`. */
 function baselineOfModel(dir: string, model: LoadedModel): BaselineSource {
-  if (!model.baseline) throw new UserError(`${dir}: the model directory has no separately trained baseline (baseline.bin)`);
+  if (!model.baseline)
+    throw new UserError(`${dir}: the model directory has no separately trained baseline (baseline.bin)`);
   const training = model.training as { options?: TrainOptions; history?: TrainHistory } | undefined;
   const validation = savedValidationSize(model);
   const history: unknown = training?.history?.baseline ?? [];
@@ -173,10 +175,13 @@ function withModel<T>(dir: string, use: (model: LoadedModel) => T): T {
 export function readBaselineSource(dir: string): BaselineSource {
   const checkpointPath = join(dir, CHECKPOINT_FILE);
   if (existsSync(join(dir, 'model.json'))) return withModel(dir, (model) => baselineOfModel(dir, model));
-  if (!existsSync(checkpointPath)) throw new UserError(`${dir}: neither a model directory (model.json) nor a training directory (${CHECKPOINT_FILE})`);
+  if (!existsSync(checkpointPath))
+    throw new UserError(`${dir}: neither a model directory (model.json) nor a training directory (${CHECKPOINT_FILE})`);
   const ckpt = readCheckpoint(checkpointPath);
   if (ckpt.header.phase !== 'joint' || ckpt.header.options.baselineEpochs === 0) {
-    throw new UserError(`${checkpointPath}: its baseline is not trained yet (${ckpt.header.phase} phase, ${ckpt.header.epochsDone} epochs done)`);
+    throw new UserError(
+      `${checkpointPath}: its baseline is not trained yet (${ckpt.header.phase} phase, ${ckpt.header.epochsDone} epochs done)`,
+    );
   }
   const arrays = ckpt.arrays.filter((a) => a.name.startsWith('baseline/'));
   const byName = new Map(arrays.map((a) => [a.name, a]));
@@ -202,8 +207,12 @@ export function readBaselineSource(dir: string): BaselineSource {
  * `readBaselineSource`) and its branchy net's weights, where the joint phase then starts.
  */
 export function readInitSource(dir: string): BaselineSource {
-  if (!existsSync(join(dir, 'model.json'))) throw new UserError(`${dir}: not a model directory (no model.json) to continue from`);
-  return withModel(dir, (model) => ({ ...baselineOfModel(dir, model), branchy: { spec: model.spec, arrays: copiedWeights(model.net, 'branchy/') } }));
+  if (!existsSync(join(dir, 'model.json')))
+    throw new UserError(`${dir}: not a model directory (no model.json) to continue from`);
+  return withModel(dir, (model) => ({
+    ...baselineOfModel(dir, model),
+    branchy: { spec: model.spec, arrays: copiedWeights(model.net, 'branchy/') },
+  }));
 }
 
 function sameJson(a: unknown, b: unknown): boolean {
@@ -226,7 +235,13 @@ export async function trainBranchyNet(args: {
   baselineSource?: BaselineSource;
   log: (line: string) => void;
   progress?: (line: string) => void;
-}): Promise<{ net: BranchyNet; baseline: BranchyNet | null; history: TrainHistory; seconds: number; options: TrainOptions }> {
+}): Promise<{
+  net: BranchyNet;
+  baseline: BranchyNet | null;
+  history: TrainHistory;
+  seconds: number;
+  options: TrainOptions;
+}> {
   const { spec, train, validation, outDir, log } = args;
   const source = args.baselineSource;
   const layersOf = ({ input, classes, segments }: BranchyNetSpec) => ({ input, classes, segments });
@@ -242,17 +257,30 @@ export async function trainBranchyNet(args: {
     );
   }
   if (source?.branchy && !sameJson(source.branchy.spec, spec)) {
-    throw new UserError(`${source.from}: its network is ${source.branchy.spec.name}, not ${spec.name}: training continues only on the same network`);
+    throw new UserError(
+      `${source.from}: its network is ${source.branchy.spec.name}, not ${spec.name}: training continues only on the same network`,
+    );
   }
   const options: TrainOptions = source
-    ? { ...args.options, baselineEpochs: source.epochs, baselineFrom: source.from, ...(source.branchy ? { initFrom: source.from } : {}) }
+    ? {
+        ...args.options,
+        baselineEpochs: source.epochs,
+        baselineFrom: source.from,
+        ...(source.branchy ? { initFrom: source.from } : {}),
+      }
     : args.options;
   const started = performance.now();
   const exits = spec.segments.length;
   const lossWeights = options.lossWeights ?? spec.lossWeights ?? new Array(exits).fill(1);
-  if (lossWeights.length !== exits) throw new UserError(`${spec.name} has ${exits} exits, got ${lossWeights.length} weights`, { option: 'lossWeights' });
+  if (lossWeights.length !== exits)
+    throw new UserError(`${spec.name} has ${exits} exits, got ${lossWeights.length} weights`, {
+      option: 'lossWeights',
+    });
   const resolved: TrainOptions = { ...options, lossWeights };
-  if (options.freezeTrunk && options.baselineEpochs === 0) throw new UserError('trains the branches on a trained trunk: it needs a baseline phase (baselineEpochs > 0)', { option: 'freezeTrunk' });
+  if (options.freezeTrunk && options.baselineEpochs === 0)
+    throw new UserError('trains the branches on a trained trunk: it needs a baseline phase (baselineEpochs > 0)', {
+      option: 'freezeTrunk',
+    });
   mkdirSync(outDir, { recursive: true });
   const checkpointPath = join(outDir, CHECKPOINT_FILE);
   const datasetSizes = { train: train.count, validation: validation.count };
@@ -267,7 +295,8 @@ export async function trainBranchyNet(args: {
     history: { baseline: source?.history ?? [], joint: [] },
   };
   let saved: NamedArray[] = source?.arrays ?? [];
-  // Wall time spent by earlier processes of a resumed run (what a killed one did after its last checkpoint is lost with it).
+  // Wall time spent by earlier processes of a resumed run (what a killed one did after its last checkpoint is lost
+  // with it).
   let secondsBefore = 0;
   const secondsSoFar = () => secondsBefore + (performance.now() - started) / 1000;
   if (existsSync(checkpointPath)) {
@@ -277,7 +306,11 @@ export async function trainBranchyNet(args: {
     const ckpt = readCheckpoint(checkpointPath);
     const { epochs: _e, baselineEpochs: _b, ...fixedNow } = resolved;
     const { epochs: _e2, baselineEpochs: _b2, ...fixedThen } = ckpt.header.options;
-    if (!sameJson(ckpt.header.spec, spec) || !sameJson(fixedThen, fixedNow) || !sameJson(ckpt.header.dataset, datasetSizes)) {
+    if (
+      !sameJson(ckpt.header.spec, spec) ||
+      !sameJson(fixedThen, fixedNow) ||
+      !sameJson(ckpt.header.dataset, datasetSizes)
+    ) {
       throw new UserError(
         `${checkpointPath} was written with another model, data split or settings (${JSON.stringify(ckpt.header.options)}); ` +
           'resume with the same ones, or choose another --out',
@@ -286,11 +319,15 @@ export async function trainBranchyNet(args: {
     if (resolved.lrSchedule === 'cosine') {
       const then = ckpt.header.options;
       if (then.epochs !== resolved.epochs || then.baselineEpochs !== resolved.baselineEpochs) {
-        throw new UserError(`${checkpointPath}: a cosine schedule depends on the epoch counts; resume with baselineEpochs ${then.baselineEpochs} and epochs ${then.epochs}`);
+        throw new UserError(
+          `${checkpointPath}: a cosine schedule depends on the epoch counts; resume with baselineEpochs ${then.baselineEpochs} and epochs ${then.epochs}`,
+        );
       }
     }
     if (ckpt.header.phase === 'joint' && resolved.baselineEpochs !== ckpt.header.options.baselineEpochs) {
-      throw new UserError(`${checkpointPath}: the baseline already finished after ${ckpt.header.options.baselineEpochs} epochs; resume with baselineEpochs ${ckpt.header.options.baselineEpochs}`);
+      throw new UserError(
+        `${checkpointPath}: the baseline already finished after ${ckpt.header.options.baselineEpochs} epochs; resume with baselineEpochs ${ckpt.header.options.baselineEpochs}`,
+      );
     }
     header = { ...ckpt.header, options: resolved };
     secondsBefore = ckpt.header.seconds ?? 0;
@@ -303,7 +340,12 @@ export async function trainBranchyNet(args: {
   const phaseConfig = (epochs: number, seed: number): PhaseConfig => ({ ...resolved, epochs, seed, lossWeights: [] });
   const optimizerArrays = (prefix: string) =>
     saved.filter((a) => a.name.startsWith(prefix)).map((a) => ({ ...a, name: a.name.slice(prefix.length) }));
-  const checkpoint = async (phase: 'baseline' | 'joint', epochsDone: number, state: PhaseState | null, nets: { prefix: string; net: BranchyNet }[]) => {
+  const checkpoint = async (
+    phase: 'baseline' | 'joint',
+    epochsDone: number,
+    state: PhaseState | null,
+    nets: { prefix: string; net: BranchyNet }[],
+  ) => {
     header = { ...header, phase, epochsDone, seconds: secondsSoFar() };
     const arrays = nets.flatMap(({ prefix, net }) => readWeights(net, prefix));
     if (state) arrays.push(...(await saveOptimizer(state.optimizer, 'optimizer/')));
@@ -316,7 +358,11 @@ export async function trainBranchyNet(args: {
     baseline = new BranchyNet(baselineOf(spec), resolved.seed);
     if (saved.length > 0) assignWeights(baseline, saved, checkpointPath, 'baseline/');
     if (header.phase === 'baseline') {
-      const state: PhaseState = { epochsDone: header.epochsDone, history: header.history.baseline, optimizer: createOptimizer(resolved) };
+      const state: PhaseState = {
+        epochsDone: header.epochsDone,
+        history: header.history.baseline,
+        optimizer: createOptimizer(resolved),
+      };
       const expected = { variables: baseline.variables, source: checkpointPath };
       await restoreOptimizer(state.optimizer, optimizerArrays('optimizer/'), expected);
       const base = baseline;
@@ -325,7 +371,12 @@ export async function trainBranchyNet(args: {
         net: base,
         train,
         validation,
-        config: { ...phaseConfig(resolved.baselineEpochs, resolved.seed), lossWeights: [1], freezeTrunk: false, distill: undefined },
+        config: {
+          ...phaseConfig(resolved.baselineEpochs, resolved.seed),
+          lossWeights: [1],
+          freezeTrunk: false,
+          distill: undefined,
+        },
         state,
         log,
         progress: args.progress,
@@ -338,7 +389,11 @@ export async function trainBranchyNet(args: {
 
   // Phase 2: the branchy network, warm-started from the baseline, all exits jointly.
   const net = new BranchyNet(spec, resolved.seed);
-  const state: PhaseState = { epochsDone: header.epochsDone, history: header.history.joint, optimizer: createOptimizer(resolved) };
+  const state: PhaseState = {
+    epochsDone: header.epochsDone,
+    history: header.history.joint,
+    optimizer: createOptimizer(resolved),
+  };
   if (header.epochsDone > 0) {
     assignWeights(net, saved, checkpointPath, 'branchy/');
     const variables = resolved.freezeTrunk ? net.headVariables : net.variables;
@@ -348,11 +403,16 @@ export async function trainBranchyNet(args: {
     log(`joint training continues from the branchy net of ${source.from} (${net.paramList.length} parameters)`);
   } else if (baseline) {
     const copied = net.copyParamsFrom(baseline);
-    log(resolved.freezeTrunk
-      ? `branches trained on the baseline's frozen trunk (${copied.length} trunk parameters copied)`
-      : `joint training warm-started from the baseline (${copied.length} trunk parameters copied)`);
+    log(
+      resolved.freezeTrunk
+        ? `branches trained on the baseline's frozen trunk (${copied.length} trunk parameters copied)`
+        : `joint training warm-started from the baseline (${copied.length} trunk parameters copied)`,
+    );
   }
-  const nets = (n: BranchyNet) => [...(baseline ? [{ prefix: 'baseline/', net: baseline }] : []), { prefix: 'branchy/', net: n }];
+  const nets = (n: BranchyNet) => [
+    ...(baseline ? [{ prefix: 'baseline/', net: baseline }] : []),
+    { prefix: 'branchy/', net: n },
+  ];
   await trainPhase({
     phase: 'joint',
     net,

@@ -73,10 +73,16 @@ const ACC_BETAS = ['#accBeta1', '#accBeta2'] as const;
 /** The optimiser's state as plain arrays (its step count first, Adam's beta products last), for checkpoints. */
 export async function saveOptimizer(optimizer: tf.Optimizer, prefix: string): Promise<NamedArray[]> {
   const weights = await optimizer.getWeights();
-  const arrays = weights.map((w) => ({ name: prefix + w.name, shape: w.tensor.shape.slice(), data: Float32Array.from(w.tensor.dataSync()) }));
+  const arrays = weights.map((w) => ({
+    name: prefix + w.name,
+    shape: w.tensor.shape.slice(),
+    data: Float32Array.from(w.tensor.dataSync()),
+  }));
   const adam = adamState(optimizer as tf.AdamOptimizer);
   if (adam.accBeta1 && adam.accBeta2) {
-    [adam.accBeta1, adam.accBeta2].forEach((v, i) => arrays.push({ name: prefix + ACC_BETAS[i], shape: [], data: Float32Array.from(v.dataSync()) }));
+    [adam.accBeta1, adam.accBeta2].forEach((v, i) =>
+      arrays.push({ name: prefix + ACC_BETAS[i], shape: [], data: Float32Array.from(v.dataSync()) }),
+    );
   }
   return arrays;
 }
@@ -118,13 +124,15 @@ function checkOptimizerState(
   if (!iter || iter.data.length !== 1 || !Number.isInteger(iter.data[0]) || iter.data[0] < 0) {
     throw bad(`starts with ${shown(iter?.name)}, not a step count`);
   }
-  if (moments.length !== 2 * variables.length) throw bad(`holds ${moments.length} moments for ${variables.length} variables`);
+  if (moments.length !== 2 * variables.length)
+    throw bad(`holds ${moments.length} moments for ${variables.length} variables`);
   moments.forEach((m, i) => {
     const v = variables[i % variables.length];
     if (m.shape.join() !== v.shape.join()) {
       throw bad(`has ${shown(m.name)} of shape [${m.shape}] for a variable of shape [${v.shape}]`);
     }
-    if (i >= variables.length && m.data.some((x) => x < 0)) throw bad(`has a negative second moment in ${shown(m.name)}`);
+    if (i >= variables.length && m.data.some((x) => x < 0))
+      throw bad(`has a negative second moment in ${shown(m.name)}`);
   });
   for (const p of products) {
     if (!(p.data.length === 1 && p.data[0] > 0 && p.data[0] <= 1)) throw bad(`has ${shown(p.name)} outside (0, 1]`);
@@ -150,7 +158,14 @@ function formatDuration(seconds: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-function fillBatch(data: Dataset, order: Int32Array, start: number, n: number, images: Float32Array, labels: Int32Array): void {
+function fillBatch(
+  data: Dataset,
+  order: Int32Array,
+  start: number,
+  n: number,
+  images: Float32Array,
+  labels: Int32Array,
+): void {
   const size = imageSize(data);
   for (let i = 0; i < n; i++) {
     const j = order[start + i];
@@ -205,12 +220,17 @@ export async function trainPhase(options: {
         const oneHot = tf.oneHot(tf.tensor1d(batchLabels.subarray(0, n), 'int32'), classes);
         let losses: tf.Tensor | undefined;
         const { grads } = tf.variableGrads(() => {
-          const { total, perExit } = jointLoss(net.forwardAll(x, { training: true, rng }, trunkOptions), oneHot, config.lossWeights, config.distill);
+          const { total, perExit } = jointLoss(
+            net.forwardAll(x, { training: true, rng }, trunkOptions),
+            oneHot,
+            config.lossWeights,
+            config.distill,
+          );
           losses = tf.keep(tf.stack(perExit));
           return total;
         }, variables);
         // applyGradients is typed for variables but takes gradient tensors (as tfjs's own minimize does).
-        state.optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer["applyGradients"]>[0]);
+        state.optimizer.applyGradients(grads as unknown as Parameters<tf.AdamOptimizer['applyGradients']>[0]);
         return losses!;
       });
       const values = perExit.dataSync();

@@ -17,23 +17,51 @@ export type PoolGeometry = readonly number[];
 
 /** The addon's functions. Arrays are read / written in place; outputs are allocated by the caller. */
 export interface OneDnnAddon {
-  conv2d(x: Float32Array, filter: Float32Array, bias: Float32Array | null, y: Float32Array, geom: ConvGeometry, relu: boolean): void;
+  conv2d(
+    x: Float32Array,
+    filter: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+    geom: ConvGeometry,
+    relu: boolean,
+  ): void;
   conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geom: ConvGeometry): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geom: ConvGeometry): void;
   /** c[p] = act(op(a[p]) op(b[p]) + bias), geom = [batch, m, n, k, aBatched, bBatched] (0/1 flags). */
-  matMul(a: Float32Array, b: Float32Array, c: Float32Array, geom: readonly number[],
-    transposeA: boolean, transposeB: boolean, bias: Float32Array | null, relu: boolean): void;
+  matMul(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    geom: readonly number[],
+    transposeA: boolean,
+    transposeB: boolean,
+    bias: Float32Array | null,
+    relu: boolean,
+  ): void;
   maxPool(x: Float32Array, y: Float32Array, geom: PoolGeometry): void;
   maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geom: PoolGeometry): void;
   /** The cpu backend's average pooling (padding not counted), bit for bit. */
   avgPool(x: Float32Array, y: Float32Array, geom: PoolGeometry): void;
   avgPoolGrad(dy: Float32Array, dx: Float32Array, geom: PoolGeometry): void;
-  /** dst[dstStart + r * dstStride, + run) = src[srcStart + r * srcStride, + run) for r < runs; geom = [runs, run, srcStride, dstStride, srcStart, dstStart]. */
+  /**
+   * dst[dstStart + r * dstStride, + run) = src[srcStart + r * srcStride, + run) for r < runs; geom = [runs, run,
+   * srcStride, dstStride, srcStart, dstStart].
+   */
   copyRuns(src: Float32Array, dst: Float32Array, geom: readonly number[]): void;
   /** geom = [positions, channels, depthRadius], params = [bias, alpha, beta]. */
   lrn(x: Float32Array, y: Float32Array, geom: readonly number[], params: readonly number[]): void;
-  lrnGrad(x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, geom: readonly number[], params: readonly number[]): void;
-  /** out[i] = a[i % aPeriod] op b[i % bPeriod]; op 0 add, 1 sub, 2 mul, 3 div, 4 a * step(b) (relu's gradient); geom = [n, aPeriod, bPeriod]. */
+  lrnGrad(
+    x: Float32Array,
+    y: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    geom: readonly number[],
+    params: readonly number[],
+  ): void;
+  /**
+   * out[i] = a[i % aPeriod] op b[i % bPeriod]; op 0 add, 1 sub, 2 mul, 3 div, 4 a * step(b) (relu's gradient); geom
+   * = [n, aPeriod, bPeriod].
+   */
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geom: readonly number[]): void;
   /** op 0 relu, 1 sqrt, 2 square, 3 step (alpha for x <= 0), 4 neg. */
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
@@ -43,26 +71,68 @@ export interface OneDnnAddon {
    * Batch norm over the last axis of x viewed as [m, c] (training): the batch's mean and biased variance
    * per channel, and y = (x - mean) / sqrt(variance + epsilon) * gamma + beta. geom = [m, c].
    */
-  batchNormTrain(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array,
-    variance: Float32Array, geom: readonly number[], epsilon: number): void;
-  /** batchNormTrain's gradient (the statistics depend on x); dmean / dvariance: the statistics' own gradients, or null. */
-  batchNormTrainGrad(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, variance: Float32Array,
-    dmean: Float32Array | null, dvariance: Float32Array | null, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
-    geom: readonly number[], epsilon: number): void;
+  batchNormTrain(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    geom: readonly number[],
+    epsilon: number,
+  ): void;
+  /**
+   * batchNormTrain's gradient (the statistics depend on x); dmean / dvariance: the statistics' own gradients, or
+   * null.
+   */
+  batchNormTrainGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    dmean: Float32Array | null,
+    dvariance: Float32Array | null,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    geom: readonly number[],
+    epsilon: number,
+  ): void;
   /**
    * Per row of logits [rows, classes]: loss = logsumexp(z) - sum(labels * z) and probs = softmax(z)
    * (double sums). geom = [rows, classes].
    */
-  softmaxCrossEntropy(logits: Float32Array, labels: Float32Array, loss: Float32Array, probs: Float32Array, geom: readonly number[]): void;
+  softmaxCrossEntropy(
+    logits: Float32Array,
+    labels: Float32Array,
+    loss: Float32Array,
+    probs: Float32Array,
+    geom: readonly number[],
+  ): void;
   /** Its gradient with respect to the logits: dlogits = dy[row] * (probs - labels). */
-  softmaxCrossEntropyGrad(dy: Float32Array, probs: Float32Array, labels: Float32Array, dlogits: Float32Array, geom: readonly number[]): void;
+  softmaxCrossEntropyGrad(
+    dy: Float32Array,
+    probs: Float32Array,
+    labels: Float32Array,
+    dlogits: Float32Array,
+    geom: readonly number[],
+  ): void;
   /**
    * One Adam step of one variable (tfjs's AdamOptimizer formula, float32 operations in its order) into
    * newValue / newM / newV (all of value's length). params = [beta1, 1 - beta1, beta2, 1 - beta2, epsilon,
    * -learningRate, 1 - beta1^t, 1 - beta2^t], each already rounded to float32.
    */
-  adamUpdate(value: Float32Array, m: Float32Array, v: Float32Array, gradient: Float32Array,
-    newValue: Float32Array, newM: Float32Array, newV: Float32Array, params: readonly number[]): void;
+  adamUpdate(
+    value: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    gradient: Float32Array,
+    newValue: Float32Array,
+    newM: Float32Array,
+    newV: Float32Array,
+    params: readonly number[],
+  ): void;
   setThreads(n: number): void;
   getThreads(): number;
   /** oneDNN's version, e.g. '2.6.3'. */
@@ -74,15 +144,36 @@ export interface OneDnnAddon {
 
 /** Every function of the interface: a build from older sources lacks some, and is not used. */
 const ADDON_FUNCTIONS: readonly (keyof OneDnnAddon)[] = [
-  'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'matMul', 'maxPool', 'maxPoolGrad', 'avgPool', 'avgPoolGrad',
-  'copyRuns', 'lrn', 'lrnGrad', 'binary', 'unary', 'sum', 'batchNormTrain', 'batchNormTrainGrad', 'adamUpdate',
-  'softmaxCrossEntropy', 'softmaxCrossEntropyGrad',
-  'setThreads', 'getThreads', 'version', 'convImpl',
+  'conv2d',
+  'conv2dBackpropInput',
+  'conv2dBackpropFilter',
+  'matMul',
+  'maxPool',
+  'maxPoolGrad',
+  'avgPool',
+  'avgPoolGrad',
+  'copyRuns',
+  'lrn',
+  'lrnGrad',
+  'binary',
+  'unary',
+  'sum',
+  'batchNormTrain',
+  'batchNormTrainGrad',
+  'adamUpdate',
+  'softmaxCrossEntropy',
+  'softmaxCrossEntropyGrad',
+  'setThreads',
+  'getThreads',
+  'version',
+  'convImpl',
 ];
 
 /** Where the install step puts the addon (relative to this file in dist/engine/onednn/). */
-export const ADDON_PATH = node === null ? ''
-  : node.url.fileURLToPath(new URL('../../../build/Release/branchynet_onednn.node', import.meta.url));
+export const ADDON_PATH =
+  node === null
+    ? ''
+    : node.url.fileURLToPath(new URL('../../../build/Release/branchynet_onednn.node', import.meta.url));
 
 let loaded: { addon: OneDnnAddon | null; reason: string; defaultThreads: number } | undefined;
 
@@ -108,7 +199,11 @@ export function loadOneDnnAddon(): { addon: OneDnnAddon | null; reason: string; 
       const addon = node.module.createRequire(import.meta.url)(ADDON_PATH) as OneDnnAddon;
       const missing = ADDON_FUNCTIONS.filter((f) => typeof addon[f] !== 'function');
       if (missing.length > 0) {
-        loaded = { addon: null, reason: `addon built from older sources (no ${missing.join(', ')}); run npm rebuild`, defaultThreads: 1 };
+        loaded = {
+          addon: null,
+          reason: `addon built from older sources (no ${missing.join(', ')}); run npm rebuild`,
+          defaultThreads: 1,
+        };
         return loaded;
       }
       // OpenMP's default: one thread per core (or OMP_NUM_THREADS).

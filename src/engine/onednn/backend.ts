@@ -13,13 +13,32 @@ import { conv2DBackpropFilterConfig } from './kernels/Conv2DBackpropFilter.js';
 import { batchMatMulConfig, fusedMatMulConfig } from './kernels/BatchMatMul.js';
 import { lrnConfig, lrnGradConfig } from './kernels/LRN.js';
 import { avgPoolConfig, avgPoolGradConfig, maxPoolConfig, maxPoolGradConfig } from './kernels/MaxPool.js';
-import { addConfig, multiplyConfig, negConfig, realDivConfig, reluConfig, sqrtConfig, squareConfig, stepConfig,
-  subConfig } from './kernels/Elementwise.js';
+import {
+  addConfig,
+  multiplyConfig,
+  negConfig,
+  realDivConfig,
+  reluConfig,
+  sqrtConfig,
+  squareConfig,
+  stepConfig,
+  subConfig,
+} from './kernels/Elementwise.js';
 import { concatConfig, sliceConfig, splitVConfig } from './kernels/Slice.js';
 import { meanConfig, sumConfig } from './kernels/Sum.js';
-import { batchNormTrainConfig, batchNormTrainGradConfig, batchNormTrainGradient, reluGradConfig, reluGradient } from './kernels/BatchNorm.js';
+import {
+  batchNormTrainConfig,
+  batchNormTrainGradConfig,
+  batchNormTrainGradient,
+  reluGradConfig,
+  reluGradient,
+} from './kernels/BatchNorm.js';
 import { adamUpdateConfig } from './kernels/Adam.js';
-import { softmaxCrossEntropyConfig, softmaxCrossEntropyGradConfig, softmaxCrossEntropyGradient } from './kernels/SoftmaxCrossEntropy.js';
+import {
+  softmaxCrossEntropyConfig,
+  softmaxCrossEntropyGradConfig,
+  softmaxCrossEntropyGradient,
+} from './kernels/SoftmaxCrossEntropy.js';
 import { ONEDNN } from './kernels/util.js';
 import { outputPool } from './output_pool.js';
 
@@ -72,7 +91,8 @@ const ourReluGradients = new WeakSet<object>();
  */
 function registerOneDnnGradients(): void {
   if (tf.getGradient(batchNormTrainGradient.kernelName) === undefined) tf.registerGradient(batchNormTrainGradient);
-  if (tf.getGradient(softmaxCrossEntropyGradient.kernelName) === undefined) tf.registerGradient(softmaxCrossEntropyGradient);
+  if (tf.getGradient(softmaxCrossEntropyGradient.kernelName) === undefined)
+    tf.registerGradient(softmaxCrossEntropyGradient);
   const stock = tf.getGradient(tf.Relu);
   if (stock !== undefined && ourReluGradients.has(stock)) return;
   const ours = reluGradient(stock);

@@ -86,7 +86,7 @@ test('an array read out, registered twice, or aliased by a view is never reused'
   for (const old of [read, twice, viewed]) assert.notEqual(fresh, old);
 });
 
-test('onednn backend: a disposed output\'s array is reused unless its values were read', { skip }, async () => {
+test("onednn backend: a disposed output's array is reused unless its values were read", { skip }, async () => {
   await initBackend('onednn', { fallback: false });
   const backend = tf.backend() as unknown as { data: { get(id: object): { values: unknown } } };
   const valuesOf = (t: tf.Tensor) => backend.data.get(t.dataId).values;
@@ -99,7 +99,7 @@ test('onednn backend: a disposed output\'s array is reused unless its values wer
   const kept = second.dataSync();
   second.dispose();
   const third = tf.relu(x);
-  assert.notEqual(valuesOf(third), kept, 'a read-out array is the caller\'s from then on');
+  assert.notEqual(valuesOf(third), kept, "a read-out array is the caller's from then on");
   // The caller's copy keeps its values while later outputs are computed.
   const want = Array.from(kept);
   tf.tidy(() => tf.relu(tf.neg(x)));

@@ -22,7 +22,10 @@ export const POOLED_MIN_LENGTH = 1024;
  * ResNet-20 at batch 128 allocating most outputs afresh (`npm run bench:step -- --batch 128`;
  * docs/benchmarks.md).
  */
-export function defaultPoolBytes(env: Record<string, string | undefined> = process.env, totalBytes = totalmem()): number {
+export function defaultPoolBytes(
+  env: Record<string, string | undefined> = process.env,
+  totalBytes = totalmem(),
+): number {
   const mb = Number(env['BRANCHYNET_OUTPUT_POOL_MB']);
   if (env['BRANCHYNET_OUTPUT_POOL_MB'] !== undefined && Number.isFinite(mb) && mb >= 0) return mb * 1024 * 1024;
   return Math.min(4 * 1024 ** 3, Math.floor(totalBytes / 4));

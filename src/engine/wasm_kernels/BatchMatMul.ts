@@ -25,11 +25,14 @@ export const batchMatMul: KernelFunc = (args) => {
     if (transposeA) temps.push(a2);
     const b2 = transposeB ? transpose(b, swapLastTwo(b.shape.length), be) : b;
     if (transposeB) temps.push(b2);
-    return single(original.kernelFunc({
-      inputs: { a: a2, b: b2 },
-      backend,
-      attrs: { ...attrs, transposeA: false, transposeB: false },
-    }), tf.BatchMatMul);
+    return single(
+      original.kernelFunc({
+        inputs: { a: a2, b: b2 },
+        backend,
+        attrs: { ...attrs, transposeA: false, transposeB: false },
+      }),
+      tf.BatchMatMul,
+    );
   } finally {
     release(be, temps);
   }

@@ -33,12 +33,30 @@ export const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => 
   const xShape = as4D(x.shape, 'Conv2DBackpropFilter x');
   const [, dyH, dyW, dyC] = as4D(dy.shape, 'Conv2DBackpropFilter dy');
   const info = tf.backend_util.computeConv2DInfo(
-    xShape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
-  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw,
-    inHeight: h, inWidth: w, inChannels: ci, outChannels: co } = info;
+    xShape,
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const {
+    filterHeight: fh,
+    filterWidth: fw,
+    strideHeight: sh,
+    strideWidth: sw,
+    inHeight: h,
+    inWidth: w,
+    inChannels: ci,
+    outChannels: co,
+  } = info;
   if (dyH !== info.outHeight || dyW !== info.outWidth || dyC !== co) {
-    throw new Error(`branchynet: Conv2DBackpropFilter dy shape [${dy.shape.join(',')}] does not match ` +
-      `the convolution output [${info.outShape.join(',')}]`);
+    throw new Error(
+      `branchynet: Conv2DBackpropFilter dy shape [${dy.shape.join(',')}] does not match ` +
+        `the convolution output [${info.outShape.join(',')}]`,
+    );
   }
 
   // Padding that makes the dilated-dy correlation produce exactly fh x fw rows/cols.
@@ -51,18 +69,24 @@ export const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => 
 
   const temps: TensorInfo[] = [];
   try {
-    const xT = transpose(x, [3, 1, 2, 0], be);          // [Ci, H, W, N]
+    const xT = transpose(x, [3, 1, 2, 0], be); // [Ci, H, W, N]
     temps.push(xT);
-    const dyT = transpose(dy, [1, 2, 0, 3], be);        // [Ho, Wo, N, Co]
+    const dyT = transpose(dy, [1, 2, 0, 3], be); // [Ho, Wo, N, Co]
     temps.push(dyT);
-    let grad = conv2dExplicit(xT, dyT,
-      { top, left, bottom: Math.max(bottom, 0), right: Math.max(right, 0) }, [sh, sw], be);
-    if (bottom < 0 || right < 0) {                      // [Ci, fh - bottom, fw - right, Co]
+    let grad = conv2dExplicit(
+      xT,
+      dyT,
+      { top, left, bottom: Math.max(bottom, 0), right: Math.max(right, 0) },
+      [sh, sw],
+      be,
+    );
+    if (bottom < 0 || right < 0) {
+      // [Ci, fh - bottom, fw - right, Co]
       temps.push(grad);
       grad = slice(grad, [0, 0, 0, 0], [ci, fh, fw, co], be);
     }
     temps.push(grad);
-    return transpose(grad, [1, 2, 0, 3], be);           // [Fh, Fw, Ci, Co]
+    return transpose(grad, [1, 2, 0, 3], be); // [Fh, Fw, Ci, Co]
   } finally {
     release(be, temps);
   }

@@ -19,9 +19,7 @@ import type {
   KernelFunc,
   TensorInfo,
 } from '@tensorflow/tfjs-core';
-import {
-  as4D, assertNHWC, conv2dExplicit, release, reshape, runWasmKernel, slice, transpose, WASM,
-} from './util.js';
+import { as4D, assertNHWC, conv2dExplicit, release, reshape, runWasmKernel, slice, transpose, WASM } from './util.js';
 
 export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
@@ -32,13 +30,21 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const filterShape = as4D(filter.shape, 'Conv2DBackpropInput filter');
   const [n, dyH, dyW, dyC] = as4D(dy.shape, 'Conv2DBackpropInput dy');
   const info = tf.backend_util.computeConv2DInfo(
-    as4D(inputShape, 'Conv2DBackpropInput inputShape'), filterShape, strides, 1, pad, dimRoundingMode,
-    false, 'channelsLast');
-  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw,
-    inHeight: h, inWidth: w } = info;
+    as4D(inputShape, 'Conv2DBackpropInput inputShape'),
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, inHeight: h, inWidth: w } = info;
   if (dyH !== info.outHeight || dyW !== info.outWidth || dyC !== info.outChannels || n !== info.batchSize) {
-    throw new Error(`branchynet: Conv2DBackpropInput dy shape [${dy.shape.join(',')}] does not match ` +
-      `the convolution output [${info.outShape.join(',')}]`);
+    throw new Error(
+      `branchynet: Conv2DBackpropInput dy shape [${dy.shape.join(',')}] does not match ` +
+        `the convolution output [${info.outShape.join(',')}]`,
+    );
   }
 
   const temps: TensorInfo[] = [];
@@ -48,8 +54,21 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
     if (sh > 1 || sw > 1) {
       const r = reshape(dy, [n * dyH, 1, dyW, 1, dyC], be);
       temps.push(r);
-      const p = runWasmKernel(tf.PadV2, { x: r },
-        { paddings: [[0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 }, be);
+      const p = runWasmKernel(
+        tf.PadV2,
+        { x: r },
+        {
+          paddings: [
+            [0, 0],
+            [0, sh - 1],
+            [0, 0],
+            [0, sw - 1],
+            [0, 0],
+          ],
+          constantValue: 0,
+        },
+        be,
+      );
       temps.push(p);
       up = reshape(p, [n, dyH * sh, dyW * sw, dyC], be);
       temps.push(up);
@@ -81,7 +100,7 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
     const fFlip = runWasmKernel(tf.Reverse, { x: fT }, { dims: [0, 1] }, be);
     temps.push(fFlip);
 
-    return conv2dExplicit(up, fFlip, { top, bottom, left, right }, [1, 1], be);   // [N, H, W, Ci]
+    return conv2dExplicit(up, fFlip, { top, bottom, left, right }, [1, 1], be); // [N, H, W, Ci]
   } finally {
     release(be, temps);
   }

@@ -30,7 +30,8 @@ export function fastGatherV2Config(stock: tf.KernelConfig): tf.KernelConfig {
       // Views are taken after makeOutput, which may grow (and so detach) the heap.
       const src = backend.typedArrayFromHeap(x) as Float32Array;
       const dst = backend.typedArrayFromHeap(out) as Float32Array;
-      for (let i = 0; i < rows.length; i++) dst.set(src.subarray(rows[i] * rowSize, (rows[i] + 1) * rowSize), i * rowSize);
+      for (let i = 0; i < rows.length; i++)
+        dst.set(src.subarray(rows[i] * rowSize, (rows[i] + 1) * rowSize), i * rowSize);
       return out;
     },
   };

@@ -37,31 +37,42 @@ function activate(
   backend: KernelBackend,
 ): TensorInfo {
   switch (activation) {
-    case 'linear': return x;
-    case 'relu': return runWasmKernel(tf.Relu, { x }, {}, backend);
-    case 'relu6': return runWasmKernel(tf.Relu6, { x }, {}, backend);
-    case 'elu': return runWasmKernel(tf.Elu, { x }, {}, backend);
-    case 'sigmoid': return runWasmKernel(tf.Sigmoid, { x }, {}, backend);
-    case 'leakyrelu': return runWasmKernel(tf.LeakyRelu, { x }, { alpha: leakyreluAlpha }, backend);
+    case 'linear':
+      return x;
+    case 'relu':
+      return runWasmKernel(tf.Relu, { x }, {}, backend);
+    case 'relu6':
+      return runWasmKernel(tf.Relu6, { x }, {}, backend);
+    case 'elu':
+      return runWasmKernel(tf.Elu, { x }, {}, backend);
+    case 'sigmoid':
+      return runWasmKernel(tf.Sigmoid, { x }, {}, backend);
+    case 'leakyrelu':
+      return runWasmKernel(tf.LeakyRelu, { x }, { alpha: leakyreluAlpha }, backend);
     case 'prelu': {
       if (preluWeights === undefined) throw new Error('branchynet: _FusedMatMul prelu needs preluActivationWeights');
       return runWasmKernel(tf.Prelu, { x, alpha: preluWeights }, {}, backend);
     }
-    default: throw new Error(`branchynet: _FusedMatMul: unsupported activation '${String(activation)}'`);
+    default:
+      throw new Error(`branchynet: _FusedMatMul: unsupported activation '${String(activation)}'`);
   }
 }
 
 export const fusedMatMul: KernelFunc = (args) => {
   const { inputs, backend, attrs } = args;
   const original = requireOriginalWasmKernel(tf._FusedMatMul);
-  const { transposeA, transposeB, activation = 'linear', leakyreluAlpha = 0.2 } =
-    attrs as unknown as _FusedMatMulAttrs;
+  const { transposeA, transposeB, activation = 'linear', leakyreluAlpha = 0.2 } = attrs as unknown as _FusedMatMulAttrs;
   const { a, b, bias, preluActivationWeights } = inputs as {
-    a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo;
+    a: TensorInfo;
+    b: TensorInfo;
+    bias?: TensorInfo;
+    preluActivationWeights?: TensorInfo;
   };
   const be = backend as KernelBackend;
   const n = b.shape[transposeB ? b.shape.length - 2 : b.shape.length - 1];
-  const xnnPath = sizeOf(a.shape.slice(0, -2)) === 1 && sizeOf(b.shape.slice(0, -2)) === 1 &&
+  const xnnPath =
+    sizeOf(a.shape.slice(0, -2)) === 1 &&
+    sizeOf(b.shape.slice(0, -2)) === 1 &&
     (bias == null || (bias.shape.length === 1 && bias.shape[0] === n));
 
   const temps: TensorInfo[] = [];
@@ -72,11 +83,14 @@ export const fusedMatMul: KernelFunc = (args) => {
       if (transposeA) temps.push(a2);
       const b2 = transposeB ? transpose(b, swapLastTwo(b.shape.length), be) : b;
       if (transposeB) temps.push(b2);
-      return single(original.kernelFunc({
-        inputs: { ...inputs, a: a2, b: b2 },
-        backend,
-        attrs: { ...attrs, transposeA: false, transposeB: false },
-      }), tf._FusedMatMul);
+      return single(
+        original.kernelFunc({
+          inputs: { ...inputs, a: a2, b: b2 },
+          backend,
+          attrs: { ...attrs, transposeA: false, transposeB: false },
+        }),
+        tf._FusedMatMul,
+      );
     }
     // Unfused.
     const mmAttrs: NamedAttrMap = { transposeA, transposeB };

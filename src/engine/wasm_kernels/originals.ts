@@ -10,12 +10,15 @@ import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { WASM } from './util.js';
 
 const REPLACED = [
-  tf.BatchMatMul, tf._FusedMatMul, tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter, tf.GatherV2, tf.MaxPoolGrad,
+  tf.BatchMatMul,
+  tf._FusedMatMul,
+  tf.Conv2DBackpropInput,
+  tf.Conv2DBackpropFilter,
+  tf.GatherV2,
+  tf.MaxPoolGrad,
 ] as const;
 
-const originals = new Map<string, KernelConfig | undefined>(
-  REPLACED.map((name) => [name, tf.getKernel(name, WASM)]),
-);
+const originals = new Map<string, KernelConfig | undefined>(REPLACED.map((name) => [name, tf.getKernel(name, WASM)]));
 
 /** The stock wasm kernel for `kernelName` (undefined when tfjs-backend-wasm has none, e.g. Conv2DBackpropFilter). */
 export function originalWasmKernel(kernelName: string): KernelConfig | undefined {
@@ -25,6 +28,7 @@ export function originalWasmKernel(kernelName: string): KernelConfig | undefined
 /** Same, but throws when there is none. */
 export function requireOriginalWasmKernel(kernelName: string): KernelConfig {
   const config = originals.get(kernelName);
-  if (config === undefined) throw new Error(`branchynet: tfjs-backend-wasm has no '${kernelName}' kernel to delegate to`);
+  if (config === undefined)
+    throw new Error(`branchynet: tfjs-backend-wasm has no '${kernelName}' kernel to delegate to`);
   return config;
 }

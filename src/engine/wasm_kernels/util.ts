@@ -67,7 +67,12 @@ export function conv2dExplicit(
   dilations: [number, number],
   backend: KernelBackend,
 ): TensorInfo {
-  const pad = [[0, 0], [pads.top, pads.bottom], [pads.left, pads.right], [0, 0]];
+  const pad = [
+    [0, 0],
+    [pads.top, pads.bottom],
+    [pads.left, pads.right],
+    [0, 0],
+  ];
   return runWasmKernel(
     tf.Conv2D,
     { x, filter },

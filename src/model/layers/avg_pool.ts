@@ -8,7 +8,10 @@ function geometry(spec: AvgPoolSpec, input: Shape): { oh: number; ow: number; c:
   return { oh: Math.floor((h - spec.size) / stride) + 1, ow: Math.floor((w - spec.size) / stride) + 1, c, stride };
 }
 
-/** Average pooling, no padding, sizes rounded down (Chainer's F.average_pooling_2d with pad 0). MACs: 0, as max pooling. */
+/**
+ * Average pooling, no padding, sizes rounded down (Chainer's F.average_pooling_2d with pad 0). MACs: 0, as max
+ * pooling.
+ */
 export const avgPool: LayerImpl<AvgPoolSpec> = {
   kind: 'avgPool',
   outputShape(spec, input) {

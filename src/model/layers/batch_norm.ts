@@ -31,7 +31,9 @@ function hasNativeBatchNorm(x: tf.Tensor, params: Params): boolean {
   if (x.dtype !== 'float32' || x.rank < 2 || x.size === 0) return false;
   if (!activeBackendHas(BATCH_NORM_TRAIN)) return false;
   const c = x.shape[x.rank - 1];
-  return [params.gamma, params.beta].every((p) => p !== undefined && p.dtype === 'float32' && p.rank === 1 && p.shape[0] === c);
+  return [params.gamma, params.beta].every(
+    (p) => p !== undefined && p.dtype === 'float32' && p.rank === 1 && p.shape[0] === c,
+  );
 }
 
 /**
@@ -49,8 +51,13 @@ export function batchNormForward(spec: BatchNormSpec, x: tf.Tensor, params: Para
     let y: tf.Tensor | undefined;
     if (hasNativeBatchNorm(x, params)) {
       // One native call (and one for the gradient): statistics, normalisation, scale and shift.
-      [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN, { x, gamma: params.gamma, beta: params.beta },
-        { epsilon }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+      [y, mean, variance] = tf
+        .engine()
+        .runKernel(BATCH_NORM_TRAIN, { x, gamma: params.gamma, beta: params.beta }, { epsilon }) as [
+        tf.Tensor,
+        tf.Tensor,
+        tf.Tensor,
+      ];
     } else {
       const axes = x.shape.slice(0, -1).map((_, i) => i);
       ({ mean, variance } = tf.moments(x, axes));

@@ -35,11 +35,24 @@ function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * outputs are differenced one by one and summed in float64: differencing the float32 sum would bury
  * gradients of ~0.05 under the sum's rounding. The step is what float32 holds of x +- eps.
  */
-function checkGradient(f: (x: tf.Tensor) => tf.Tensor, x: tf.Tensor, seed: number, tolerance: number, eps = 1e-2): number {
+function checkGradient(
+  f: (x: tf.Tensor) => tf.Tensor,
+  x: tf.Tensor,
+  seed: number,
+  tolerance: number,
+  eps = 1e-2,
+): number {
   const shape = tf.tidy(() => f(x).shape);
-  const rv = randomArray(shape.reduce((a, b) => a * b, 1), seed);
+  const rv = randomArray(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
   const r = tf.tensor(rv, shape);
-  const analytic = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(f(t), r)))(x).dataSync());
+  const analytic = tf.tidy(() =>
+    tf
+      .grad((t: tf.Tensor) => tf.sum(tf.mul(f(t), r)))(x)
+      .dataSync(),
+  );
   r.dispose();
   const values = x.dataSync().slice();
   const rng = new Rng(seed + 1);
@@ -57,7 +70,10 @@ function checkGradient(f: (x: tf.Tensor) => tf.Tensor, x: tf.Tensor, seed: numbe
     for (let j = 0; j < rv.length; j++) difference += rv[j] * (plus[j] - minus[j]);
     const numeric = difference / step;
     const err = Math.abs(numeric - analytic[i]) / Math.max(Math.abs(numeric), Math.abs(analytic[i]), 1e-12);
-    assert.ok(err < tolerance, `gradient entry ${i}: finite differences ${numeric}, tf.grad ${analytic[i]}, relative error ${err}`);
+    assert.ok(
+      err < tolerance,
+      `gradient entry ${i}: finite differences ${numeric}, tf.grad ${analytic[i]}, relative error ${err}`,
+    );
     worst = Math.max(worst, err);
   }
   return worst;
@@ -77,7 +93,7 @@ function chainerLrn(x: Float32Array, c: number, n: number, k: number, alpha: num
   return out;
 }
 
-test('lrn [2,3,4,7] matches Chainer\'s formula: reference parameters, defaults and a strong setting', () => {
+test("lrn [2,3,4,7] matches Chainer's formula: reference parameters, defaults and a strong setting", () => {
   const shape = [2, 3, 4, 7];
   const values = randomArray(2 * 3 * 4 * 7, 1, 3);
   const x = tf.tensor(values, shape);
@@ -94,7 +110,13 @@ test('lrn [2,3,4,7] matches Chainer\'s formula: reference parameters, defaults a
     assert.ok(err < 1e-5, `${JSON.stringify(spec)}: relative error ${err}`);
     y.dispose();
   }
-  checkGradient((t) => lrn.forward({ kind: 'lrn', n: 5, k: 1, alpha: 0.2, beta: 0.5 }, t, {}, { training: true }), x, 3, 1e-3, 3e-2);
+  checkGradient(
+    (t) => lrn.forward({ kind: 'lrn', n: 5, k: 1, alpha: 0.2, beta: 0.5 }, t, {}, { training: true }),
+    x,
+    3,
+    1e-3,
+    3e-2,
+  );
   x.dispose();
   assert.throws(() => lrn.outputShape({ kind: 'lrn', n: 0 }, [3, 4, 7]), /lrn: n must be an integer >= 1/);
 });
@@ -103,7 +125,10 @@ test('dropout [4,50]: identity at inference, seeded inverted dropout in training
   const x = tf.tensor(randomArray(200, 2), [4, 50]);
   const spec = { kind: 'dropout', rate: 0.5 } as const;
   assert.equal(dropout.forward(spec, x, {}, { training: false }), x);
-  assert.throws(() => dropout.forward(spec, x, {}, { training: true }), /dropout: training needs a seeded random source/);
+  assert.throws(
+    () => dropout.forward(spec, x, {}, { training: true }),
+    /dropout: training needs a seeded random source/,
+  );
   const a = tf.tidy(() => dropout.forward(spec, x, {}, { training: true, rng: new Rng(7) }).dataSync());
   const b = tf.tidy(() => dropout.forward(spec, x, {}, { training: true, rng: new Rng(7) }).dataSync());
   assert.deepEqual(a, b, 'same seed, same mask');
@@ -115,7 +140,9 @@ test('dropout [4,50]: identity at inference, seeded inverted dropout in training
   }
   assert.ok(dropped > 70 && dropped < 130, `about half dropped: ${dropped}`);
   // The gradient is the mask.
-  const g = tf.grad((t: tf.Tensor) => tf.sum(dropout.forward(spec, t, {}, { training: true, rng: new Rng(7) })))(x).dataSync();
+  const g = tf
+    .grad((t: tf.Tensor) => tf.sum(dropout.forward(spec, t, {}, { training: true, rng: new Rng(7) })))(x)
+    .dataSync();
   for (let i = 0; i < 200; i++) assert.equal(g[i], a[i] === 0 ? 0 : 2);
   assert.throws(() => dropout.outputShape({ kind: 'dropout', rate: 1 }, [3]), /rate must be in \[0, 1\)/);
   x.dispose();
@@ -145,7 +172,15 @@ test('avgPool [2,8,8,3] size 6 stride 1 matches a naive average; gradient by fin
 });
 
 /** Naive batch norm over the last axis with given statistics. */
-function naiveNorm(x: Float32Array, c: number, mean: ArrayLike<number>, variance: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number): Float32Array {
+function naiveNorm(
+  x: Float32Array,
+  c: number,
+  mean: ArrayLike<number>,
+  variance: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  eps: number,
+): Float32Array {
   return x.map((v, i) => ((v - mean[i % c]) / Math.sqrt(variance[i % c] + eps)) * gamma[i % c] + beta[i % c]);
 }
 
@@ -166,7 +201,9 @@ test('batchNorm [3,2,2,4]: batch statistics and running-average updates in train
   const spec = { kind: 'batchNorm' } as const;
   const m = values.length / c;
   const mean = [0, 1, 2, 3].map((k) => values.filter((_, i) => i % c === k).reduce((a, b) => a + b, 0) / m);
-  const variance = [0, 1, 2, 3].map((k) => values.filter((_, i) => i % c === k).reduce((a, b) => a + (b - mean[k]) ** 2, 0) / m);
+  const variance = [0, 1, 2, 3].map(
+    (k) => values.filter((_, i) => i % c === k).reduce((a, b) => a + (b - mean[k]) ** 2, 0) / m,
+  );
   const yTrain = tf.tidy(() => batchNorm.forward(spec, x, params, { training: true }).dataSync());
   assert.ok(maxRelError(yTrain, naiveNorm(values, c, mean, variance, gamma, beta, 2e-5)) < 1e-4);
   // Chainer: running = 0.9 running + 0.1 batch, the variance unbiased (m / (m - 1)).
@@ -190,20 +227,43 @@ test('batch norm state is saved with the weights but kept out of the optimiser; 
     name: 'bn',
     input: [4, 4, 2],
     classes: 3,
-    segments: [[{ kind: 'conv2d', filters: 3, kernel: 3, pad: 1 }, { kind: 'batchNorm' }, { kind: 'relu' }, { kind: 'flatten' }, { kind: 'dense', units: 3 }]],
+    segments: [
+      [
+        { kind: 'conv2d', filters: 3, kernel: 3, pad: 1 },
+        { kind: 'batchNorm' },
+        { kind: 'relu' },
+        { kind: 'flatten' },
+        { kind: 'dense', units: 3 },
+      ],
+    ],
     heads: [[]],
   };
   const net = new BranchyNet(spec, 1);
   const names = net.paramList.map((p) => p.name);
-  assert.deepEqual(names, ['trunk.0.w', 'trunk.0.b', 'trunk.1.gamma', 'trunk.1.beta', 'trunk.1.mean', 'trunk.1.variance', 'trunk.4.w', 'trunk.4.b']);
+  assert.deepEqual(names, [
+    'trunk.0.w',
+    'trunk.0.b',
+    'trunk.1.gamma',
+    'trunk.1.beta',
+    'trunk.1.mean',
+    'trunk.1.variance',
+    'trunk.4.w',
+    'trunk.4.b',
+  ]);
   assert.equal(net.variables.length, 6);
   assert.ok(!net.variables.includes(net.params.get('trunk.1.mean')!));
   assert.equal(net.params.get('trunk.1.mean')!.trainable, false);
-  assert.deepEqual(readWeights(net).map((a) => a.name), names);
+  assert.deepEqual(
+    readWeights(net).map((a) => a.name),
+    names,
+  );
   const x = tf.tensor(randomArray(5 * 32, 10), [5, 4, 4, 2]);
   const before = tf.memory().numTensors;
   tf.tidy(() => {
-    const { grads } = tf.variableGrads(() => tf.sum(net.forwardAll(x, { training: true })[0]) as tf.Scalar, net.variables);
+    const { grads } = tf.variableGrads(
+      () => tf.sum(net.forwardAll(x, { training: true })[0]) as tf.Scalar,
+      net.variables,
+    );
     assert.deepEqual(Object.keys(grads).length, 6);
   });
   assert.equal(tf.memory().numTensors, before, 'no tensors leak from the running-average update');
@@ -218,15 +278,26 @@ test('resBlock [2,6,6,3] -> stride 2, 5 filters: shape, MACs, zero-padded subsam
   assert.deepEqual(resBlock.outputShape(spec, [6, 6, 3]), [3, 3, 5]);
   assert.deepEqual(resBlock.outputShape(spec, [15, 15, 3]), [8, 8, 5]);
   assert.equal(resBlock.macs(spec, [6, 6, 3]), 3 * 3 * 5 * 9 * 3 + 3 * 3 * 5 * 9 * 5);
-  assert.throws(() => resBlock.outputShape({ kind: 'resBlock', filters: 2 }, [6, 6, 3]), /cannot shrink 3 channels to 2/);
+  assert.throws(
+    () => resBlock.outputShape({ kind: 'resBlock', filters: 2 }, [6, 6, 3]),
+    /cannot shrink 3 channels to 2/,
+  );
   const decls = resBlock.params(spec, [6, 6, 3]);
-  assert.deepEqual(decls.filter((d) => d.trainable === false).map((d) => d.name), ['bn1.mean', 'bn1.variance', 'bn2.mean', 'bn2.variance']);
+  assert.deepEqual(
+    decls.filter((d) => d.trainable === false).map((d) => d.name),
+    ['bn1.mean', 'bn1.variance', 'bn2.mean', 'bn2.variance'],
+  );
   const values = randomArray(2 * 6 * 6 * 3, 11);
   const x = tf.tensor(values, [2, 6, 6, 3]);
   const params: Record<string, tf.Tensor> = {};
   decls.forEach((d, i) => {
     const size = d.shape.reduce((a, b) => a * b, 1);
-    params[d.name] = d.name.endsWith('variance') ? tf.tensor(randomArray(size, 20 + i).map((v) => 0.5 + v * v), d.shape) : tf.tensor(randomArray(size, 20 + i, 0.3), d.shape);
+    params[d.name] = d.name.endsWith('variance')
+      ? tf.tensor(
+          randomArray(size, 20 + i).map((v) => 0.5 + v * v),
+          d.shape,
+        )
+      : tf.tensor(randomArray(size, 20 + i, 0.3), d.shape);
   });
   // Shortcut alone (bn2's gamma and beta zero, so the main path is 0): relu of [zeros, x[::2, ::2]].
   const shortcutOnly = { ...params, 'bn2.gamma': tf.zeros([5]), 'bn2.beta': tf.zeros([5]) };
@@ -239,12 +310,19 @@ test('resBlock [2,6,6,3] -> stride 2, 5 filters: shape, MACs, zero-padded subsam
           assert.equal(s[((n * 3 + i) * 3 + j) * 5 + c], Math.fround(expected), `(${n}, ${i}, ${j}, ${c})`);
         }
   // Main path: the same arithmetic as conv2d and batchNorm layers composed (inference and training).
-  const sub = (prefix: string) => Object.fromEntries(Object.entries(params).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  const sub = (prefix: string) =>
+    Object.fromEntries(
+      Object.entries(params)
+        .filter(([k]) => k.startsWith(prefix))
+        .map(([k, v]) => [k.slice(prefix.length), v]),
+    );
   for (const training of [false, true]) {
     const got = tf.tidy(() => resBlock.forward(spec, x, shortcutOnly, { training }).dataSync());
     const full = tf.tidy(() => resBlock.forward(spec, x, params, { training }).dataSync());
     const ref = tf.tidy(() => {
-      let h = conv2d.forward({ kind: 'conv2d', filters: 5, kernel: 3, stride: 2, pad: 1 }, x, sub('conv1.'), { training });
+      let h = conv2d.forward({ kind: 'conv2d', filters: 5, kernel: 3, stride: 2, pad: 1 }, x, sub('conv1.'), {
+        training,
+      });
       h = tf.relu(batchNorm.forward({ kind: 'batchNorm' }, h, sub('bn1.'), { training }));
       h = conv2d.forward({ kind: 'conv2d', filters: 5, kernel: 3, pad: 1 }, h, sub('conv2.'), { training });
       return batchNorm.forward({ kind: 'batchNorm' }, h, sub('bn2.'), { training }).dataSync();
@@ -253,7 +331,10 @@ test('resBlock [2,6,6,3] -> stride 2, 5 filters: shape, MACs, zero-padded subsam
       const shortcut = got[i]; // relu(shortcut) (>= 0), known exactly from above
       const expected = Math.max(0, ref[i] + (i % 5 < 2 ? 0 : s[i] > 0 ? s[i] : NaN));
       if (Number.isNaN(expected)) continue; // negative shortcut entry: its value is lost to the relu above
-      assert.ok(Math.abs(full[i] - expected) < 1e-4, `training=${training} entry ${i}: ${full[i]} vs ${expected} (shortcut ${shortcut})`);
+      assert.ok(
+        Math.abs(full[i] - expected) < 1e-4,
+        `training=${training} entry ${i}: ${full[i]} vs ${expected} (shortcut ${shortcut})`,
+      );
     }
   }
   // Piecewise linear (relu): a large step, none of the checked entries crossing a kink.

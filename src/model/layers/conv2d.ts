@@ -6,7 +6,12 @@ function check(spec: Conv2dSpec, input: Shape): { h: number; w: number; c: numbe
   if (input.length !== 3) throw new Error(`conv2d: expects an [h, w, c] input, got [${input.join(', ')}]`);
   const stride = spec.stride ?? 1;
   const pad = spec.pad ?? 0;
-  for (const [name, v, min] of [['filters', spec.filters, 1], ['kernel', spec.kernel, 1], ['stride', stride, 1], ['pad', pad, 0]] as const) {
+  for (const [name, v, min] of [
+    ['filters', spec.filters, 1],
+    ['kernel', spec.kernel, 1],
+    ['stride', stride, 1],
+    ['pad', pad, 0],
+  ] as const) {
     if (!Number.isInteger(v) || v < min) throw new Error(`conv2d: ${name} must be an integer >= ${min}, got ${v}`);
   }
   const [h, w, c] = input;
@@ -18,10 +23,19 @@ function check(spec: Conv2dSpec, input: Shape): { h: number; w: number; c: numbe
 
 function outputShape(spec: Conv2dSpec, input: Shape): Shape {
   const { h, w, stride, pad } = check(spec, input);
-  return [Math.floor((h + 2 * pad - spec.kernel) / stride) + 1, Math.floor((w + 2 * pad - spec.kernel) / stride) + 1, spec.filters];
+  return [
+    Math.floor((h + 2 * pad - spec.kernel) / stride) + 1,
+    Math.floor((w + 2 * pad - spec.kernel) / stride) + 1,
+    spec.filters,
+  ];
 }
 
-function run(spec: Conv2dSpec, x: tf.Tensor, params: Record<string, tf.Tensor>, activation: 'linear' | 'relu'): tf.Tensor {
+function run(
+  spec: Conv2dSpec,
+  x: tf.Tensor,
+  params: Record<string, tf.Tensor>,
+  activation: 'linear' | 'relu',
+): tf.Tensor {
   return tf.fused.conv2d({
     x: x as tf.Tensor4D,
     filter: params.w as tf.Tensor4D,

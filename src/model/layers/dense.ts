@@ -3,8 +3,10 @@ import type { DenseSpec, Shape } from '../spec.js';
 import type { LayerImpl } from './types.js';
 
 function inputUnits(spec: DenseSpec, input: Shape): number {
-  if (input.length !== 1) throw new Error(`dense: expects a flat input, got [${input.join(', ')}]; add a flatten layer first`);
-  if (!Number.isInteger(spec.units) || spec.units < 1) throw new Error(`dense: units must be an integer >= 1, got ${spec.units}`);
+  if (input.length !== 1)
+    throw new Error(`dense: expects a flat input, got [${input.join(', ')}]; add a flatten layer first`);
+  if (!Number.isInteger(spec.units) || spec.units < 1)
+    throw new Error(`dense: units must be an integer >= 1, got ${spec.units}`);
   return input[0];
 }
 

@@ -24,7 +24,8 @@ export const dropout: LayerImpl<DropoutSpec> = {
     const rate = checkRate(spec);
     if (!options.training || rate === 0) return x;
     const rng = options.rng;
-    if (!rng) throw new Error('dropout: training needs a seeded random source; pass forward options { training: true, rng }');
+    if (!rng)
+      throw new Error('dropout: training needs a seeded random source; pass forward options { training: true, rng }');
     const keep = 1 / (1 - rate);
     const mask = new Float32Array(x.size);
     for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < rate ? 0 : keep;

@@ -6,9 +6,18 @@ import type { LayerImpl } from './types.js';
 export const LRN_DEFAULTS = { n: 5, k: 2, alpha: 1e-4, beta: 0.75 } as const;
 
 export function lrnParams(spec: LrnSpec): { n: number; k: number; alpha: number; beta: number } {
-  const p = { n: spec.n ?? LRN_DEFAULTS.n, k: spec.k ?? LRN_DEFAULTS.k, alpha: spec.alpha ?? LRN_DEFAULTS.alpha, beta: spec.beta ?? LRN_DEFAULTS.beta };
+  const p = {
+    n: spec.n ?? LRN_DEFAULTS.n,
+    k: spec.k ?? LRN_DEFAULTS.k,
+    alpha: spec.alpha ?? LRN_DEFAULTS.alpha,
+    beta: spec.beta ?? LRN_DEFAULTS.beta,
+  };
   if (!Number.isInteger(p.n) || p.n < 1) throw new Error(`lrn: n must be an integer >= 1, got ${p.n}`);
-  for (const [name, v] of [['k', p.k], ['alpha', p.alpha], ['beta', p.beta]] as const) {
+  for (const [name, v] of [
+    ['k', p.k],
+    ['alpha', p.alpha],
+    ['beta', p.beta],
+  ] as const) {
     if (!Number.isFinite(v)) throw new Error(`lrn: ${name} must be a finite number, got ${v}`);
   }
   return p;

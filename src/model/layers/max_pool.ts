@@ -19,7 +19,18 @@ function geometry(spec: MaxPoolSpec, input: Shape) {
   // ignores padded cells on both backends, as Chainer's cover_all does.
   const extraH = (oh - 1) * stride + spec.size - h - 2 * pad;
   const extraW = (ow - 1) * stride + spec.size - w - 2 * pad;
-  return { oh, ow, c, stride, padding: [[0, 0], [pad, pad + extraH], [pad, pad + extraW], [0, 0]] as tf.backend_util.ExplicitPadding };
+  return {
+    oh,
+    ow,
+    c,
+    stride,
+    padding: [
+      [0, 0],
+      [pad, pad + extraH],
+      [pad, pad + extraW],
+      [0, 0],
+    ] as tf.backend_util.ExplicitPadding,
+  };
 }
 
 export const maxPool: LayerImpl<MaxPoolSpec> = {

@@ -3,11 +3,16 @@ import type { ResBlockSpec, Shape } from '../spec.js';
 import { batchNormForward, batchNormParams } from './batch_norm.js';
 import type { LayerImpl, ParamDecl, Params } from './types.js';
 
-function geometry(spec: ResBlockSpec, input: Shape): { h: number; w: number; c: number; oh: number; ow: number; stride: number } {
+function geometry(
+  spec: ResBlockSpec,
+  input: Shape,
+): { h: number; w: number; c: number; oh: number; ow: number; stride: number } {
   if (input.length !== 3) throw new Error(`resBlock: expects an [h, w, c] input, got [${input.join(', ')}]`);
   const stride = spec.stride ?? 1;
-  if (!Number.isInteger(spec.filters) || spec.filters < 1) throw new Error(`resBlock: filters must be an integer >= 1, got ${spec.filters}`);
-  if (!Number.isInteger(stride) || stride < 1) throw new Error(`resBlock: stride must be an integer >= 1, got ${stride}`);
+  if (!Number.isInteger(spec.filters) || spec.filters < 1)
+    throw new Error(`resBlock: filters must be an integer >= 1, got ${spec.filters}`);
+  if (!Number.isInteger(stride) || stride < 1)
+    throw new Error(`resBlock: stride must be an integer >= 1, got ${stride}`);
   const [h, w, c] = input;
   if (spec.filters < c) {
     throw new Error(`resBlock: the zero-padded shortcut cannot shrink ${c} channels to ${spec.filters}`);
@@ -47,7 +52,13 @@ export const resBlock: LayerImpl<ResBlockSpec> = {
     const { c, stride } = geometry(spec, x.shape.slice(1));
     const f = spec.filters;
     const conv = (input: tf.Tensor, name: string, strides: number) =>
-      tf.fused.conv2d({ x: input as tf.Tensor4D, filter: params[`${name}.w`] as tf.Tensor4D, bias: params[`${name}.b`], strides, pad: 1 });
+      tf.fused.conv2d({
+        x: input as tf.Tensor4D,
+        filter: params[`${name}.w`] as tf.Tensor4D,
+        bias: params[`${name}.b`],
+        strides,
+        pad: 1,
+      });
     let h: tf.Tensor = conv(x, 'conv1', stride);
     h = tf.relu(batchNormForward({ kind: 'batchNorm' }, h, sub(params, 'bn1.'), options.training));
     h = batchNormForward({ kind: 'batchNorm' }, conv(h, 'conv2', 1), sub(params, 'bn2.'), options.training);

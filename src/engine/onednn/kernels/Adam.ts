@@ -21,7 +21,12 @@ export const adamUpdateConfig: KernelConfig = {
   kernelName: ADAM_UPDATE,
   backendName: ONEDNN,
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const { value, m, v, gradient } = inputs as { value: TensorInfo; m: TensorInfo; v: TensorInfo; gradient: TensorInfo };
+    const { value, m, v, gradient } = inputs as {
+      value: TensorInfo;
+      m: TensorInfo;
+      v: TensorInfo;
+      gradient: TensorInfo;
+    };
     const a = attrs as unknown as AdamUpdateAttrs;
     const n = sizeOf(value.shape);
     for (const t of [value, m, v, gradient]) {
@@ -37,11 +42,21 @@ export const adamUpdateConfig: KernelConfig = {
     const r = Math.fround;
     if (n > 0) {
       be.addon.adamUpdate(f32(be, value), f32(be, m), f32(be, v), f32(be, gradient), newValue, newM, newV, [
-        r(a.beta1), r(1 - a.beta1), r(a.beta2), r(1 - a.beta2), r(a.epsilon), r(-a.learningRate),
-        r(a.biasCorrection1), r(a.biasCorrection2)]);
+        r(a.beta1),
+        r(1 - a.beta1),
+        r(a.beta2),
+        r(1 - a.beta2),
+        r(a.epsilon),
+        r(-a.learningRate),
+        r(a.biasCorrection1),
+        r(a.biasCorrection2),
+      ]);
     }
     const shape = value.shape.slice();
-    return [be.makeTensorInfo(shape, 'float32', newValue), be.makeTensorInfo(shape.slice(), 'float32', newM),
-      be.makeTensorInfo(shape.slice(), 'float32', newV)];
+    return [
+      be.makeTensorInfo(shape, 'float32', newValue),
+      be.makeTensorInfo(shape.slice(), 'float32', newM),
+      be.makeTensorInfo(shape.slice(), 'float32', newV),
+    ];
   },
 };

@@ -8,8 +8,16 @@ export const conv2DBackpropFilterConfig = withFallback(tf.Conv2DBackpropFilter, 
   const { filterShape, strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as Conv2DBackpropFilterAttrs;
   const be = backend as OneDnnBackendLike;
   if (!allFloat32(x, dy)) return null;
-  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape,
-    strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    tf.backend_util.convertConv2DDataFormat(dataFormat),
+  );
   const geom = convGeometry(info);
   if (geom === null || sizeOf(dy.shape) !== sizeOf(info.outShape)) return null;
   const dw = uninitialized(sizeOf(filterShape));

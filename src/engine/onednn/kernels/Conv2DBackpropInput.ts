@@ -8,8 +8,16 @@ export const conv2DBackpropInputConfig = withFallback(tf.Conv2DBackpropInput, ({
   const { inputShape, strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as Conv2DBackpropInputAttrs;
   const be = backend as OneDnnBackendLike;
   if (!allFloat32(dy, filter)) return null;
-  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number],
-    strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    tf.backend_util.convertConv2DDataFormat(dataFormat),
+  );
   const geom = convGeometry(info);
   if (geom === null || sizeOf(dy.shape) !== sizeOf(info.outShape)) return null;
   const dx = uninitialized(sizeOf(inputShape));

@@ -28,7 +28,14 @@ function binaryConfig(name: string, op: number): KernelConfig {
     const n = sizeOf(out);
     const am = period(a.shape, out, n);
     const bm = period(b.shape, out, n);
-    if (n === 0 || am === null || bm === null || (am !== n && am !== 1 && bm !== n) || (bm !== n && bm !== 1 && am !== n)) return null;
+    if (
+      n === 0 ||
+      am === null ||
+      bm === null ||
+      (am !== n && am !== 1 && bm !== n) ||
+      (bm !== n && bm !== 1 && am !== n)
+    )
+      return null;
     const values = uninitialized(n);
     be.addon.binary(op, f32(be, a), f32(be, b), values, [n, am, bm]);
     return be.makeTensorInfo(out, 'float32', values);

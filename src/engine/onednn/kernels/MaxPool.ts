@@ -9,13 +9,23 @@ import type { PoolGeometry } from '../addon.js';
 import { allFloat32, f32, poolGeometry, sizeOf, uninitialized, withFallback, type OneDnnBackendLike } from './util.js';
 
 /** A forward pooling kernel (MaxPool, AvgPool): same geometry and fallback, its own native loop. */
-function forwardPool(kernelName: string, run: (be: OneDnnBackendLike, x: Float32Array, y: Float32Array, geom: PoolGeometry) => void) {
+function forwardPool(
+  kernelName: string,
+  run: (be: OneDnnBackendLike, x: Float32Array, y: Float32Array, geom: PoolGeometry) => void,
+) {
   return withFallback(kernelName, ({ inputs, backend, attrs }) => {
     const { x } = inputs as { x: TensorInfo };
     const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as MaxPoolAttrs | AvgPoolAttrs;
     const be = backend as OneDnnBackendLike;
     if (!allFloat32(x) || x.shape.length !== 4) return null;
-    const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+    const info = tf.backend_util.computePool2DInfo(
+      x.shape as [number, number, number, number],
+      filterSize,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+    );
     const geom = poolGeometry(info);
     if (geom === null) return null;
     const y = uninitialized(sizeOf(info.outShape));
@@ -31,7 +41,14 @@ export const maxPoolGradConfig = withFallback(tf.MaxPoolGrad, ({ inputs, backend
   const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as MaxPoolGradAttrs;
   const be = backend as OneDnnBackendLike;
   if (!allFloat32(dy, input) || input.shape.length !== 4) return null;
-  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
   const geom = poolGeometry(info);
   if (geom === null || sizeOf(dy.shape) !== sizeOf(info.outShape)) return null;
   const dx = uninitialized(sizeOf(input.shape));
@@ -46,7 +63,13 @@ export const avgPoolGradConfig = withFallback(tf.AvgPoolGrad, ({ inputs, backend
   const { filterSize, strides, pad } = attrs as unknown as AvgPoolGradAttrs;
   const be = backend as OneDnnBackendLike;
   if (!allFloat32(dy, input) || input.shape.length !== 4) return null;
-  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad);
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+  );
   const geom = poolGeometry(info);
   if (geom === null || sizeOf(dy.shape) !== sizeOf(info.outShape)) return null;
   const dx = uninitialized(sizeOf(input.shape));

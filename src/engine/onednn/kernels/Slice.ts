@@ -11,7 +11,12 @@ import { ONEDNN, cpuKernel, f32, sizeOf, uninitialized, withFallback, type OneDn
 
 type Numeric = Float32Array | Int32Array | Uint8Array;
 
-function sliceValues(vals: Numeric, shape: readonly number[], begin: readonly number[], size: readonly number[]): Numeric {
+function sliceValues(
+  vals: Numeric,
+  shape: readonly number[],
+  begin: readonly number[],
+  size: readonly number[],
+): Numeric {
   const rank = shape.length;
   const strides = tf.util.computeStrides(shape as number[]);
   const out = new (vals.constructor as { new (n: number): Numeric })(tf.util.sizeFromShape(size as number[]));
@@ -22,7 +27,8 @@ function sliceValues(vals: Numeric, shape: readonly number[], begin: readonly nu
     let src = rank === 0 ? 0 : begin[rank - 1]!;
     for (let d = 0; d < rank - 1; d++) src += (begin[d]! + idx[d]!) * strides[d]!;
     out.set(vals.subarray(src, src + run), o);
-    for (let d = rank - 2; d >= 0; d--) {              // odometer over the outer dimensions
+    for (let d = rank - 2; d >= 0; d--) {
+      // odometer over the outer dimensions
       if (++idx[d]! < size[d]!) break;
       idx[d] = 0;
     }
@@ -34,7 +40,11 @@ function sliceValues(vals: Numeric, shape: readonly number[], begin: readonly nu
  * A slice that cuts one axis only (every other axis whole) as runs of a flat copy: `runs` blocks
  * of `run` elements, `stride` apart in the source, the first at `start`. Null for other slices.
  */
-function oneAxisRuns(shape: readonly number[], begin: readonly number[], size: readonly number[]): { runs: number; run: number; stride: number; start: number } | null {
+function oneAxisRuns(
+  shape: readonly number[],
+  begin: readonly number[],
+  size: readonly number[],
+): { runs: number; run: number; stride: number; start: number } | null {
   let axis = -1;
   for (let d = 0; d < shape.length; d++) {
     if (begin[d] === 0 && size[d] === shape[d]) continue;
@@ -43,7 +53,12 @@ function oneAxisRuns(shape: readonly number[], begin: readonly number[], size: r
   }
   if (axis < 0) axis = 0;
   const inner = sizeOf(shape.slice(axis + 1));
-  return { runs: sizeOf(shape.slice(0, axis)), run: size[axis]! * inner, stride: shape[axis]! * inner, start: begin[axis]! * inner };
+  return {
+    runs: sizeOf(shape.slice(0, axis)),
+    run: size[axis]! * inner,
+    stride: shape[axis]! * inner,
+    start: begin[axis]! * inner,
+  };
 }
 
 function slice(be: MathBackendCPU, x: TensorInfo, begin: number[], size: number[]): TensorInfo {
@@ -51,7 +66,8 @@ function slice(be: MathBackendCPU, x: TensorInfo, begin: number[], size: number[
   if (runs !== null) {
     const native = be as OneDnnBackendLike;
     const out = uninitialized(sizeOf(size));
-    if (out.length > 0) native.addon.copyRuns(f32(native, x), out, [runs.runs, runs.run, runs.stride, runs.run, runs.start, 0]);
+    if (out.length > 0)
+      native.addon.copyRuns(f32(native, x), out, [runs.runs, runs.run, runs.stride, runs.run, runs.start, 0]);
     return be.makeTensorInfo(size.slice(), x.dtype, out);
   }
   const vals = be.data.get(x.dataId).values as Numeric;

@@ -40,7 +40,8 @@ export const softmaxCrossEntropyGradConfig: KernelConfig = {
   kernelFunc: ({ inputs, backend }) => {
     const { dy, probs, labels } = inputs as { dy: TensorInfo; probs: TensorInfo; labels: TensorInfo };
     const [rows, classes] = rowsAndClasses(SOFTMAX_CROSS_ENTROPY_GRAD, probs, labels);
-    if (dy.dtype !== 'float32' || dy.shape.length !== 1 || dy.shape[0] !== rows) throw new Error(`${SOFTMAX_CROSS_ENTROPY_GRAD}: dy must be float32 [${rows}]`);
+    if (dy.dtype !== 'float32' || dy.shape.length !== 1 || dy.shape[0] !== rows)
+      throw new Error(`${SOFTMAX_CROSS_ENTROPY_GRAD}: dy must be float32 [${rows}]`);
     const be = backend as OneDnnBackendLike;
     const dlogits = uninitialized(rows * classes);
     be.addon.softmaxCrossEntropyGrad(f32(be, dy), f32(be, probs), f32(be, labels), dlogits, [rows, classes]);
@@ -61,7 +62,8 @@ export const softmaxCrossEntropyGradient: GradConfig = {
     const [dy] = dys as Tensor[];
     const [logits, labels, probs] = saved;
     return {
-      logits: () => tf.engine().runKernel(SOFTMAX_CROSS_ENTROPY_GRAD, { dy: dy!, probs: probs!, labels: labels! }) as Tensor,
+      logits: () =>
+        tf.engine().runKernel(SOFTMAX_CROSS_ENTROPY_GRAD, { dy: dy!, probs: probs!, labels: labels! }) as Tensor,
       labels: () => tf.mul(tf.neg(logits!), tf.expandDims(dy!, 1)),
     };
   },

@@ -21,7 +21,9 @@ function reduceConfig(name: string, mean: boolean): KernelConfig {
     const be = backend as OneDnnBackendLike;
     const values = uninitialized(outer * inner);
     be.addon.sum(f32(be, x), values, [outer, reduce, inner], mean ? 1 / reduce : 1);
-    const shape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+    const shape = keepDims
+      ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
+      : x.shape.filter((_, i) => !axes.includes(i));
     return be.makeTensorInfo(shape, 'float32', values);
   });
 }

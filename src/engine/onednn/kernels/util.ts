@@ -40,7 +40,10 @@ export function cpuKernel(name: string): KernelFunc {
 }
 
 /** A kernel config that runs `native` and the cpu kernel whenever `native` returns null. */
-export function withFallback(name: string, native: (args: Parameters<KernelFunc>[0]) => TensorInfo | null): KernelConfig {
+export function withFallback(
+  name: string,
+  native: (args: Parameters<KernelFunc>[0]) => TensorInfo | null,
+): KernelConfig {
   let fallback: KernelFunc | undefined;
   return {
     kernelName: name,
@@ -55,9 +58,23 @@ export function withFallback(name: string, native: (args: Parameters<KernelFunc>
  * floor((in + pads - extent) / stride) + 1, e.g. dimRoundingMode 'ceil').
  */
 export function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry | null {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, filterHeight: fh, filterWidth: fw,
-    outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw,
-    padInfo: { top: pt, left: pl, bottom: pb, right: pr }, dataFormat } = info;
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    inChannels: ci,
+    outChannels: co,
+    filterHeight: fh,
+    filterWidth: fw,
+    outHeight: ho,
+    outWidth: wo,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
+    padInfo: { top: pt, left: pl, bottom: pb, right: pr },
+    dataFormat,
+  } = info;
   if (dataFormat !== 'channelsLast') return null;
   if (n * h * w * ci * co * ho * wo === 0) return null;
   if (pt < 0 || pl < 0 || pb < 0 || pr < 0) return null;
@@ -69,8 +86,19 @@ export function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry | n
 
 /** Geometry of a max pooling, or null when the native kernel does not cover it (dilation, NCHW, empty). */
 export function poolGeometry(info: tf.backend_util.Conv2DInfo): PoolGeometry | null {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo,
-    filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, padInfo: { top: pt, left: pl } } = info;
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    inChannels: c,
+    outHeight: ho,
+    outWidth: wo,
+    filterHeight: fh,
+    filterWidth: fw,
+    strideHeight: sh,
+    strideWidth: sw,
+    padInfo: { top: pt, left: pl },
+  } = info;
   if (info.dataFormat !== 'channelsLast' || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
   if (n * h * w * c * ho * wo === 0) return null;
   return [n, h, w, c, ho, wo, fh, fw, sh, sw, pt, pl];
