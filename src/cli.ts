@@ -18,6 +18,8 @@ import { analyseSpec } from './model/network.js';
 import { cumulativeExitMacs, trunkMacs } from './model/macs.js';
 import { zooSpec } from './model/zoo.js';
 import { exportModel } from './onnx/export.js';
+import { OPSET } from './onnx/graph.js';
+import { exportSingleModel } from './onnx/single_file.js';
 import { EarlyExitModel } from './api/early_exit_model.js';
 import type { RuntimeName } from './node/onnx.js';
 import { DEFAULT_DISTILL_TEMPERATURE } from './train/loss.js';
@@ -96,6 +98,10 @@ calibrate
 export
   --model DIR            saved model directory
   --out DIR              directory to write manifest.json, stage-<k>.onnx and baseline.onnx into
+  --single               write one self-contained early-exit file instead: --out DIR gets model.onnx (docs/single-file.md)
+  --triton DIR           write a Triton Inference Server model repository around that single file into DIR
+  --thresholds a,b,..    the single file's default thresholds (default: the calibrated ones)
+  --image-packing        the single file runs a one-channel first convolution packed for N >= 16 (faster batched, slower at batch 1)
 
 info
   --model NAME|DIR       a zoo network (default b-lenet) or a saved model directory
@@ -136,6 +142,9 @@ const OPTIONS = {
   limit: { type: 'string' },
   runtime: { type: 'string' },
   threads: { type: 'string' },
+  single: { type: 'boolean' },
+  triton: { type: 'string' },
+  'image-packing': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -193,7 +202,7 @@ const COMMAND_OPTIONS: Record<string, OptionName[]> = {
     'limit',
   ],
   download: ['data-dir'],
-  export: ['backend', 'model', 'out'],
+  export: ['backend', 'model', 'out', 'single', 'triton', 'thresholds', 'image-packing'],
   info: ['backend', 'model'],
 };
 
@@ -487,6 +496,31 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'export': {
       const dir = requireModelDir(values);
+      if (values.single || values.triton !== undefined || values.thresholds !== undefined || values['image-packing']) {
+        if (!values.single && values.triton === undefined) {
+          throw new UserError(
+            `--${values.thresholds !== undefined ? 'thresholds' : 'image-packing'} applies to --single and --triton only`,
+          );
+        }
+        if (values.single && !values.out)
+          throw new UserError('--single needs --out DIR: the directory to write model.onnx into');
+        if (!values.single && values.out)
+          throw new UserError('--out with --triton needs --single (the per-stage export is a separate command)');
+        if (values.triton === '')
+          throw new UserError('--triton DIR: expected the directory to write the model repository into');
+        await initBackend(backendOf(values, 'onednn'));
+        const { files, info } = exportSingleModel(loadModel(dir), {
+          outDir: values.out,
+          tritonDir: values.triton,
+          thresholds: list(values, 'thresholds'),
+          imagePacking: values['image-packing'],
+        });
+        log(
+          `exported ${info.model} as one early-exit graph: ${info.macsPerExit.length} exits, thresholds [${info.thresholds.join(', ')}], opset ${OPSET}`,
+        );
+        for (const f of files) process.stdout.write(f + '\n');
+        return;
+      }
       if (!values.out) throw new UserError('--out DIR is required: the directory to write the ONNX models into');
       await initBackend(backendOf(values, 'onednn'));
       const { bundle, files } = exportModel(loadModel(dir), values.out);

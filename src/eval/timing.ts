@@ -16,8 +16,20 @@ export interface Contender {
   sync: boolean;
 }
 
+/** A contender that classifies a run of images itself (e.g. one ONNX graph holding the whole early exit). */
+export interface WholeContender {
+  name: string;
+  classify(images: Float32Array, count: number, batchSize: number): ExitResults | Promise<ExitResults>;
+}
+
 /** One early-exit pass; the tfjs runners take the synchronous loop, ONNX Runtime's the asynchronous one. */
-export async function pass(c: Contender, images: Float32Array, count: number, batchSize: number): Promise<ExitResults> {
+export async function pass(
+  c: Contender | WholeContender,
+  images: Float32Array,
+  count: number,
+  batchSize: number,
+): Promise<ExitResults> {
+  if ('classify' in c) return c.classify(images, count, batchSize);
   return c.sync
     ? earlyExit(c.runner, images, count, c.thresholds, batchSize)
     : earlyExitAsync(c.runner, images, count, c.thresholds, batchSize);
@@ -31,7 +43,7 @@ export async function pass(c: Contender, images: Float32Array, count: number, ba
  * exact mix of exits. Returns seconds (summed over chunks) and results per contender.
  */
 export async function interleaved(
-  contenders: Contender[],
+  contenders: (Contender | WholeContender)[],
   data: Dataset,
   count: number,
   batchSize: number,

@@ -45,7 +45,7 @@ function paramReader(net: BranchyNet, layer: CompiledLayer): ParamReader {
 }
 
 /** Exports `layers` onto `x`; returns the result and the layer kinds in graph order. */
-function run(
+export function run(
   g: GraphBuilder,
   net: BranchyNet,
   layers: CompiledLayer[],
