@@ -20,6 +20,8 @@ import { zooSpec } from './model/zoo.js';
 import { exportModel } from './onnx/export.js';
 import { OPSET } from './onnx/graph.js';
 import { exportSingleModel } from './onnx/single_file.js';
+import { quantizeCommand } from './quant/command.js';
+import { copyInt8Export } from './quant/model_dir.js';
 import { EarlyExitModel } from './api/early_exit_model.js';
 import type { RuntimeName } from './node/onnx.js';
 import { DEFAULT_DISTILL_TEMPERATURE } from './train/loss.js';
@@ -40,6 +42,7 @@ commands
   info        layer shapes and multiply-accumulates per segment and head of a model
   download    download a data set into --data-dir, verified by its published checksums (cifar10)
   export      write a saved model as ONNX: one model per stage, the baseline, a manifest (docs/onnx.md)
+  quantize    int8 ONNX stages and baseline, calibrated on the validation split; thresholds re-calibrated (docs/int8.md)
 
 common options (each command takes those it uses; any other option is an error)
   --backend onednn|wasm|cpu  tfjs backend (default: onednn, the native oneDNN backend, where it is built,
@@ -103,6 +106,15 @@ export
   --thresholds a,b,..    the single file's default thresholds (default: the calibrated ones)
   --image-packing        the single file runs a one-channel first convolution packed for N >= 16 (faster batched, slower at batch 1)
 
+quantize
+  --model DIR            saved (float) model directory
+  --out DIR              quantised model directory to write: the model, int8/ (ONNX stages), quantization.md;
+                         eval, export and the model API take it (ONNX Runtime only)
+  --max-drop X, --confidence P, --grid G as above (default: the source model's calibration settings)
+  --calibration-samples N  validation images whose activation ranges set the int8 scales (default 1000)
+  --tolerance X          points a stage's exit may lose before layers return to float (default 0.3)
+  --threads N            ONNX Runtime intra-op threads while measuring (default 1)
+
 info
   --model NAME|DIR       a zoo network (default b-lenet) or a saved model directory
 
@@ -145,6 +157,8 @@ const OPTIONS = {
   single: { type: 'boolean' },
   triton: { type: 'string' },
   'image-packing': { type: 'boolean' },
+  'calibration-samples': { type: 'string' },
+  tolerance: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -203,6 +217,18 @@ const COMMAND_OPTIONS: Record<string, OptionName[]> = {
   ],
   download: ['data-dir'],
   export: ['backend', 'model', 'out', 'single', 'triton', 'thresholds', 'image-packing'],
+  quantize: [
+    'backend',
+    ...DATA_OPTIONS,
+    'model',
+    'out',
+    'max-drop',
+    'confidence',
+    'grid',
+    'calibration-samples',
+    'tolerance',
+    'threads',
+  ],
   info: ['backend', 'model'],
 };
 
@@ -523,12 +549,48 @@ async function main(argv: string[]): Promise<void> {
       }
       if (!values.out) throw new UserError('--out DIR is required: the directory to write the ONNX models into');
       await initBackend(backendOf(values, 'onednn'));
-      const { bundle, files } = exportModel(loadModel(dir), values.out);
+      const model = loadModel(dir);
+      if (model.quantized !== undefined) {
+        // A quantised directory exports its int8 stages as they are (re-exporting would lose them).
+        const copied = copyInt8Export(model, values.out);
+        log(
+          `copied the int8 export of ${model.spec.name}: ${copied.length - 1} ONNX files + manifest (int8 thresholds)`,
+        );
+        for (const f of copied) process.stdout.write(join(values.out, f) + '\n');
+        return;
+      }
+      const { bundle, files } = exportModel(model, values.out);
       const m = bundle.manifest;
       log(
         `exported ${m.model}: ${m.stages.length} stages + baseline, opset ${m.opset}, thresholds ${m.thresholds ? `[${m.thresholds.join(', ')}]` : 'none (uncalibrated)'}`,
       );
       for (const f of files) process.stdout.write(join(values.out, f) + '\n');
+      return;
+    }
+    case 'quantize': {
+      const dir = requireModelDir(values);
+      if (!values.out) throw new UserError('--out DIR is required: the quantised model directory to write');
+      const rules = calibrationOptions(values);
+      const tolerance = values.tolerance === undefined ? undefined : num(values, 'tolerance', 0) / 100;
+      await initBackend(backendOf(values, 'onednn'));
+      const files = await quantizeCommand({
+        modelDir: dir,
+        outDir: values.out,
+        dataset: values.dataset,
+        dataDir: values['data-dir'],
+        maxDrop: values['max-drop'] === undefined ? undefined : rules.maxDrop,
+        confidence: rules.confidence,
+        grid: values.grid === undefined ? undefined : rules.grid,
+        options: {
+          ...(values['calibration-samples'] !== undefined
+            ? { calibrationSamples: int(values, 'calibration-samples', 0, 1) }
+            : {}),
+          ...(tolerance !== undefined ? { tolerance } : {}),
+          ...(values.threads !== undefined ? { threads: int(values, 'threads', 1, 1) } : {}),
+        },
+        log: logLine,
+      });
+      for (const f of files) process.stdout.write(f + '\n');
       return;
     }
     case 'info': {

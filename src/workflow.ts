@@ -132,7 +132,7 @@ export async function evaluateModel(
     throw new UserError(`${model.name} has no calibrated thresholds; calibrate it or pass thresholds`, {
       option: 'thresholds',
     });
-  const { stages, baseline } = model.runners;
+  const { stages, baseline, floatBaseline } = model.runners;
   if (!baseline) throw new Error(`evaluate: ${model.name} was loaded without its baseline`);
   const { pixelRange, mean, std } = model.info.preprocessing;
   if (pixelRange !== PIXEL_RANGE)
@@ -141,11 +141,12 @@ export async function evaluateModel(
   return evaluate({
     name: model.name,
     dataset: model.info.dataset ?? options.dataset ?? 'unknown',
-    runtime: model.runtime,
+    runtime: floatBaseline ? 'onnx-int8' : model.runtime,
     backend: model.backend,
     macs: model.macs(),
     early: stages,
     base: baseline,
+    ...(floatBaseline ? { floatBase: floatBaseline } : {}),
     test: data,
     thresholds,
     timingSamples: options.timingSamples,

@@ -70,6 +70,8 @@ export interface ModelEngine {
   backend: string;
   stages: StageRunner<unknown>;
   baseline: StageRunner<unknown> | null;
+  /** A quantised model's float baseline, for comparison. */
+  floatBaseline?: StageRunner<unknown>;
   release(): Promise<void>;
 }
 
@@ -273,9 +275,14 @@ export class EarlyExitModel {
   }
 
   /** The early-exit stages and the baseline as runners (for timing, as `branchynet eval` does). */
-  get runners(): { stages: StageRunner<unknown>; baseline: StageRunner<unknown> | null } {
+  get runners(): {
+    stages: StageRunner<unknown>;
+    baseline: StageRunner<unknown> | null;
+    floatBaseline?: StageRunner<unknown>;
+  } {
     this.checkOpen();
-    return { stages: this.engine.stages, baseline: this.engine.baseline };
+    const { stages, baseline, floatBaseline } = this.engine;
+    return { stages, baseline, ...(floatBaseline ? { floatBaseline } : {}) };
   }
 
   /** Raw pixels (0-255, channels last, packed) as the network takes them: a new array. */

@@ -37,12 +37,24 @@ export interface EvalReport {
   macSpeedup: number;
   macs: { baseline: number; earlyExit: number; perExit: number[] };
   baseline: { accuracy: number; msPerSample: number; samplesPerSecond: number };
-  batched: { batchSize: number; samplesPerSecond: number; baselineSamplesPerSecond: number; speedup: number };
+  batched: {
+    batchSize: number;
+    samplesPerSecond: number;
+    baselineSamplesPerSecond: number;
+    speedup: number;
+    speedupVsFloat?: number;
+  };
+  /**
+   * For a quantised model: the float baseline, timed in the same interleaved passes, and the
+   * early exit's speed-up over it (batch 1; batched in `batched.speedupVsFloat`).
+   */
+  floatBaseline?: { accuracy: number; msPerSample: number; samplesPerSecond: number };
+  speedupVsFloat?: number;
   /** Samples timed at batch 1 and batched; passes over each chunk, its best pass counting. */
   timing: { batch1Samples: number; batchedSamples: number; passes: number };
 }
 
-export async function evaluate<A, B>(args: {
+export async function evaluate<A, B, C = unknown>(args: {
   name: string;
   dataset: string;
   runtime: string;
@@ -52,6 +64,8 @@ export async function evaluate<A, B>(args: {
   macs: { perExit: readonly number[]; baseline: number };
   early: StageRunner<A>;
   base: StageRunner<B>;
+  /** A further baseline to time alongside (the float one, when `early` and `base` are quantised). */
+  floatBase?: StageRunner<C>;
   test: Dataset;
   thresholds: number[];
   /** How many test samples to time at batch 1 (default: all). */
@@ -82,7 +96,14 @@ export async function evaluate<A, B>(args: {
   const contenders: Contender[] = [
     { name: 'early exit', runner: early as StageRunner<unknown>, thresholds, sync: false },
     { name: 'baseline', runner: base as StageRunner<unknown>, thresholds: [], sync: false },
+    ...(args.floatBase
+      ? [{ name: 'float baseline', runner: args.floatBase as StageRunner<unknown>, thresholds: [], sync: false }]
+      : []),
   ];
+  if (args.floatBase) {
+    await earlyExitAsync(args.floatBase, test.images.subarray(0, warm * size), warm, [], 1);
+    await earlyExitAsync(args.floatBase, test.images.subarray(0, warmBatched * size), warmBatched, [], batchSize);
+  }
   log(
     `accuracy and batched throughput at batch ${batchSize} on ${test.count} samples (best of ${passes} passes per chunk)...`,
   );
@@ -98,12 +119,12 @@ export async function evaluate<A, B>(args: {
     progress(`batch ${batchSize}`),
   );
   const [earlyAll, baseAll] = batched.results;
-  const [earlySeconds, baseSeconds] = batched.seconds;
+  const [earlySeconds, baseSeconds, floatSeconds] = batched.seconds;
 
   const timingSamples = Math.min(args.timingSamples ?? test.count, test.count);
   log(`batch-1 latency on ${timingSamples} samples, interleaved with the baseline...`);
   const single = await interleaved(contenders, test, timingSamples, 1, 250, passes, progress('batch 1'));
-  const [singleEarly, singleBase] = single.seconds;
+  const [singleEarly, singleBase, singleFloat] = single.seconds;
   for (let i = 0; i < timingSamples; i++) {
     if (
       single.results[0].predictions[i] !== earlyAll.predictions[i] ||
@@ -145,6 +166,20 @@ export async function evaluate<A, B>(args: {
   const baselineMs = (singleBase * 1000) / timingSamples;
   const earlyRate = test.count / earlySeconds;
   const baseRate = test.count / baseSeconds;
+  let vsFloat: Pick<EvalReport, 'floatBaseline' | 'speedupVsFloat'> = {};
+  if (args.floatBase) {
+    const floatAll = batched.results[2];
+    const floatCorrect = floatAll.predictions.reduce((n, p, i) => n + (p === test.labels[i] ? 1 : 0), 0);
+    const floatMs = (singleFloat * 1000) / timingSamples;
+    vsFloat = {
+      floatBaseline: {
+        accuracy: floatCorrect / test.count,
+        msPerSample: floatMs,
+        samplesPerSecond: test.count / floatSeconds,
+      },
+      speedupVsFloat: floatMs / msPerSample,
+    };
+  }
   return {
     model: args.name,
     dataset: args.dataset,
@@ -166,7 +201,9 @@ export async function evaluate<A, B>(args: {
       samplesPerSecond: earlyRate,
       baselineSamplesPerSecond: baseRate,
       speedup: earlyRate / baseRate,
+      ...(args.floatBase ? { speedupVsFloat: floatSeconds / earlySeconds } : {}),
     },
+    ...vsFloat,
     timing: { batch1Samples: timingSamples, batchedSamples: test.count, passes },
   };
 }
@@ -186,8 +223,22 @@ export function formatReport(r: EvalReport): string {
       'T',
       'exit %',
     ],
+    ...(r.floatBaseline
+      ? [
+          [
+            'float baseline',
+            pct(r.floatBaseline.accuracy),
+            r.floatBaseline.msPerSample.toFixed(3),
+            Math.round(r.floatBaseline.samplesPerSecond).toString(),
+            '',
+            '',
+            '',
+            '',
+          ],
+        ]
+      : []),
     [
-      'baseline',
+      r.floatBaseline ? 'int8 baseline' : 'baseline',
       pct(r.baseline.accuracy),
       r.baseline.msPerSample.toFixed(3),
       Math.round(r.batched.baselineSamplesPerSecond).toString(),
@@ -213,9 +264,14 @@ export function formatReport(r: EvalReport): string {
     `${r.dataset} test set, ${r.samples} samples, runtime ${r.runtime}${r.runtime === 'tfjs' ? ` (${r.backend} backend)` : ''}`,
     line(rows[0]),
     '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|',
-    line(rows[1]),
-    line(rows[2]),
+    ...rows.slice(1).map(line),
     `exit accuracies %: ${r.exitAccuracies.map(pct).join(', ')}; every sample at the last exit: ${pct(r.lastExitAccuracy)} %`,
+    ...(r.speedupVsFloat === undefined
+      ? []
+      : [
+          `speed-up over the float baseline: ${r.speedupVsFloat.toFixed(2)}x at batch 1, ` +
+            `${r.batched.speedupVsFloat!.toFixed(2)}x at batch ${r.batched.batchSize}`,
+        ]),
     `MACs per sample: baseline ${Math.round(r.macs.baseline)}, early exit ${Math.round(r.macs.earlyExit)} -> ideal speed-up ${r.macSpeedup.toFixed(2)}x`,
   ].join('\n');
 }

@@ -26,6 +26,8 @@ export interface ModelMeta {
   normalization?: ChannelStats | null;
   /** The name of each class (absent in older model directories: the data set's, see `defaultClassNames`). */
   classNames?: string[];
+  /** Present in a quantised model directory (`branchynet quantize`): the int8 stages' record (src/quant). */
+  quantized?: unknown;
 }
 
 interface ModelJson extends ModelMeta {
@@ -64,7 +66,7 @@ export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | n
   }
   const macs = net.macs();
   // Only the metadata's own fields: callers may pass a whole LoadedModel (networks included).
-  const { thresholds, calibration, training, dataset, normalization, classNames } = meta;
+  const { thresholds, calibration, training, dataset, normalization, classNames, quantized } = meta;
   if (classNames !== undefined && classNames.length !== net.spec.classes)
     throw new UserError(`${dir}: ${classNames.length} class names for ${net.spec.classes} classes`, {
       option: 'classNames',
@@ -79,6 +81,7 @@ export function saveModel(dir: string, net: BranchyNet, baseline: BranchyNet | n
     ...(dataset !== undefined ? { dataset } : {}),
     ...(normalization !== undefined ? { normalization } : {}),
     ...(classNames !== undefined ? { classNames } : {}),
+    ...(quantized !== undefined ? { quantized } : {}),
     macs: { ...macs, baseline: trunkMacs(baseline ? baseline.macs() : macs) },
     weights: { file: 'weights.bin', manifest: weights.manifest },
     baseline: baselineEntry,
@@ -175,6 +178,7 @@ export function loadModel(dir: string): LoadedModel {
     ...meta,
     calibration: json.calibration,
     training: json.training,
+    ...(json.quantized !== undefined ? { quantized: json.quantized } : {}),
   };
 }
 

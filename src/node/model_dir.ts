@@ -7,6 +7,9 @@ import type { LoadedModel } from '../model/io.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import type { BranchyNet } from '../model/network.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
+import { UserError } from '../errors.js';
+import { int8Runners } from '../quant/eval_int8.js';
+import { quantizedRecordOf } from '../quant/model_dir.js';
 import { chooseRuntime, onnxRunnerFromNet } from './onnx.js';
 
 /**
@@ -70,8 +73,50 @@ export async function modelFromNetworks(
   }
 }
 
+/**
+ * A quantised model directory (`branchynet quantize`): its int8 stages and int8 baseline on ONNX
+ * Runtime, with the int8 thresholds, and its float baseline beside them for comparison.
+ */
+async function openQuantized(model: LoadedModel, options: LoadOptions): Promise<EarlyExitModel> {
+  const nets = [model.net, ...(model.baseline ? [model.baseline] : [])];
+  try {
+    const record = quantizedRecordOf(model)!;
+    if (options.runtime === 'tfjs') {
+      throw new UserError(`${model.dir} is quantised: its int8 stages run on ONNX Runtime only`, { option: 'runtime' });
+    }
+    const baselineNet = model.baseline ?? trunkOf(model.net);
+    if (!model.baseline) nets.push(baselineNet);
+    const info = modelDirInfo({
+      ...model,
+      spec: { ...model.spec, name: `${model.spec.name} (int8)` },
+      thresholds: record.thresholds,
+      macs: { ...model.net.macs(), baseline: trunkMacs(baselineNet.macs()) },
+    });
+    const onnxOptions = { intraOpNumThreads: options.threads, ...options.onnx };
+    const { early, base } = await int8Runners(model, onnxOptions);
+    const floatBaseline = await onnxRunnerFromNet(baselineNet, onnxOptions).catch(async (e: unknown) => {
+      await Promise.all([early.release(), base.release()]);
+      throw e;
+    });
+    options.notice?.('runtime: ONNX Runtime (onnxruntime-node), int8 stages');
+    const release = async () => void (await Promise.all([early.release(), base.release(), floatBaseline.release()]));
+    return EarlyExitModel.fromEngine(info, {
+      runtime: 'onnx',
+      backend: 'none',
+      stages: early,
+      baseline: base,
+      floatBaseline,
+      release,
+    });
+  } finally {
+    nets.forEach((n) => n.dispose());
+  }
+}
+
 /** Opens a model directory (model.json, weights.bin, baseline.bin) for `EarlyExitModel.load`. */
 export async function openModelDir(dir: string, options: LoadOptions): Promise<EarlyExitModel> {
   await ensureBackend();
-  return modelFromNetworks(loadModel(dir), options, true);
+  const model = loadModel(dir);
+  if (model.quantized !== undefined) return openQuantized(model, options);
+  return modelFromNetworks(model, options, true);
 }
