@@ -79,11 +79,10 @@ interface ModelDirLoader {
 }
 
 interface NodeOnnx {
-  loadOnnxRuntime(): Promise<{ ort: OrtModule } | { error: string }>;
-}
-
-interface NodeCompat {
-  openDirectSession: SessionOpener;
+  loadAnyOnnxRuntime(): Promise<
+    { ort: OrtModule; name: string; openSession: SessionOpener; fallbackReason?: string } | { error: string }
+  >;
+  fallbackNotice(reason: string): string;
 }
 
 const DEFAULT_BATCH_SIZE = 256;
@@ -133,19 +132,19 @@ async function openExport(source: FileSource, manifest: OnnxManifest, options: L
     });
   let ort = options.ort;
   let openSession: SessionOpener | undefined;
+  let name = 'the given module';
   if (!ort) {
     if (!inNode)
       throw new UserError(
         `in a page, pass an ONNX Runtime module: EarlyExitModel.load(url, { ort }) with ort from onnxruntime-web`,
         { option: 'ort' },
       );
-    const loaded = await (await importNodeOnly<NodeOnnx>('../node/onnx.js')).loadOnnxRuntime();
+    const nodeOnnx = await importNodeOnly<NodeOnnx>('../node/onnx.js');
+    const loaded = await nodeOnnx.loadAnyOnnxRuntime();
     if ('error' in loaded)
-      throw new UserError(`an export directory needs onnxruntime-node, which did not load: ${loaded.error}`, {
-        option: 'runtime',
-      });
-    ort = loaded.ort;
-    openSession = (await importNodeOnly<NodeCompat>('../compat.js')).openDirectSession;
+      throw new UserError(`an export directory needs ONNX Runtime: ${loaded.error}`, { option: 'runtime' });
+    if (loaded.fallbackReason) options.notice?.(nodeOnnx.fallbackNotice(loaded.fallbackReason));
+    ({ ort, openSession, name } = loaded);
   }
   const read = async (file: string) => {
     const bytes = await source.read(file);
@@ -167,7 +166,7 @@ async function openExport(source: FileSource, manifest: OnnxManifest, options: L
     await stages.release();
     throw e;
   });
-  options.notice?.(`runtime: ONNX Runtime (${options.ort ? 'the given module' : 'onnxruntime-node'})`);
+  options.notice?.(`runtime: ONNX Runtime (${name})`);
   return {
     runtime: 'onnx',
     backend: 'none',

@@ -7,7 +7,7 @@ import type { LoadedModel } from '../model/io.js';
 import { loadModel, trunkOf } from '../model/io.js';
 import type { BranchyNet } from '../model/network.js';
 import { TfjsRunner } from '../runtime/tfjs_runner.js';
-import { chooseRuntime, onnxRunnerFromNet } from './onnx.js';
+import { chooseRuntime, loadAnyOnnxRuntime, onnxRunnerFromNet } from './onnx.js';
 
 /**
  * Starts a tfjs backend unless one was chosen already (the CLI chooses its own): wasm, the
@@ -61,7 +61,8 @@ export async function modelFromNetworks(
     });
     // The sessions hold their own copies of the weights.
     dispose();
-    options.notice?.('runtime: ONNX Runtime (onnxruntime-node)');
+    const loaded = await loadAnyOnnxRuntime();
+    options.notice?.(`runtime: ONNX Runtime (${'name' in loaded ? loaded.name : '?'})`);
     const release = async () => void (await Promise.all([stages.release(), baseline.release()]));
     return EarlyExitModel.fromEngine(info, { runtime, backend: 'none', stages, baseline, release });
   } catch (e) {
