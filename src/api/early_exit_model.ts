@@ -201,7 +201,10 @@ export class EarlyExitModel {
     if (!['auto', 'onnx', 'tfjs'].includes(runtime))
       throw new UserError(`expected 'auto', 'onnx' or 'tfjs', got '${String(runtime)}'`, { option: 'runtime' });
     const source = sourceOf(location);
-    const modelJson = await readJson(source, 'model.json');
+    // By URL only an export directory loads: its manifest is asked for first, so that a page's
+    // console shows no failed request for model.json.
+    const urlManifest = source.dir === null ? await readJson(source, MANIFEST_FILE) : null;
+    const modelJson = urlManifest === null ? await readJson(source, 'model.json') : null;
     if (modelJson !== null) {
       if (!inNode || source.dir === null) {
         throw new UserError(
@@ -212,7 +215,7 @@ export class EarlyExitModel {
       const loader = await importNodeOnly<ModelDirLoader>('../node/model_dir.js');
       return loader.openModelDir(source.dir, options);
     }
-    const manifestJson = await readJson(source, MANIFEST_FILE);
+    const manifestJson = urlManifest ?? (await readJson(source, MANIFEST_FILE));
     if (manifestJson === null) {
       throw new UserError(
         `${source.where('')}: neither model.json (a model directory) nor ${MANIFEST_FILE} (an export directory) is there`,
