@@ -18,6 +18,7 @@ import { analyseSpec } from './model/network.js';
 import { cumulativeExitMacs, trunkMacs } from './model/macs.js';
 import { zooSpec } from './model/zoo.js';
 import { exportModel } from './onnx/export.js';
+import { runDemo } from './demo/command.js';
 import { EarlyExitModel } from './api/early_exit_model.js';
 import type { RuntimeName } from './node/onnx.js';
 import { DEFAULT_DISTILL_TEMPERATURE } from './train/loss.js';
@@ -38,6 +39,7 @@ commands
   info        layer shapes and multiply-accumulates per segment and head of a model
   download    download a data set into --data-dir, verified by its published checksums (cifar10)
   export      write a saved model as ONNX: one model per stage, the baseline, a manifest (docs/onnx.md)
+  demo        serve a page to try a model in the browser: draw or pick images, move thresholds (docs/browser.md)
 
 common options (each command takes those it uses; any other option is an error)
   --backend onednn|wasm|cpu  tfjs backend (default: onednn, the native oneDNN backend, where it is built,
@@ -100,6 +102,11 @@ export
 info
   --model NAME|DIR       a zoo network (default b-lenet) or a saved model directory
 
+demo
+  --model DIR            saved model directory or export directory
+  --port P               port to serve on (default: any free port); the URL is printed
+  --host H               address to serve on (default 127.0.0.1: this machine only)
+
 download
   branchynet download cifar10 [--data-dir DIR]   (default: $BRANCHYNET_CIFAR10_DIR, where loading looks)
 `;
@@ -136,6 +143,8 @@ const OPTIONS = {
   limit: { type: 'string' },
   runtime: { type: 'string' },
   threads: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -195,6 +204,7 @@ const COMMAND_OPTIONS: Record<string, OptionName[]> = {
   download: ['data-dir'],
   export: ['backend', 'model', 'out'],
   info: ['backend', 'model'],
+  demo: ['backend', 'model', 'port', 'host'],
 };
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -497,6 +507,9 @@ async function main(argv: string[]): Promise<void> {
       for (const f of files) process.stdout.write(join(values.out, f) + '\n');
       return;
     }
+    case 'demo':
+      await initBackend(backendOf(values, 'wasm'));
+      return runDemo(values, log);
     case 'info': {
       const name = values.model ?? 'b-lenet';
       await initBackend(backendOf(values, 'onednn'));

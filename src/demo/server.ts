@@ -46,7 +46,7 @@ export async function serve(
     };
     if (!served) return fail(404, `not found: ${path}`);
     const send = (body: Uint8Array | string, type: string) => {
-      res.writeHead(200, { ...headers, 'Content-Type': type });
+      res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if ('body' in served) return send(served.body, served.type);
