@@ -81,7 +81,7 @@ async function explain(image) {
     ...rows.map((r) => {
       const tr = document.createElement('tr');
       const verdict = r.threshold === null ? 'last exit' : r.leaves ? 'below: exits' : 'above: goes on';
-      tr.innerHTML = `<td>${r.exit}</td><td>${r.entropy.toFixed(3)}</td><td>${r.threshold === null ? '–' : r.threshold.toFixed(2)}</td><td class="${r.leaves ? 'yes' : 'no'}">${verdict}</td>`;
+      tr.innerHTML = `<td>${r.exit}</td><td>${r.entropy < 0.001 ? r.entropy.toExponential(1) : r.entropy.toFixed(3)}</td><td>${r.threshold === null ? '–' : r.threshold.toFixed(2)}</td><td class="${r.leaves ? 'yes' : 'no'}">${verdict}</td>`;
       return tr;
     }),
   );
@@ -313,12 +313,13 @@ function updateTradeOff() {
 
 function setUpSliders() {
   const box = $('sliders');
+  const top = Math.max(maxEntropy, ...model.thresholds);
   model.thresholds.forEach((value, k) => {
     const row = document.createElement('div');
     row.className = 'slider';
     row.innerHTML =
       `<label for="t${k}">exit ${k + 1}</label>` +
-      `<input id="t${k}" type="range" min="0" max="${maxEntropy.toFixed(2)}" step="0.01" value="${value}">` +
+      `<input id="t${k}" type="range" min="0" max="${top.toFixed(2)}" step="0.01" value="${value}">` +
       `<output for="t${k}">${value.toFixed(2)}</output>`;
     const input = row.querySelector('input');
     input.addEventListener('input', () => {

@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { CIFAR10_DIR_ENV } from '../data/cifar10.js';
 import { initBackend } from '../engine/backend.js';
 import { findChromium, launchChromium, NO_CHROMIUM } from '../testing/chromium.js';
 import { parsePort } from './command.js';
@@ -115,5 +116,29 @@ test('in headless Chromium: a drawn stroke gets an answer and its exit; a thresh
     assert.deepEqual(problems, [], 'no console errors');
   } finally {
     await browser.close();
+  }
+});
+
+test('in headless Chromium, a CIFAR-10 model shows a strip of test images; picking one gets an answer', async (t) => {
+  if (!chromium) return t.skip(NO_CHROMIUM);
+  if (!process.env[CIFAR10_DIR_ENV]) return t.skip(`${CIFAR10_DIR_ENV} is not set: no CIFAR-10 test images`);
+  const cifar = await startDemo({ model: 'models/b-alexnet-cifar10', testImages: 100 });
+  const browser = await launchChromium(chromium);
+  try {
+    assert.equal(cifar.testSet?.dataset, 'cifar10');
+    const page = await browser.newPage();
+    await page.goto(cifar.url);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+    assert.equal(await page.locator('#strip button').count(), 16);
+    assert.ok(await page.isHidden('#pad'));
+    await page.locator('#strip button').nth(2).press('Enter');
+    await page.waitForFunction(() => document.querySelector('#label')?.textContent !== '–');
+    const names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+    assert.ok(names.includes((await page.textContent('#label')) ?? ''));
+    assert.match((await page.textContent('#exit-line')) ?? '', /^from exit [123] of 3.*; true label (\w+)$/);
+    assert.equal(await page.locator('#sliders input').count(), 2);
+  } finally {
+    await browser.close();
+    await cifar.close();
   }
 });
