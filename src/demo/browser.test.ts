@@ -13,7 +13,7 @@ import { browserLibraryFiles } from './assets.js';
 import { serve } from './server.js';
 
 const LENET = 'models/b-lenet-mnist';
-const COUNT = 100;
+const COUNT = 500;
 const chromium = findChromium();
 const scratch = mkdtempSync(join(tmpdir(), 'branchynet-browser-'));
 const exported = join(scratch, 'export');
