@@ -337,14 +337,14 @@ function setUpSliders() {
 
 // ---- the benchmark: batch 1 and batched, early exit against the full network, interleaved ----
 
-async function benchmark() {
-  const button = $('bench');
-  button.disabled = true;
-  button.textContent = 'Running…';
-  const n = Math.min(info.testCount, 200);
+/**
+ * Times early exit and the full network on the first `images` test images, per image: batch 1
+ * and batches of `batch`, interleaved over `rounds` rounds after one warm-up round.
+ */
+async function measure({ images = 200, rounds = 3, batch = 64 } = {}) {
+  const n = Math.min(info.testCount, images);
   const pre = model.preprocess(Float32Array.from(testPixels.subarray(0, n * SIZE)));
   const one = Array.from({ length: n }, (_, i) => pre.slice(i * SIZE, (i + 1) * SIZE));
-  const BATCH = 64;
   const time = async (fn) => {
     const t = performance.now();
     await fn();
@@ -352,29 +352,58 @@ async function benchmark() {
   };
   const earlyOne = () => one.reduce((p, x) => p.then(() => model.exitResults(x, 1)), Promise.resolve());
   const fullOne = () => one.reduce((p, x) => p.then(() => baselineOnce(x, 1)), Promise.resolve());
-  const earlyBatched = () => model.exitResults(pre, n, { batchSize: BATCH });
+  const earlyBatched = () => model.exitResults(pre, n, { batchSize: batch });
   const fullBatched = async () => {
-    for (let i = 0; i < n; i += BATCH) await baselineOnce(pre.subarray(i * SIZE, Math.min(n, i + BATCH) * SIZE), Math.min(BATCH, n - i));
+    for (let i = 0; i < n; i += batch)
+      await baselineOnce(pre.subarray(i * SIZE, Math.min(n, i + batch) * SIZE), Math.min(batch, n - i));
   };
-  await earlyOne(); // warm-up
-  await fullOne();
+  const runs = [earlyOne, fullOne, earlyBatched, fullBatched];
+  for (const run of runs) await run(); // warm-up
   const sums = [0, 0, 0, 0];
-  const ROUNDS = 3;
-  for (let r = 0; r < ROUNDS; r++) {
-    sums[0] += await time(earlyOne);
-    sums[1] += await time(fullOne);
-    sums[2] += await time(earlyBatched);
-    sums[3] += await time(fullBatched);
-  }
-  const per = sums.map((s) => s / ROUNDS / n);
+  for (let r = 0; r < rounds; r++) for (let j = 0; j < runs.length; j++) sums[j] += await time(runs[j]);
+  const [early, full, earlyB, fullB] = sums.map((s) => s / rounds / n);
+  return {
+    images: n,
+    rounds,
+    batch,
+    msPerSample: early,
+    baseline: { msPerSample: full },
+    speedup: full / early,
+    batched: { batchSize: batch, msPerSample: earlyB, baseline: { msPerSample: fullB }, speedup: fullB / earlyB },
+  };
+}
+
+/** Every test image's label and exit under the current thresholds, batched; accuracy and exit mix. */
+async function classifyTestSet() {
+  const answers = await model.classifyBatch(testPixels, { batchSize: 64 });
+  const fractions = new Array(exits).fill(0);
+  for (const a of answers) fractions[a.exit - 1] += 1 / answers.length;
+  const right = answers.filter((a, i) => a.label === info.testLabels[i]).length;
+  return {
+    accuracy: right / answers.length,
+    exitFractions: fractions,
+    answers: answers.map((a) => `${a.label}@${a.exit}`),
+  };
+}
+
+async function benchmark() {
+  const button = $('bench');
+  button.disabled = true;
+  button.textContent = 'Running…';
+  const m = await measure();
   const row = (name, e, f) =>
     `<tr><th scope="row">${name}</th><td>${ms(e)}</td><td>${ms(f)}</td><td>${(f / e).toFixed(2)}x</td></tr>`;
   $('bench-table').querySelector('tbody').innerHTML =
-    row('batch 1, per image', per[0], per[1]) + row(`batch ${BATCH}, per image`, per[2], per[3]);
+    row('batch 1, per image', m.msPerSample, m.baseline.msPerSample) +
+    row(`batch ${m.batch}, per image`, m.batched.msPerSample, m.batched.baseline.msPerSample);
   $('bench-table').hidden = false;
   button.disabled = false;
-  button.textContent = `Run again (${n} images, ${ROUNDS} rounds)`;
+  button.textContent = `Run again (${m.images} images, ${m.rounds} rounds)`;
 }
+
+// For scripts driving the page (npm run bench:browser).
+const ortInfo = () => ({ version: ort.env.versions?.web, threads: ort.env.wasm.numThreads, crossOriginIsolated });
+window.branchynetDemo = { model, measure, classifyTestSet, ortInfo };
 
 // ---- start ----
 
