@@ -1,6 +1,6 @@
 // The demo page of `branchynet demo`: the library's browser build on onnxruntime-web, all files local.
 import * as ort from './lib/ort.wasm.min.mjs';
-import { EarlyExitModel, rowEntropy } from './lib/branchynet.js';
+import { EarlyExitModel, exitsHere, rowEntropy } from './lib/branchynet.js';
 
 const $ = (id) => document.getElementById(id);
 const COLORS = ['#2d6cdf', '#f29d38', '#3aa66a', '#b5549b', '#8a6d3b', '#4aa3b5'];
@@ -35,7 +35,7 @@ async function trace(pre) {
     stages.dispose(act);
     const { entropy } = rowEntropy(out.logits, 0, classes);
     const last = k === exits - 1;
-    const leaves = last || entropy < model.thresholds[k];
+    const leaves = exitsHere(entropy, k, model.thresholds, exits);
     rows.push({ exit: k + 1, entropy, threshold: last ? null : model.thresholds[k], leaves });
     if (leaves) {
       if (out.next) stages.dispose(out.next);
@@ -290,7 +290,7 @@ function updateTradeOff() {
   let cost = 0;
   for (let i = 0; i < n; i++) {
     let k = 0;
-    while (k < exits - 1 && !(entropy[k][i] < t[k])) k++;
+    while (!exitsHere(entropy[k][i], k, t, exits)) k++;
     counts[k]++;
     cost += macs.perExit[k];
     if (predicted[k][i] === info.testLabels[i]) right++;

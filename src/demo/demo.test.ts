@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CIFAR10_DIR_ENV } from '../data/cifar10.js';
 import { initBackend } from '../engine/backend.js';
+import { UserError } from '../errors.js';
 import { findChromium, launchChromium, NO_CHROMIUM } from '../testing/chromium.js';
 import { parsePort } from './command.js';
 import type { RunningDemo } from './demo_server.js';
@@ -32,6 +33,21 @@ test('the demo serves on the loopback address, with the page, the library, the e
     assert.equal((await fetch(new URL(path, demo.url))).status, 200, path);
   for (const path of ['model/../../package.json', 'lib/nothing.js', '%2e%2e/package.json'])
     assert.equal((await fetch(new URL(path, demo.url))).status, 404, path);
+});
+
+test('the demo also serves an export directory, and refuses a directory that is neither', async () => {
+  const fromExport = await startDemo({ model: demo.exportDir, testImages: 20 });
+  try {
+    const info = (await (await fetch(new URL('info.json', fromExport.url))).json()) as { testCount: number };
+    assert.equal(info.testCount, 20);
+    assert.equal(fromExport.exportDir, demo.exportDir);
+  } finally {
+    await fromExport.close();
+  }
+  await assert.rejects(
+    () => startDemo({ model: 'src' }),
+    (e: unknown) => e instanceof UserError && e.option === 'location' && /neither model.json/.test(e.message),
+  );
 });
 
 test('--port takes 0-65535 only', () => {
