@@ -22,6 +22,7 @@ import { OPSET } from './onnx/graph.js';
 import { exportSingleModel } from './onnx/single_file.js';
 import { quantizeCommand } from './quant/command.js';
 import { copyInt8Export } from './quant/model_dir.js';
+import { runDemo } from './demo/command.js';
 import { EarlyExitModel } from './api/early_exit_model.js';
 import type { RuntimeName } from './node/onnx.js';
 import { DEFAULT_DISTILL_TEMPERATURE } from './train/loss.js';
@@ -43,6 +44,7 @@ commands
   download    download a data set into --data-dir, verified by its published checksums (cifar10)
   export      write a saved model as ONNX: one model per stage, the baseline, a manifest (docs/onnx.md)
   quantize    int8 ONNX stages and baseline, calibrated on the validation split; thresholds re-calibrated (docs/int8.md)
+  demo        serve a page to try a model in the browser: draw or pick images, move thresholds (docs/browser.md)
 
 common options (each command takes those it uses; any other option is an error)
   --backend onednn|wasm|cpu  tfjs backend (default: onednn, the native oneDNN backend, where it is built,
@@ -118,6 +120,11 @@ quantize
 info
   --model NAME|DIR       a zoo network (default b-lenet) or a saved model directory
 
+demo
+  --model DIR            saved model directory or export directory
+  --port P               port to serve on (default: any free port); the URL is printed
+  --host H               address to serve on (default 127.0.0.1: this machine only)
+
 download
   branchynet download cifar10 [--data-dir DIR]   (default: $BRANCHYNET_CIFAR10_DIR, where loading looks)
 `;
@@ -159,6 +166,8 @@ const OPTIONS = {
   'image-packing': { type: 'boolean' },
   'calibration-samples': { type: 'string' },
   tolerance: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -230,6 +239,7 @@ const COMMAND_OPTIONS: Record<string, OptionName[]> = {
     'threads',
   ],
   info: ['backend', 'model'],
+  demo: ['backend', 'model', 'port', 'host'],
 };
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -593,6 +603,9 @@ async function main(argv: string[]): Promise<void> {
       for (const f of files) process.stdout.write(f + '\n');
       return;
     }
+    case 'demo':
+      await initBackend(backendOf(values, 'wasm'));
+      return runDemo(values, log);
     case 'info': {
       const name = values.model ?? 'b-lenet';
       await initBackend(backendOf(values, 'onednn'));

@@ -64,6 +64,7 @@ test('npm pack ships the library, the CLI and B-LeNet, and no tests, fixtures, b
     'dist/node.js',
     'dist/cli.js',
     'dist/index.d.ts',
+    'dist/browser/branchynet.js',
     'models/b-lenet-mnist/model.json',
     'models/b-lenet-mnist/weights.bin',
     'README.md',
@@ -72,7 +73,7 @@ test('npm pack ships the library, the CLI and B-LeNet, and no tests, fixtures, b
     assert.ok(files.includes(needed), `ships ${needed}`);
   }
   assert.deepEqual(
-    files.filter((f) => /\.test\.|^dist\/bench\/|^dist\/testing\//.test(f)),
+    files.filter((f) => /\.test\.|^dist\/bench\/|^dist\/testing\/|^dist\/build\//.test(f)),
     [],
   );
   assert.deepEqual(

@@ -32,9 +32,13 @@ export { allExitLogits } from './runtime/full_forward.js';
 export {
   chooseRuntime,
   createOnnxRunner,
+  loadAnyOnnxRuntime,
   loadOnnxRuntime,
+  loadOnnxRuntimeWeb,
+  NODE_ORT_ENV,
   onnxRunnerFromNet,
   readManifest,
+  type NodeOnnxRuntime,
   type NodeOnnxSource,
   type RuntimeName,
 } from './node/onnx.js';

@@ -81,11 +81,10 @@ interface ModelDirLoader {
 }
 
 interface NodeOnnx {
-  loadOnnxRuntime(): Promise<{ ort: OrtModule } | { error: string }>;
-}
-
-interface NodeCompat {
-  openDirectSession: SessionOpener;
+  loadAnyOnnxRuntime(): Promise<
+    { ort: OrtModule; name: string; openSession: SessionOpener; fallbackReason?: string } | { error: string }
+  >;
+  fallbackNotice(reason: string): string;
 }
 
 const DEFAULT_BATCH_SIZE = 256;
@@ -135,19 +134,19 @@ async function openExport(source: FileSource, manifest: OnnxManifest, options: L
     });
   let ort = options.ort;
   let openSession: SessionOpener | undefined;
+  let name = 'the given module';
   if (!ort) {
     if (!inNode)
       throw new UserError(
         `in a page, pass an ONNX Runtime module: EarlyExitModel.load(url, { ort }) with ort from onnxruntime-web`,
         { option: 'ort' },
       );
-    const loaded = await (await importNodeOnly<NodeOnnx>('../node/onnx.js')).loadOnnxRuntime();
+    const nodeOnnx = await importNodeOnly<NodeOnnx>('../node/onnx.js');
+    const loaded = await nodeOnnx.loadAnyOnnxRuntime();
     if ('error' in loaded)
-      throw new UserError(`an export directory needs onnxruntime-node, which did not load: ${loaded.error}`, {
-        option: 'runtime',
-      });
-    ort = loaded.ort;
-    openSession = (await importNodeOnly<NodeCompat>('../compat.js')).openDirectSession;
+      throw new UserError(`an export directory needs ONNX Runtime: ${loaded.error}`, { option: 'runtime' });
+    if (loaded.fallbackReason) options.notice?.(nodeOnnx.fallbackNotice(loaded.fallbackReason));
+    ({ ort, openSession, name } = loaded);
   }
   const read = async (file: string) => {
     const bytes = await source.read(file);
@@ -169,7 +168,7 @@ async function openExport(source: FileSource, manifest: OnnxManifest, options: L
     await stages.release();
     throw e;
   });
-  options.notice?.(`runtime: ONNX Runtime (${options.ort ? 'the given module' : 'onnxruntime-node'})`);
+  options.notice?.(`runtime: ONNX Runtime (${name})`);
   return {
     runtime: 'onnx',
     backend: 'none',
@@ -204,7 +203,10 @@ export class EarlyExitModel {
     if (!['auto', 'onnx', 'tfjs'].includes(runtime))
       throw new UserError(`expected 'auto', 'onnx' or 'tfjs', got '${String(runtime)}'`, { option: 'runtime' });
     const source = sourceOf(location);
-    const modelJson = await readJson(source, 'model.json');
+    // By URL only an export directory loads: its manifest is asked for first, so that a page's
+    // console shows no failed request for model.json.
+    const urlManifest = source.dir === null ? await readJson(source, MANIFEST_FILE) : null;
+    const modelJson = urlManifest === null ? await readJson(source, 'model.json') : null;
     if (modelJson !== null) {
       if (!inNode || source.dir === null) {
         throw new UserError(
@@ -215,7 +217,7 @@ export class EarlyExitModel {
       const loader = await importNodeOnly<ModelDirLoader>('../node/model_dir.js');
       return loader.openModelDir(source.dir, options);
     }
-    const manifestJson = await readJson(source, MANIFEST_FILE);
+    const manifestJson = urlManifest ?? (await readJson(source, MANIFEST_FILE));
     if (manifestJson === null) {
       throw new UserError(
         `${source.where('')}: neither model.json (a model directory) nor ${MANIFEST_FILE} (an export directory) is there`,

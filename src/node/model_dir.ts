@@ -10,7 +10,7 @@ import { TfjsRunner } from '../runtime/tfjs_runner.js';
 import { UserError } from '../errors.js';
 import { int8Runners } from '../quant/eval_int8.js';
 import { quantizedRecordOf } from '../quant/model_dir.js';
-import { chooseRuntime, onnxRunnerFromNet } from './onnx.js';
+import { chooseRuntime, loadAnyOnnxRuntime, onnxRunnerFromNet } from './onnx.js';
 
 /**
  * Starts a tfjs backend unless one was chosen already (the CLI chooses its own): wasm, the
@@ -64,7 +64,8 @@ export async function modelFromNetworks(
     });
     // The sessions hold their own copies of the weights.
     dispose();
-    options.notice?.('runtime: ONNX Runtime (onnxruntime-node)');
+    const loaded = await loadAnyOnnxRuntime();
+    options.notice?.(`runtime: ONNX Runtime (${'name' in loaded ? loaded.name : '?'})`);
     const release = async () => void (await Promise.all([stages.release(), baseline.release()]));
     return EarlyExitModel.fromEngine(info, { runtime, backend: 'none', stages, baseline, release });
   } catch (e) {
