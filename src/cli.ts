@@ -38,6 +38,7 @@ commands
   info        layer shapes and multiply-accumulates per segment and head of a model
   download    download a data set into --data-dir, verified by its published checksums (cifar10)
   export      write a saved model as ONNX: one model per stage, the baseline, a manifest (docs/onnx.md)
+  serve       serve models over HTTP (Open Inference Protocol) with dynamic batching (branchynet serve --help)
 
 common options (each command takes those it uses; any other option is an error)
   --backend onednn|wasm|cpu  tfjs backend (default: onednn, the native oneDNN backend, where it is built,
@@ -382,6 +383,8 @@ function requireModelDir(values: Values): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // serve has options of its own (--model repeats): its module parses them.
+  if (argv[0] === 'serve') return (await import('./serve/cli.js')).serveCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
