@@ -154,6 +154,10 @@ export function buildServer(models: ServedModel[], options: ServerOptions = {}):
   app.addHook('preClose', async () => {
     closing = true;
   });
+  // While draining, each answer closes its connection: a kept-alive one would hold the close up.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close');
+  });
   app.addHook('onClose', async () => {
     await Promise.all([...entries.values()].map((e) => e.batcher.idle()));
   });
