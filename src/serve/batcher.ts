@@ -115,12 +115,15 @@ export class Batcher {
     let rows = 0;
     for (let i = 0; i < this.queue.length;) {
       const job = this.queue[i];
-      if (job.key === key && (batch.length === 0 || rows + job.count <= this.options.maxBatch)) {
-        batch.push(job);
-        rows += job.count;
-        this.queue.splice(i, 1);
-        if (rows >= this.options.maxBatch) break;
-      } else i++;
+      if (job.key !== key) {
+        i++;
+        continue;
+      }
+      // First come, first served: a request that does not fit ends the batch rather than being overtaken.
+      if (batch.length > 0 && rows + job.count > this.options.maxBatch) break;
+      batch.push(job);
+      rows += job.count;
+      this.queue.splice(i, 1);
     }
     return batch;
   }
