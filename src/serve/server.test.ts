@@ -440,7 +440,12 @@ test('SIGTERM: the request in flight is answered, then the server exits 0 and st
   try {
     const url = await served.url;
     const pending = infer(url, imageRequest(5, 3));
-    await new Promise((r) => setTimeout(r, 300));
+    // SIGTERM once the request waits in the queue (its batch waits 1500 ms for company).
+    for (let polls = 0; polls < 100; polls++) {
+      const depth = metricValue(await metricsText(url), /^branchynet_queue_depth\{/);
+      if (depth === 1) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
     served.child.kill('SIGTERM');
     const r = await pending;
     assert.equal(r.status, 200, r.json.error);
@@ -454,13 +459,13 @@ test('SIGTERM: the request in flight is answered, then the server exits 0 and st
 });
 
 test('--workers 2: both processes serve the port; SIGTERM drains them and the primary exits 0', async () => {
-  const served = spawnServe(['--workers', '2', '--max-delay-ms', '1000']);
+  const served = spawnServe(['--workers', '2', '--max-delay-ms', '3000']);
   const timer = setTimeout(() => served.child.kill('SIGKILL'), 90_000);
   try {
     const url = await served.url;
     assert.match(served.stderr(), /serving with 2 workers/);
     const pending = infer(url, imageRequest(10, 2));
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 1000));
     served.child.kill('SIGTERM');
     const r = await pending;
     assert.equal(r.status, 200, r.json.error);
