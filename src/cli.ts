@@ -45,6 +45,7 @@ commands
   export      write a saved model as ONNX: one model per stage, the baseline, a manifest (docs/onnx.md)
   quantize    int8 ONNX stages and baseline, calibrated on the validation split; thresholds re-calibrated (docs/int8.md)
   demo        serve a page to try a model in the browser: draw or pick images, move thresholds (docs/browser.md)
+  serve       serve models over HTTP (Open Inference Protocol) with dynamic batching (branchynet serve --help)
 
 common options (each command takes those it uses; any other option is an error)
   --backend onednn|wasm|cpu  tfjs backend (default: onednn, the native oneDNN backend, where it is built,
@@ -427,6 +428,8 @@ function requireModelDir(values: Values): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // serve has options of its own (--model repeats): its module parses them.
+  if (argv[0] === 'serve') return (await import('./serve/cli.js')).serveCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
