@@ -10,7 +10,7 @@ import { saveModel } from '../model/io.js';
 import { BranchyNet } from '../model/network.js';
 import { bLeNet } from '../model/zoo.js';
 import { loadOnnxRuntime } from '../node/onnx.js';
-import type { OnnxManifest } from './export.js';
+import type { OnnxManifest } from './manifest.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'bn-onnx-cli-'));

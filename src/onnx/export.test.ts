@@ -11,7 +11,8 @@ import { rowEntropy } from '../runtime/exit_rule.js';
 import { loadOnnxRuntime } from '../node/onnx.js';
 import { randomizeBatchNorm } from '../testing/batch_norm_stats.js';
 import { randomDataset, tinySpec } from '../testing/fixtures.js';
-import type { GraphOptions, OnnxExport, StageManifest } from './export.js';
+import type { GraphOptions } from './export.js';
+import type { OnnxExport, StageManifest } from './manifest.js';
 import { exportNetwork, toNetworkOrder } from './export.js';
 import { decodeModel, IR_VERSION, OPSET } from './graph.js';
 

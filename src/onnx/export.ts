@@ -25,16 +25,6 @@ import {
 } from './layers.js';
 import { padPooledChannels } from './pad_channels.js';
 
-export {
-  MANIFEST_FILE,
-  ONNX_FORMAT,
-  ONNX_FORMAT_VERSION,
-  type IoSpec,
-  type OnnxExport,
-  type OnnxManifest,
-  type StageManifest,
-} from './manifest.js';
-
 function paramReader(net: BranchyNet, layer: CompiledLayer): ParamReader {
   return (short) => {
     const full = layer.paramNames[short];

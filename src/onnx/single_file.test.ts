@@ -1,3 +1,4 @@
+import { assertSameAnswers } from '../testing/same_answers.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,17 +37,6 @@ before(async () => {
   if ('error' in loaded) ortError = loaded.error;
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-function assertSameAnswers(got: ExitResults, want: ExitResults, what: string): void {
-  assert.deepEqual(got.predictions, want.predictions, `${what}: predictions`);
-  assert.deepEqual(got.exitTaken, want.exitTaken, `${what}: exits`);
-  for (let i = 0; i < want.entropies.length; i++) {
-    assert.ok(
-      Math.abs(got.entropies[i] - want.entropies[i]) <= 1e-4,
-      `${what}: entropy of sample ${i}: ${got.entropies[i]} vs ${want.entropies[i]}`,
-    );
-  }
-}
 
 /**
  * Thresholds at the given entropy quantile of each non-final exit, in the middle of a gap wider

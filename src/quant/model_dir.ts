@@ -11,8 +11,9 @@ import { formatThreshold } from '../eval/calibrate.js';
 import { writeFileAtomic } from '../io/tensor_pack.js';
 import type { LoadedModel } from '../model/io.js';
 import { saveModel } from '../model/io.js';
-import type { OnnxExport } from '../onnx/export.js';
-import { MANIFEST_FILE, writeExport } from '../onnx/export.js';
+import { writeExport } from '../onnx/export.js';
+import type { OnnxExport } from '../onnx/manifest.js';
+import { MANIFEST_FILE } from '../onnx/manifest.js';
 import type { GraphReport, QuantizedRecord } from './quantize.js';
 import { QUANTIZED_FORMAT, QUANTIZED_VERSION } from './quantize.js';
 

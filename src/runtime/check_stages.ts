@@ -6,10 +6,12 @@ import type { OrtModule, OrtSession } from './ort_session.js';
 /** What `checkStageRuns` needs of a loaded stage: its sessions and the names it feeds and fetches. */
 export interface LoadedStage {
   session: OrtSession;
+  /** The stage's packed graph and its row multiple, where it has one (and packing is on). */
   packed: { session: OrtSession; rows: number } | null;
   input: string;
   next: string | null;
   logits: string;
+  /** Null when the graph does not compute it: the early-exit loop then does, from the logits. */
   entropy: string | null;
 }
 

@@ -1,3 +1,4 @@
+import { assertSameAnswers } from '../testing/same_answers.js';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,6 @@ import { exportNetwork, writeExport } from '../onnx/export.js';
 import { randomizeBatchNorm } from '../testing/batch_norm_stats.js';
 import { randomDataset, tinySpec } from '../testing/fixtures.js';
 import { evaluateModel } from '../workflow.js';
-import type { ExitResults } from './early_exit.js';
 import { earlyExit, earlyExitAsync } from './early_exit.js';
 import { rowEntropy } from './exit_rule.js';
 import { accuracyOf, allExitLogits } from './full_forward.js';
@@ -47,17 +47,6 @@ function safeThresholds(logits: Float32Array[], classes: number, count: number, 
       if (h[i + 1] - h[i] > gap) return (h[i] + h[i + 1]) / 2;
     return h[count - 1] + 1;
   });
-}
-
-function assertSameAnswers(got: ExitResults, want: ExitResults, what: string): void {
-  assert.deepEqual(got.predictions, want.predictions, `${what}: predictions`);
-  assert.deepEqual(got.exitTaken, want.exitTaken, `${what}: exits`);
-  for (let i = 0; i < want.entropies.length; i++) {
-    assert.ok(
-      Math.abs(got.entropies[i] - want.entropies[i]) <= 1e-4,
-      `${what}: entropy of sample ${i}: ${got.entropies[i]} vs ${want.entropies[i]}`,
-    );
-  }
 }
 
 /** Counts the rows each stage sees (compaction check). */

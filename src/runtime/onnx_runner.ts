@@ -3,7 +3,7 @@ import type { OnnxExport, StageManifest } from '../onnx/manifest.js';
 import type { OrtModule, OrtSession, SessionOpener } from './ort_session.js';
 import { openPublicSession } from './ort_session.js';
 import { oneLine, UserError } from '../errors.js';
-import { checkStageRuns } from './check_stages.js';
+import { checkStageRuns, type LoadedStage } from './check_stages.js';
 import type { StageOutput, StageRunner } from './runner.js';
 
 export interface OnnxRunnerOptions {
@@ -65,16 +65,7 @@ export type OnnxSource =
       where?: (file: string) => string;
     };
 
-interface Stage {
-  session: OrtSession;
-  /** The stage's packed graph and its row multiple, where it has one (and packing is on). */
-  packed: { session: OrtSession; rows: number } | null;
-  input: string;
-  next: string | null;
-  logits: string;
-  /** Null when the graph does not compute it: the early-exit loop then does, from the logits. */
-  entropy: string | null;
-}
+type Stage = LoadedStage;
 
 function imageShape(input: StageManifest['input']): [number, number, number] {
   const [, h, w, c] = input.shape;
