@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { cifarTestDir, NO_CIFAR } from './testing/cifar.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
 const REPO = join(dirname(CLI), '..');
@@ -154,8 +155,8 @@ test('download cifar10 puts the files where loading looks by default ($BRANCHYNE
     withEnv(undefined),
     /--data-dir DIR is required: where to put the files \(or set BRANCHYNET_CIFAR10_DIR\)/,
   );
-  const dev = process.env.BRANCHYNET_CIFAR10_DIR || join(REPO, '..', 'shared', 'data', 'cifar-10-batches-bin');
-  if (!existsSync(join(dev, 'test_batch.bin'))) return t.skip('no CIFAR-10 files to check against');
+  const dev = cifarTestDir();
+  if (dev === undefined) return t.skip(NO_CIFAR);
   const r = withEnv(dev);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /cifar10 is already there and verified/);

@@ -6,7 +6,6 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   CIFAR10_CLASSES,
-  CIFAR10_DIR_ENV,
   CIFAR10_FILES,
   CIFAR10_RECORD_BYTES,
   parseCifar10Batch,
@@ -40,6 +39,7 @@ import {
   trainBranchyNet,
 } from './train/pipeline.js';
 import type { BaselineSource, TrainOptions } from './train/pipeline.js';
+import { cifarTestDir } from './testing/cifar.js';
 
 /**
  * Bad input stays harmless: seeded mutations of every kind of file branchynet reads (IDX, CIFAR-10
@@ -225,12 +225,8 @@ test(`IDX (MNIST): ${VARIANTS.idx} mutated image and label files ${REFUSED_OR_LO
 // records written in the same format.
 
 function cifarRecords(count: number): Uint8Array {
-  const fromEnv = process.env[CIFAR10_DIR_ENV];
-  const dev = join(ROOT, '..', 'shared', 'data', 'cifar-10-batches-bin');
-  for (const dir of [fromEnv, dev]) {
-    const file = dir ? join(dir, CIFAR10_FILES.train[0]) : '';
-    if (dir && existsSync(file)) return readFileSync(file).subarray(0, count * CIFAR10_RECORD_BYTES);
-  }
+  const dir = cifarTestDir();
+  if (dir) return readFileSync(join(dir, CIFAR10_FILES.train[0])).subarray(0, count * CIFAR10_RECORD_BYTES);
   const rng = new Rng(7);
   const bytes = new Uint8Array(count * CIFAR10_RECORD_BYTES);
   for (let r = 0; r < count; r++) {

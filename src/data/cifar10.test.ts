@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import {
   CIFAR10_DIR_ENV,
@@ -15,19 +14,9 @@ import {
   resolveCifar10Dir,
 } from './cifar10.js';
 import { CIFAR10_ARCHIVE, digest } from './download.js';
+import { cifarTestDir } from '../testing/cifar.js';
 
-/**
- * The real files: $BRANCHYNET_CIFAR10_DIR, else the development copy beside the repository
- * (tests only; the library never looks there). Tests that need them skip when neither exists.
- */
-function realDir(): string | undefined {
-  const fromEnv = process.env[CIFAR10_DIR_ENV];
-  if (fromEnv) return fromEnv;
-  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const dev = join(repo, '..', 'shared', 'data', 'cifar-10-batches-bin');
-  return existsSync(join(dev, CIFAR10_FILES.test)) ? dev : undefined;
-}
-const DIR = realDir();
+const DIR = cifarTestDir();
 const SKIP = DIR
   ? false
   : `no CIFAR-10 files: set ${CIFAR10_DIR_ENV} to the cifar-10-batches-bin directory to run this test`;

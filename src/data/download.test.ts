@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { UserError } from '../errors.js';
 import type { ArchiveSpec } from './download.js';
 import { CIFAR10_ARCHIVE, digest, downloadDataset, installArchive, readTar, verifyArchive } from './download.js';
+import { cifarTestDir, NO_CIFAR } from '../testing/cifar.js';
 
 const work = mkdtempSync(join(tmpdir(), 'branchynet-download-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -131,23 +131,12 @@ test('downloadDataset refuses unknown data sets', async () => {
   );
 });
 
-// The real files (tests only: $BRANCHYNET_CIFAR10_DIR, else the development copy beside the repository).
-const devCifar = join(
-  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'),
-  '..',
-  'shared',
-  'data',
-  'cifar-10-batches-bin',
-);
-const realCifar = process.env.BRANCHYNET_CIFAR10_DIR || (existsSync(devCifar) ? devCifar : undefined);
+const realCifar = cifarTestDir();
 
 test(
   'downloadDataset skips the download when verified files are there',
   {
-    skip:
-      realCifar === undefined
-        ? 'no CIFAR-10 files to verify ($BRANCHYNET_CIFAR10_DIR, or ../shared/data/cifar-10-batches-bin)'
-        : false,
+    skip: realCifar === undefined ? NO_CIFAR : false,
   },
   async () => {
     const lines: string[] = [];

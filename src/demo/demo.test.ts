@@ -4,13 +4,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { CIFAR10_DIR_ENV } from '../data/cifar10.js';
 import { initBackend } from '../engine/backend.js';
 import { UserError } from '../errors.js';
 import { findChromium, launchChromium, NO_CHROMIUM } from '../testing/chromium.js';
 import { parsePort } from './command.js';
 import type { RunningDemo } from './demo_server.js';
 import { startDemo } from './demo_server.js';
+import { cifarTestDir, NO_CIFAR } from '../testing/cifar.js';
 
 const LENET = 'models/b-lenet-mnist';
 const chromium = findChromium();
@@ -137,7 +137,7 @@ test('in headless Chromium: a drawn stroke gets an answer and its exit; a thresh
 
 test('in headless Chromium, a CIFAR-10 model shows a strip of test images; picking one gets an answer', async (t) => {
   if (!chromium) return t.skip(NO_CHROMIUM);
-  if (!process.env[CIFAR10_DIR_ENV]) return t.skip(`${CIFAR10_DIR_ENV} is not set: no CIFAR-10 test images`);
+  if (cifarTestDir() === undefined) return t.skip(NO_CIFAR);
   const cifar = await startDemo({ model: 'models/b-alexnet-cifar10', testImages: 100 });
   const browser = await launchChromium(chromium);
   try {

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { CIFAR10_DIR_ENV, loadCifar10 } from '../data/cifar10.js';
+import { loadCifar10 } from '../data/cifar10.js';
 import type { Dataset } from '../data/dataset.js';
 import { sliceDataset } from '../data/dataset.js';
 import { channelStats, normalizeDataset } from '../data/transform.js';
@@ -21,19 +18,11 @@ import { analyseSpec, BranchyNet } from './network.js';
 import { baselineOf } from './spec.js';
 import type { BranchyNetSpec } from './spec.js';
 import { bAlexNet, bResNet, zooSpec } from './zoo.js';
+import { cifarTestDir, NO_CIFAR } from '../testing/cifar.js';
 
-// The real files (tests only: $BRANCHYNET_CIFAR10_DIR, else the development copy beside the repository).
-const devCifar = join(
-  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'),
-  '..',
-  'shared',
-  'data',
-  'cifar-10-batches-bin',
-);
-const cifarDir = process.env[CIFAR10_DIR_ENV] || (existsSync(devCifar) ? devCifar : undefined);
+const cifarDir = cifarTestDir();
 /** Tests on real images skip without them. */
-const noCifar =
-  cifarDir === undefined ? `no CIFAR-10 files (set ${CIFAR10_DIR_ENV}, or ../shared/data/cifar-10-batches-bin)` : false;
+const noCifar = cifarDir === undefined ? NO_CIFAR : false;
 
 /** 64 CIFAR-10 test images, normalised (when the files are there). */
 let images: Dataset;

@@ -1,12 +1,11 @@
 import { assertSameAnswers } from '../testing/same_answers.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CIFAR10_DIR_ENV } from '../data/cifar10.js';
 import type { Dataset } from '../data/dataset.js';
 import { headDataset, loadDataset } from '../data/index.js';
 import { normalizeDataset } from '../data/transform.js';
@@ -23,6 +22,7 @@ import { Rng } from '../rng.js';
 import { tinySpec } from '../testing/fixtures.js';
 import { decodeModel } from './graph.js';
 import { exportSingleFile, SINGLE_NAMES } from './single_file.js';
+import { cifarTestDir, NO_CIFAR } from '../testing/cifar.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LENET = join(ROOT, 'models', 'b-lenet-mnist');
@@ -184,8 +184,7 @@ test('single file with three exits (every layer kind): rows answer at each exit,
 
 test('single file on B-ResNet-56 with CIFAR-10 test images (normalisation inside the graph)', async (t) => {
   if (ortError) return t.skip(`onnxruntime-node did not load: ${ortError}`);
-  if (!process.env[CIFAR10_DIR_ENV] || !existsSync(process.env[CIFAR10_DIR_ENV]!))
-    return t.skip(`CIFAR-10 not found: set ${CIFAR10_DIR_ENV} to its directory`);
+  if (cifarTestDir() === undefined) return t.skip(NO_CIFAR);
   const model = loadModel(RESNET);
   try {
     const raw = headDataset(loadDataset('cifar10').test, 128);
