@@ -4,7 +4,7 @@ import type { OnnxManifest, Preprocessing } from '../onnx/manifest.js';
 import { checkManifest, MANIFEST_FILE } from '../onnx/manifest.js';
 import type { EarlyExitOptions, ExitResults } from '../runtime/early_exit.js';
 import { earlyExitAsync } from '../runtime/early_exit.js';
-import { checkThresholds } from '../runtime/exit_rule.js';
+import { checkThresholds, softmaxRow } from '../runtime/exit_rule.js';
 import type { OnnxRunnerOptions } from '../runtime/onnx_runner.js';
 import { OnnxRunner } from '../runtime/onnx_runner.js';
 import type { OrtModule, SessionOpener } from '../runtime/ort_session.js';
@@ -14,7 +14,8 @@ import type { ImageInput } from './images.js';
 import { toPixels } from './images.js';
 import { applyPreprocessing, checkPreprocessing, PIXEL_RANGE } from './preprocessing.js';
 import type { FileSource } from './source.js';
-import { importNodeOnly, inNode, sourceOf } from './source.js';
+import { inNode } from '../platform.js';
+import { importNodeOnly, sourceOf } from './source.js';
 
 export type RuntimeChoice = 'auto' | 'onnx' | 'tfjs';
 
@@ -88,16 +89,6 @@ interface NodeOnnx {
 }
 
 const DEFAULT_BATCH_SIZE = 256;
-
-function softmax(logits: Float32Array, row: number, classes: number): Float32Array {
-  const out = new Float32Array(classes);
-  let max = -Infinity;
-  for (let c = 0; c < classes; c++) max = Math.max(max, logits[row * classes + c]);
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += out[c] = Math.exp(logits[row * classes + c] - max);
-  for (let c = 0; c < classes; c++) out[c] /= sum;
-  return out;
-}
 
 async function readJson(source: FileSource, file: string): Promise<unknown | null> {
   const bytes = await source.read(file);
@@ -337,7 +328,7 @@ export class EarlyExitModel {
       className: this.classNames[r.predictions[i]],
       exit: r.exitTaken[i],
       entropy: r.entropies[i],
-      probabilities: softmax(r.logits!, i, classes),
+      probabilities: softmaxRow(r.logits!, i, classes),
     }));
   }
 

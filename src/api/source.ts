@@ -1,4 +1,5 @@
 import { UserError } from '../errors.js';
+import { inNode } from '../platform.js';
 
 /** Where a model's files come from: a directory (Node) or a URL (any platform with fetch). */
 export interface FileSource {
@@ -9,8 +10,6 @@ export interface FileSource {
   /** The directory in Node's file system, where the source is one. */
   readonly dir: string | null;
 }
-
-export const inNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
 /** Imports a Node-only module of this package at run time, out of the sight of browser bundlers. */
 export function importNodeOnly<T>(relative: string): Promise<T> {

@@ -11,6 +11,7 @@ import { registerKernels, unregisterKernels } from './register_wasm_kernels.js';
 import { createNodeThreadedWasmBackend, MAX_WASM_THREADS } from './wasm_threads.js';
 import { loadOneDnnAddon } from './onednn/addon.js';
 import { ONEDNN, registerOneDnnBackend } from './onednn/backend.js';
+import { inNode } from '../platform.js';
 
 export type BackendName = 'onednn' | 'wasm' | 'cpu';
 
@@ -42,13 +43,9 @@ const stockWasmFactory = tf.findBackendFactory(WASM);
 /** Threads of the factory currently registered as 'wasm' (undefined: stock factory, tfjs's default threading). */
 let wasmFactoryThreads: number | undefined;
 
-function isNode(): boolean {
-  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-}
-
 /** Registers the 'wasm' factory that yields `threads` threads, re-creating the backend if needed. */
 function useWasmFactory(threads: number | undefined): void {
-  if (threads === wasmFactoryThreads || (threads === 1 && wasmFactoryThreads === undefined && isNode())) return;
+  if (threads === wasmFactoryThreads || (threads === 1 && wasmFactoryThreads === undefined && inNode)) return;
   if (stockWasmFactory == null) throw new Error('branchynet: @tensorflow/tfjs-backend-wasm is not registered');
   const existing = registeredBackend(WASM);
   if (existing !== undefined && existing.numDataIds() > 0) {
@@ -58,9 +55,9 @@ function useWasmFactory(threads: number | undefined): void {
     );
   }
   let factory = stockWasmFactory;
-  if (threads !== undefined && threads > 1 && isNode()) {
+  if (threads !== undefined && threads > 1 && inNode) {
     factory = () => createNodeThreadedWasmBackend(threads);
-  } else if (!isNode()) {
+  } else if (!inNode) {
     tfwasm.setThreadsCount(threads ?? -1);
   }
   if (tf.findBackendFactory(WASM) != null) tf.removeBackend(WASM);
@@ -115,9 +112,9 @@ export async function initBackend(name: BackendName = 'wasm', options: InitBacke
   // backend is selected); doing it first lets setBackend run the setupFuncs.
   if (customKernels) registerKernels();
   else unregisterKernels();
-  if (name === WASM) useWasmFactory(threads ?? (isNode() ? 1 : undefined));
+  if (name === WASM) useWasmFactory(threads ?? (inNode ? 1 : undefined));
   let ok = await tf.setBackend(name);
-  if (!ok && name === WASM && isNode() && wasmFactoryThreads !== undefined && wasmFactoryThreads > 1) {
+  if (!ok && name === WASM && inNode && wasmFactoryThreads !== undefined && wasmFactoryThreads > 1) {
     console.warn(
       `initBackend: the ${wasmFactoryThreads}-thread wasm backend failed to initialise; ` +
         'falling back to the single-threaded one',

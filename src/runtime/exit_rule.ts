@@ -31,6 +31,18 @@ export function rowEntropy(
   return { entropy: Math.max(0, Math.log(sum) - weighted / sum), argmax };
 }
 
+/** The softmax of one row of logits (max-shifted, so large logits do not overflow). */
+export function softmaxRow(logits: ArrayLike<number>, row: number, classes: number): Float32Array {
+  const out = new Float32Array(classes);
+  const base = row * classes;
+  let max = -Infinity;
+  for (let c = 0; c < classes; c++) max = Math.max(max, logits[base + c]);
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += out[c] = Math.exp(logits[base + c] - max);
+  for (let c = 0; c < classes; c++) out[c] /= sum;
+  return out;
+}
+
 /** The index of the largest of one row's logits (the first, on ties). */
 export function argmaxRow(logits: ArrayLike<number>, row: number, classes: number): number {
   let best = 0;

@@ -4,7 +4,7 @@
  * response and the model metadata.
  */
 import { oneLine, shown, UserError } from '../errors.js';
-import { checkThresholds } from '../runtime/exit_rule.js';
+import { checkThresholds, softmaxRow } from '../runtime/exit_rule.js';
 
 /** The input tensor's name. */
 export const IMAGE_INPUT = 'image';
@@ -203,16 +203,9 @@ export function parseInferRequest(json: unknown, binary: Buffer | null, model: M
   return request;
 }
 
+/** Each row's softmax, rows one after another, as the JSON tensor's data. */
 function softmaxRows(logits: Float32Array, rows: number, classes: number): number[] {
-  const out = new Array<number>(rows * classes);
-  for (let r = 0; r < rows; r++) {
-    let max = -Infinity;
-    for (let c = 0; c < classes; c++) max = Math.max(max, logits[r * classes + c]);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) sum += out[r * classes + c] = Math.exp(logits[r * classes + c] - max);
-    for (let c = 0; c < classes; c++) out[r * classes + c] = Math.fround(out[r * classes + c] / sum);
-  }
-  return out;
+  return Array.from({ length: rows }, (_, r) => [...softmaxRow(logits, r, classes)]).flat();
 }
 
 /** The output tensors of a request's answers, in the order the request asked for them. */

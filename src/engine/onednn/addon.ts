@@ -4,9 +4,10 @@
  * build or library yields `null` and a one-line reason (docs/onednn.md).
  */
 
+import { inNode } from '../../platform.js';
+
 // node: modules are imported dynamically so that browser bundles of the engine still build.
-const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-const node = isNode
+const node = inNode
   ? { module: await import('node:module'), fs: await import('node:fs'), url: await import('node:url') }
   : null;
 
